@@ -1,0 +1,12 @@
+"""secondorder: second-order optimisation for scientific Python.
+
+``minimize`` follows :func:`scipy.optimize.minimize`; the curvature models
+live in :mod:`secondorder.curvature`.
+"""
+
+from . import curvature, optimize
+from .optimize import OptimizeResult, minimize
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["minimize", "OptimizeResult", "curvature", "optimize", "__version__"]

@@ -1,0 +1,224 @@
+"""Array namespaces and kernel tables.
+
+Solver code is written once against an array namespace ``xp`` (``numpy`` or
+``cupy``) obtained from the user's arrays with :func:`get_namespace`.  The hot
+loops live in three kernel packages with the same function names:
+
+``secondorder._kernels.cpu``
+    numba kernels (compiled lazily on first call, cached on disk);
+``secondorder._kernels.gpu``
+    CuPy kernels;
+``secondorder._kernels.fallback``
+    pure-NumPy versions of every kernel, used for testing and when numba is
+    disabled or missing.
+
+:func:`kernels` returns the table that fits a namespace.
+
+Environment switches, read each time a table is requested so tests can flip
+them:
+
+``SECONDORDER_DISABLE_NUMBA=1``
+    use the NumPy fallback instead of numba on the CPU;
+``SECONDORDER_DISABLE_CUPY=1``
+    never import CuPy, even when it is installed.
+"""
+
+import importlib
+import os
+import types
+
+import numpy as np
+
+__all__ = [
+    "get_namespace",
+    "kernels",
+    "numba_enabled",
+    "cupy_available",
+    "is_cupy",
+    "jit",
+    "backend_info",
+]
+
+# The fastmath flags we allow: everything except ``nnan`` and ``ninf``, which
+# would let LLVM delete the NaN/inf guards that every solver relies on.
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+_TRUTHY = {"1", "true", "yes", "on"}
+_tables = {}
+_cupy_state = {}
+
+
+def _env_flag(name):
+    return os.environ.get(name, "").strip().lower() in _TRUTHY
+
+
+def numba_enabled():
+    """Whether numba kernels are used on the CPU.
+
+    False when ``SECONDORDER_DISABLE_NUMBA`` is set or numba cannot be
+    imported (a numba/NumPy version clash must not take the package down).
+    """
+    if _env_flag("SECONDORDER_DISABLE_NUMBA"):
+        return False
+    try:
+        import numba  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _import_cupy():
+    """Return the cupy module when it is importable and a device is usable."""
+    if _env_flag("SECONDORDER_DISABLE_CUPY"):
+        return None
+    if "module" not in _cupy_state:
+        module = None
+        try:
+            import cupy
+
+            # Importing cupy succeeds without a driver; only a real allocation
+            # and a kernel launch prove that the device is usable.
+            if cupy.cuda.runtime.getDeviceCount() > 0:
+                int((cupy.arange(2) + 1).sum())
+                module = cupy
+        except Exception:
+            module = None
+        _cupy_state["module"] = module
+    return _cupy_state["module"]
+
+
+def cupy_available():
+    """Whether CuPy is installed, enabled and has a usable device."""
+    return _import_cupy() is not None
+
+
+def is_cupy(xp):
+    """Whether ``xp`` (a namespace) is CuPy."""
+    return getattr(xp, "__name__", "").split(".")[0] == "cupy"
+
+
+def _array_module_name(a):
+    module = type(a).__module__.split(".")[0]
+    if module == "cupy" or module == "cupyx":
+        return "cupy"
+    return "numpy"
+
+
+def get_namespace(*arrays):
+    """Return the array namespace (``numpy`` or ``cupy``) of ``arrays``.
+
+    ``None`` entries and Python scalars are ignored; lists and other
+    array-likes count as NumPy.
+
+    Raises
+    ------
+    TypeError
+        When NumPy and CuPy arrays are mixed.
+    """
+    names = set()
+    for a in arrays:
+        if a is None or isinstance(a, (int, float, complex, bool)):
+            continue
+        names.add(_array_module_name(a))
+    if len(names) > 1:
+        raise TypeError(
+            "All array inputs must live on the same backend, but NumPy and CuPy "
+            "arrays were mixed. Move them to one device first (cupy.asarray(a) or "
+            "cupy.asnumpy(a))."
+        )
+    if names == {"cupy"}:
+        cupy = _import_cupy()
+        if cupy is None:
+            raise RuntimeError(
+                "CuPy arrays were passed but CuPy is disabled "
+                "(SECONDORDER_DISABLE_CUPY) or no CUDA device is usable."
+            )
+        return cupy
+    return np
+
+
+def _table_name(xp):
+    if is_cupy(xp):
+        return "gpu"
+    return "cpu" if numba_enabled() else "fallback"
+
+
+def kernels(xp=np, name=None):
+    """The kernel table for namespace ``xp``.
+
+    Parameters
+    ----------
+    xp : module
+        ``numpy`` or ``cupy``.
+    name : {"cpu", "gpu", "fallback"}, optional
+        Force a table (tests compare the numba table with the fallback).
+
+    Returns
+    -------
+    types.SimpleNamespace
+        Every public kernel of the chosen package, by name.
+    """
+    name = name or _table_name(xp)
+    if name not in _tables:
+        package = importlib.import_module(f"secondorder._kernels.{name}")
+        table = {k: getattr(package, k) for k in package.__all__}
+        _tables[name] = types.SimpleNamespace(__name__=name, **table)
+    return _tables[name]
+
+
+def jit(func=None, *, parallel=False):
+    """Compile ``func`` with numba: lazily, cached on disk, NaN-safe fastmath.
+
+    No signature is given, so nothing is compiled at import; the first call
+    compiles (or loads from ``NUMBA_CACHE_DIR``) the specialisation it needs.
+    """
+    import numba
+
+    def wrap(f):
+        return numba.njit(f, cache=True, fastmath=set(FASTMATH), parallel=parallel, nogil=True)
+
+    return wrap if func is None else wrap(func)
+
+
+def backend_info():
+    """A dict describing versions, backends and numba settings."""
+    import platform
+
+    import scipy
+
+    info = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "numba": None,
+        "numba_enabled": numba_enabled(),
+        "numba_threads": None,
+        "numba_threading_layer": None,
+        "numba_cache_dir": None,
+        "cupy": None,
+        "cupy_device": None,
+        "cpu_kernels": _table_name(np),
+    }
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+        info["numba_threads"] = numba.config.NUMBA_NUM_THREADS
+        info["numba_threading_layer"] = numba.config.THREADING_LAYER
+        info["numba_cache_dir"] = numba.config.CACHE_DIR or "(next to each module, in __pycache__)"
+    except Exception:
+        pass
+    cupy = _import_cupy()
+    if cupy is not None:
+        info["cupy"] = cupy.__version__
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"]
+        info["cupy_device"] = name.decode() if isinstance(name, bytes) else str(name)
+    else:
+        try:
+            import cupy
+
+            info["cupy"] = f"{cupy.__version__} (no usable device)"
+        except Exception:
+            pass
+    return info

@@ -1,0 +1,114 @@
+"""Shared input checks, with one wording everywhere.
+
+Every message names the argument, says what was wrong and what to do.
+"""
+
+import numbers
+
+import numpy as np
+
+from ._backend import get_namespace
+
+__all__ = [
+    "as_float_vector",
+    "check_finite",
+    "check_positive",
+    "check_nonnegative",
+    "check_int",
+    "float_dtype",
+    "check_output",
+]
+
+
+def float_dtype(xp, a):
+    """The floating dtype a computation on ``a`` runs in: float32 stays
+    float32, every other real dtype (ints, bools, float16) becomes float64."""
+    dtype = getattr(a, "dtype", None)
+    if dtype is not None and dtype == xp.float32:
+        return xp.float32
+    if dtype is not None and xp.issubdtype(dtype, xp.complexfloating):
+        raise TypeError("complex input is not supported; pass a real array.")
+    return xp.float64
+
+
+def as_float_vector(a, name, xp=None, dtype=None, copy=True):
+    """``a`` as a finite 1-D floating array (a copy, so the caller's is never
+    modified).  Scalars and n-d arrays are flattened, as scipy does for x0."""
+    xp = xp or get_namespace(a)
+    try:
+        arr = xp.asarray(a)
+    except Exception as exc:
+        raise TypeError(f"`{name}` must be an array of real numbers; got {type(a).__name__}.") from exc
+    if arr.dtype == object or not (
+        xp.issubdtype(arr.dtype, xp.number) or arr.dtype == xp.bool_
+    ):
+        raise TypeError(f"`{name}` must be an array of real numbers; got dtype {arr.dtype}.")
+    dtype = dtype or float_dtype(xp, arr)
+    arr = xp.array(arr, dtype=dtype, copy=True) if copy else xp.asarray(arr, dtype=dtype)
+    arr = arr.reshape(-1)
+    check_finite(arr, name, xp=xp)
+    return arr
+
+
+def check_finite(a, name, xp=None):
+    """Raise ``ValueError`` when ``a`` holds NaN or inf."""
+    xp = xp or get_namespace(a)
+    if not bool(xp.all(xp.isfinite(a))):
+        n_nan = int(xp.sum(xp.isnan(a)))
+        n_inf = int(xp.sum(xp.isinf(a)))
+        raise ValueError(
+            f"`{name}` must be finite but holds {n_nan} NaN and {n_inf} inf values; "
+            "clean or impute them before calling."
+        )
+    return a
+
+
+def check_positive(value, name, allow_inf=False):
+    """``value`` as a float that must be > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be a positive number; got {value!r}.") from exc
+    if not (v > 0) or (np.isinf(v) and not allow_inf):
+        raise ValueError(f"`{name}` must be a positive finite number; got {value!r}.")
+    return v
+
+
+def check_nonnegative(value, name):
+    """``value`` as a finite float that must be >= 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be a non-negative number; got {value!r}.") from exc
+    if not (v >= 0) or np.isinf(v):
+        raise ValueError(f"`{name}` must be a non-negative finite number; got {value!r}.")
+    return v
+
+
+def check_int(value, name, minimum=0):
+    """``value`` as an int that must be >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_output(value, shape, name, xp, dtype):
+    """The array a user callable returned, as ``dtype``, with shape ``shape``.
+
+    ``name`` names the callable (``"jac"``, ``"hessp"``, ...) so the message
+    points at the culprit.
+    """
+    try:
+        arr = xp.asarray(value, dtype=dtype)
+    except Exception as exc:
+        raise TypeError(
+            f"`{name}` must return an array of shape {shape}; got {type(value).__name__}."
+        ) from exc
+    if arr.shape != shape:
+        raise ValueError(
+            f"`{name}` returned an array of shape {arr.shape}, expected {shape} "
+            "(the size of x0); check that it returns one entry per variable."
+        )
+    return arr

@@ -1,0 +1,178 @@
+"""Matrix-free Hessian model: products only, solves by conjugate gradients."""
+
+import math
+
+from .._backend import get_namespace
+from .._validation import check_output
+from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
+
+__all__ = ["OperatorHessian"]
+
+
+class OperatorHessian(Curvature):
+    r"""A Hessian known only through products ``H v``.
+
+    Parameters
+    ----------
+    hessp : callable, optional
+        ``hessp(x, v, *args) -> H(x) v``, as in :func:`scipy.optimize.minimize`.
+    args : tuple, optional
+        Extra arguments passed to ``hessp``.
+    operator : scipy.sparse.linalg.LinearOperator or sparse matrix, optional
+        A fixed operator (for instance what a ``hess`` callable returned);
+        exactly one of ``hessp`` and ``operator`` is given.
+    rtol : float, optional
+        Relative residual at which CG stops.  By default the forcing term
+        :math:`\min(0.5, \sqrt{\|v\|})` of inexact Newton methods, which keeps
+        the outer convergence superlinear (Nocedal and Wright, Thm. 7.2).
+    maxiter : int, optional
+        Cap on CG iterations per solve; default ``min(2 n, 1000)``.
+
+    Notes
+    -----
+    ``solve(v, shift)`` runs CG on the system :math:`(H + \sigma I) s = v`,
+    warm-started from the previous solution for the same ``v`` at the same
+    point (regularised methods solve with one gradient for several shifts).
+    Non-positive curvature met along a CG direction proves that
+    :math:`H + \sigma I` is not positive definite and raises
+    :class:`NotPositiveDefiniteError`.
+
+    ``trust_step`` is Steihaug's truncated CG: it stops at the boundary when a
+    step leaves the ball and follows negative curvature to the boundary.
+
+    References
+    ----------
+    .. [1] T. Steihaug, "The conjugate gradient method and trust regions in
+       large scale optimization", SIAM J. Numer. Anal. 20(3), 626-637, 1983.
+    .. [2] J. Nocedal and S. J. Wright, Numerical Optimization, 2nd ed.,
+       Springer, 2006, Algorithms 5.2 and 7.2.
+    """
+
+    def __init__(self, hessp=None, args=(), operator=None, rtol=None, maxiter=None):
+        if (hessp is None) == (operator is None):
+            raise ValueError("give exactly one of `hessp` (a callable) and `operator`.")
+        if hessp is not None and not callable(hessp):
+            raise TypeError(f"`hessp` must be callable as hessp(x, v, *args); got {type(hessp).__name__}.")
+        if operator is not None and not hasattr(operator, "dot") and not hasattr(operator, "matvec"):
+            raise TypeError("`operator` must be a LinearOperator or a matrix with a matvec/dot method.")
+        self._hessp = hessp
+        self._operator = operator
+        self.args = tuple(args)
+        self.rtol = rtol
+        self.maxiter = maxiter
+        self.nhev = 0
+        self.nfact = 0
+        self.ncg = 0
+        self._x = None
+        self._warm = None
+
+    def update(self, x, g=None, **data):
+        self._x = x
+        self._xp = get_namespace(x)
+        self._warm = None
+
+    def matvec(self, v):
+        if self._x is None:
+            raise RuntimeError("call update(x) before using the model.")
+        x = self._x
+        if self._hessp is not None:
+            out = self._hessp(x.copy(), v.copy(), *self.args)
+            name = "hessp"
+        else:
+            op = self._operator
+            out = op.matvec(v) if hasattr(op, "matvec") else op.dot(v)
+            name = "hess"
+        self.nhev += 1
+        return check_output(out, x.shape, name, self._xp, x.dtype)
+
+    def _maxiter(self, n):
+        return self.maxiter if self.maxiter is not None else min(2 * n, 1000)
+
+    def _tol(self, vnorm):
+        rtol = self.rtol if self.rtol is not None else min(0.5, math.sqrt(vnorm))
+        return rtol * vnorm
+
+    def _product(self, p, shift):
+        Ap = self.matvec(p)
+        if shift:
+            Ap = Ap + shift * p
+        pAp = float(p @ Ap)
+        if not math.isfinite(pAp):
+            raise NonFiniteCurvatureError("the Hessian-vector product returned NaN or inf at the current point.")
+        return Ap, pAp
+
+    def solve(self, v, shift=0.0):
+        r"""``(H + shift I)^{-1} v`` by conjugate gradients."""
+        shift = float(shift)
+        xp = self._xp
+        vnorm = float(xp.linalg.norm(v))
+        if vnorm == 0.0:
+            return xp.zeros_like(v)
+        tol = self._tol(vnorm)
+        if self._warm is not None and self._warm[0] is v:
+            s = self._warm[1].copy()
+            r = v - (self.matvec(s) + shift * s)
+        else:
+            s = xp.zeros_like(v)
+            r = v.copy()
+        p = r.copy()
+        rr = float(r @ r)
+        for _ in range(self._maxiter(v.shape[0])):
+            if math.sqrt(rr) <= tol:
+                break
+            Ap, pAp = self._product(p, shift)
+            self.ncg += 1
+            if pAp <= 0.0:
+                raise NotPositiveDefiniteError(
+                    f"H + {shift:g} I is not positive definite (negative curvature met by CG)."
+                )
+            alpha = rr / pAp
+            s += alpha * p
+            r -= alpha * Ap
+            rr_new = float(r @ r)
+            p = r + (rr_new / rr) * p
+            rr = rr_new
+        self._warm = (v, s)
+        return s.copy()
+
+    def trust_step(self, g, radius):
+        r"""Steihaug-CG step for ``min g.s + s.H.s/2`` over ``||s|| <= radius``."""
+        xp = self._xp
+        radius = float(radius)
+        gnorm = float(xp.linalg.norm(g))
+        z = xp.zeros_like(g)
+        if gnorm == 0.0:
+            return z
+        tol = self._tol(gnorm)
+        r = g.copy()
+        d = -r
+        rr = gnorm * gnorm
+        for _ in range(self._maxiter(g.shape[0])):
+            Bd, dBd = self._product(d, 0.0)
+            self.ncg += 1
+            if dBd <= 0.0:
+                return z + _to_boundary(z, d, radius) * d
+            alpha = rr / dBd
+            z_new = z + alpha * d
+            if float(xp.linalg.norm(z_new)) >= radius:
+                return z + _to_boundary(z, d, radius) * d
+            r = r + alpha * Bd
+            rr_new = float(r @ r)
+            z = z_new
+            if math.sqrt(rr_new) < tol:
+                break
+            d = -r + (rr_new / rr) * d
+            rr = rr_new
+        return z
+
+
+def _to_boundary(z, d, radius):
+    """The tau >= 0 with ||z + tau d|| = radius (z inside the ball)."""
+    a = float(d @ d)
+    b = 2.0 * float(z @ d)
+    c = float(z @ z) - radius * radius
+    disc = math.sqrt(max(b * b - 4.0 * a * c, 0.0))
+    # Numerically stable root of a tau^2 + b tau + c = 0 with c <= 0.
+    if b >= 0.0:
+        return -2.0 * c / (b + disc) if (b + disc) > 0.0 else 0.0
+    return (-b + disc) / (2.0 * a)

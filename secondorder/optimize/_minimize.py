@@ -1,0 +1,112 @@
+"""``minimize``: the front door, shaped like :func:`scipy.optimize.minimize`."""
+
+import warnings
+
+from .._backend import get_namespace
+from .._validation import as_float_vector
+from ..curvature._callable import as_curvature
+from ._gns import _minimize_gns
+from ._objective import Callback, Objective
+
+__all__ = ["minimize", "MINIMIZE_METHODS"]
+
+# Method name -> solver.  A solver takes (objective, x0, curvature model,
+# callback, **options) and returns an OptimizeResult.
+_METHODS = {
+    "gns": _minimize_gns,
+}
+MINIMIZE_METHODS = sorted(_METHODS)
+
+
+def minimize(fun, x0, args=(), method="gns", jac=None, hess=None, hessp=None, callback=None, tol=None, options=None):
+    r"""Minimise a scalar function of one or more variables.
+
+    The signature and the result are those of :func:`scipy.optimize.minimize`,
+    so code written for scipy's Newton-type methods runs unchanged.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args) -> float``; with ``jac=True``, ``fun(x, *args) ->
+        (float, ndarray)``.  ``x`` is a 1-D array (NumPy, or CuPy when ``x0``
+        is one).
+    x0 : array_like, shape (n,)
+        Initial guess; must be finite.  Its dtype sets the working precision
+        (float32 stays float32; anything else becomes float64).
+    args : tuple, optional
+        Extra arguments passed to ``fun``, ``jac``, ``hess`` and ``hessp``.
+    method : str or callable, optional
+        ``"gns"`` (default): regularised Newton with gradient-normalised
+        smoothness.  A callable is called as ``method(fun, x0, args=args,
+        jac=jac, hess=hess, hessp=hessp, callback=callback, **options)``.
+    jac : callable or True
+        Gradient ``jac(x, *args) -> ndarray (n,)``, or ``True`` when ``fun``
+        returns the gradient too.  Required.
+    hess : callable, array, LinearOperator or curvature model, optional
+        The Hessian or an approximation of it: ``hess(x, *args)`` returning a
+        dense ``(n, n)`` array, a :class:`scipy.sparse.linalg.LinearOperator`
+        (or sparse matrix), or a curvature model; a constant matrix; or a
+        curvature model from :mod:`secondorder.curvature` (Gauss-Newton,
+        Fisher, ... ) updated at each accepted point.
+    hessp : callable, optional
+        ``hessp(x, p, *args) -> H(x) p``.  Ignored (with a warning) when
+        ``hess`` is given.
+    callback : callable, optional
+        Called after each iteration, as scipy >= 1.11 does: a callable whose
+        only parameter is named ``intermediate_result`` receives an
+        :class:`~scipy.optimize.OptimizeResult` with ``x``, ``fun``, ``jac``,
+        ``nit`` and the method's own fields; any other callable receives a
+        copy of ``x``.  Raising :class:`StopIteration` stops the solver with
+        ``status = 99``.
+    tol : float, optional
+        Tolerance for termination; sets the method's ``gtol`` unless
+        ``options`` gives it.
+    options : dict, optional
+        Method options (see the method's documentation).  Unknown options
+        raise an :class:`~scipy.optimize.OptimizeWarning`.
+
+    Returns
+    -------
+    res : scipy.optimize.OptimizeResult
+        ``x, fun, jac, nit, nfev, njev, nhev, status, success, message`` and
+        the method's own fields (``nfact``, ``ncg``, ``gamma`` for "gns").
+        ``status``: 0 success, 1 ``maxiter`` reached, 2 precision loss (no
+        acceptable step), 3 the Hessian was NaN or inf, 99 stopped by the
+        callback.
+
+    Raises
+    ------
+    ValueError
+        Unknown method; ``x0`` not finite; no ``jac``; no curvature for a
+        method that needs it; ``fun`` or ``jac`` not finite at ``x0``;
+        ``jac``/``hess``/``hessp`` returning arrays of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import rosen, rosen_der, rosen_hess
+    >>> import secondorder as so
+    >>> res = so.minimize(rosen, [-1.2, 1.0], jac=rosen_der, hess=rosen_hess, tol=1e-10)
+    >>> res.success, np.allclose(res.x, 1.0)
+    (True, True)
+    """
+    if not isinstance(args, tuple):
+        args = (args,)
+    options = dict(options or {})
+    if callable(method):
+        return method(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, callback=callback, **options)
+    if not isinstance(method, str):
+        raise TypeError(f"`method` must be a string or a callable; got {type(method).__name__}.")
+    key = method.lower()
+    if key not in _METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(MINIMIZE_METHODS)}.")
+    if tol is not None:
+        options.setdefault("gtol", tol)
+    if hess is not None and hessp is not None:
+        warnings.warn("`hessp` is ignored because `hess` is given.", RuntimeWarning, stacklevel=2)
+        hessp = None
+    xp = get_namespace(x0)
+    x0 = as_float_vector(x0, "x0", xp=xp)
+    obj = Objective(fun, jac, args, x0, xp)
+    model = as_curvature(hess, hessp, args)
+    return _METHODS[key](obj, x0, model, Callback(callback), **options)

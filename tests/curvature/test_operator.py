@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import scipy.sparse
+from numpy.testing import assert_allclose
+from scipy.sparse.linalg import aslinearoperator
+
+from secondorder.curvature import (
+    DenseHessian,
+    HessianCallable,
+    NotPositiveDefiniteError,
+    OperatorHessian,
+    as_curvature,
+)
+
+
+def _spd(n, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n))
+    return A @ A.T / n + 0.1 * np.eye(n)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.5, 10.0])
+def test_cg_solve_matches_dense(shift):
+    n = 50
+    H = _spd(n)
+    model = OperatorHessian(lambda x, v: H @ v, rtol=1e-12, maxiter=500)
+    model.update(np.zeros(n))
+    v = np.random.default_rng(1).standard_normal(n)
+    assert_allclose(model.solve(v, shift), np.linalg.solve(H + shift * np.eye(n), v), rtol=1e-9)
+    assert model.ncg > 0 and model.nhev >= model.ncg
+
+
+def test_cg_warm_start_reuses_previous_solution():
+    n = 50
+    H = _spd(n)
+    model = OperatorHessian(lambda x, v: H @ v, rtol=1e-10, maxiter=500)
+    model.update(np.zeros(n))
+    v = np.ones(n)
+    model.solve(v, 1.0)
+    first = model.ncg
+    model.solve(v, 1.0)  # same system: the warm start is already a solution
+    assert model.ncg == first
+
+
+def test_cg_detects_indefinite():
+    H = np.diag([1.0, -2.0, 3.0])
+    model = OperatorHessian(operator=aslinearoperator(H))
+    model.update(np.zeros(3))
+    with pytest.raises(NotPositiveDefiniteError):
+        model.solve(np.ones(3), 0.5)
+
+
+def test_hessp_wrong_shape_names_hessp():
+    model = OperatorHessian(lambda x, v: np.ones(4))
+    model.update(np.zeros(3))
+    with pytest.raises(ValueError, match="`hessp` returned an array of shape"):
+        model.solve(np.ones(3), 1.0)
+
+
+@pytest.mark.parametrize("indefinite", [False, True])
+def test_steihaug_step(indefinite):
+    rng = np.random.default_rng(4)
+    n = 40
+    H = _spd(n, 2)
+    if indefinite:
+        H -= 0.5 * np.eye(n)
+    g = rng.standard_normal(n)
+    dense = DenseHessian(H)
+    dense.update(np.zeros(n))
+    model = OperatorHessian(lambda x, v: H @ v, rtol=1e-12, maxiter=200)
+    model.update(np.zeros(n))
+
+    def m(p):
+        return g @ p + 0.5 * p @ H @ p
+
+    for radius in [0.05, 1.0, 1e4]:
+        s = model.trust_step(g, radius)
+        assert np.linalg.norm(s) <= radius * (1 + 1e-10)
+        # At least the Cauchy decrease.
+        t = min(radius / np.linalg.norm(g), (g @ g) / max(g @ H @ g, 1e-300)) if g @ H @ g > 0 else radius / np.linalg.norm(g)
+        assert m(s) <= m(-t * g) + 1e-12
+        if not indefinite:
+            # Yuan (1998): on a convex model Steihaug-CG gets at least half of
+            # the optimal decrease.
+            assert m(s) <= 0.5 * m(dense.trust_step(g, radius))
+        if not indefinite and radius == 1e4:
+            assert_allclose(s, -np.linalg.solve(H, g), rtol=1e-8)
+
+
+def test_zero_gradient_trust_step():
+    model = OperatorHessian(lambda x, v: v)
+    model.update(np.zeros(3))
+    assert_allclose(model.trust_step(np.zeros(3), 1.0), 0.0)
+
+
+def test_hess_callable_dispatches_on_what_it_returns():
+    n = 10
+    H = _spd(n)
+    v = np.arange(n, dtype=float)
+    ref = np.linalg.solve(H + np.eye(n), v)
+    returns = {
+        "dense": lambda x: H,
+        "linear-operator": lambda x: aslinearoperator(H),
+        "sparse": lambda x: scipy.sparse.csr_matrix(H),
+        "model": lambda x: DenseHessian(H),
+    }
+    for name, hess in returns.items():
+        model = as_curvature(hess=hess)
+        assert isinstance(model, HessianCallable), name
+        model.update(np.zeros(n))
+        if name in ("linear-operator", "sparse"):
+            model.model.rtol = 1e-12
+        assert_allclose(model.solve(v, 1.0), ref, rtol=1e-8, err_msg=name)
+        assert model.nhev >= 1
+
+
+def test_as_curvature_choices():
+    assert as_curvature() is None
+    model = DenseHessian(np.eye(2))
+    assert as_curvature(hess=model) is model
+    assert isinstance(as_curvature(hessp=lambda x, v: v), OperatorHessian)
+    assert isinstance(as_curvature(hess=np.eye(2)), DenseHessian)
+    assert isinstance(as_curvature(hess=aslinearoperator(np.eye(2))), OperatorHessian)
+    with pytest.raises(ValueError, match="hess='2-point'"):
+        as_curvature(hess="2-point")
+    with pytest.raises(TypeError, match="hessp"):
+        as_curvature(hessp=3)

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from secondorder import _backend
+from secondorder._backend import get_namespace, kernels
+
+
+class _FakeCupyArray:
+    """Stands in for a cupy.ndarray: only its module name matters."""
+
+
+_FakeCupyArray.__module__ = "cupy._core.core"
+
+
+def test_namespace_numpy_and_array_likes():
+    assert get_namespace(np.ones(3), [1.0, 2.0], None, 3.0) is np
+    assert get_namespace() is np
+
+
+def test_mixing_numpy_and_cupy_is_an_error():
+    with pytest.raises(TypeError, match="mixed"):
+        get_namespace(np.ones(2), _FakeCupyArray())
+
+
+def test_cupy_array_without_usable_cupy(monkeypatch):
+    monkeypatch.setenv("SECONDORDER_DISABLE_CUPY", "1")
+    assert not _backend.cupy_available()
+    with pytest.raises(RuntimeError, match="CuPy"):
+        get_namespace(_FakeCupyArray())
+
+
+def test_kernel_tables_share_names():
+    import importlib
+
+    cpu = importlib.import_module("secondorder._kernels.cpu")
+    fallback = importlib.import_module("secondorder._kernels.fallback")
+    gpu = importlib.import_module("secondorder._kernels.gpu")
+    assert sorted(cpu.__all__) == sorted(fallback.__all__) == sorted(gpu.__all__)
+
+
+def test_disable_numba_switch(monkeypatch):
+    monkeypatch.setenv("SECONDORDER_DISABLE_NUMBA", "1")
+    assert not _backend.numba_enabled()
+    assert kernels(np).__name__ == "fallback"
+    monkeypatch.delenv("SECONDORDER_DISABLE_NUMBA")
+    assert _backend.numba_enabled()
+    assert kernels(np).__name__ == "cpu"
+
+
+def test_jit_keeps_nan_checks():
+    def count_nan(a):
+        n = 0
+        for v in a:
+            if np.isnan(v) or np.isinf(v):
+                n += 1
+        return n
+
+    f = _backend.jit(count_nan)
+    assert f(np.array([1.0, np.nan, np.inf, 2.0])) == 2
+
+
+def test_backend_info_fields():
+    info = _backend.backend_info()
+    for key in ("numpy", "scipy", "numba", "numba_threads", "numba_cache_dir", "cupy", "cpu_kernels"):
+        assert key in info
+
+
+def _random_case(rng, n, kind):
+    w = rng.standard_normal(n) * 10
+    b = rng.standard_normal(n)
+    if kind == "pd":
+        w = np.abs(w) + 0.1
+    elif kind == "hard":
+        w[3] = w.min() - 1.0
+        b[3] = 0.0
+    elif kind == "zero-gradient":
+        b[:] = 0.0
+    return w, b
+
+
+@pytest.mark.parametrize("kind", ["pd", "indefinite", "hard", "zero-gradient"])
+@pytest.mark.parametrize("radius", [1e-3, 0.5, 10.0, 1e4])
+def test_trust_region_eig_numba_equals_fallback_and_is_optimal(kind, radius):
+    rng = np.random.default_rng(7)
+    w, b = _random_case(rng, 40, kind)
+    c_ref, s_ref, h_ref = kernels(name="fallback").trust_region_eig(w, b, radius)
+    c, s, h = kernels(name="cpu").trust_region_eig(w, b, radius)
+    assert h == h_ref
+    assert_allclose(s, s_ref, rtol=1e-10, atol=1e-12)
+    if not h:  # the hard-case step is unique only up to the eigenvector's sign
+        assert_allclose(c, c_ref, rtol=1e-10, atol=1e-12)
+    # Moré-Sorensen optimality: (w + sigma) c = -b, w + sigma >= 0,
+    # ||c|| <= radius, sigma (||c|| - radius) = 0.
+    norm = np.linalg.norm(c)
+    assert norm <= radius * (1 + 1e-10)
+    assert s >= 0 and np.all(w + s >= -1e-12)
+    assert abs(s * (norm - radius)) <= 1e-8 * max(1.0, s) * radius
+    assert_allclose((w + s) * c, -b, atol=1e-9 * max(1.0, np.abs(b).max()))

@@ -1,0 +1,36 @@
+"""The command line: info, bench and demo run and print what they promise."""
+
+import subprocess
+import sys
+
+from secondorder.__main__ import main
+
+
+def test_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "numba_threads" in out and "numba_cache_dir" in out and "cupy" in out
+
+
+def test_bench_rows(capsys):
+    assert main(["bench", "--only", "quadratic", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    for method in ("gns", "trust-exact", "trust-ncg", "Newton-CG", "L-BFGS-B"):
+        assert method in out
+    assert "vs gns" in out
+
+
+def test_demo_writes_plot(tmp_path, capsys):
+    path = tmp_path / "demo.png"
+    assert main(["demo", "--plot", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "gns" in out and "trust-exact" in out
+    assert path.exists() and path.stat().st_size > 10_000
+
+
+def test_usage_and_unknown_command():
+    assert main([]) == 2
+    assert main(["frobnicate"]) == 2
+    # the module is runnable as a script
+    done = subprocess.run([sys.executable, "-m", "secondorder", "info"], capture_output=True, text=True)
+    assert done.returncode == 0 and "secondorder" in done.stdout
