@@ -180,3 +180,38 @@ def test_nan_hessian_mid_run_gives_status_3():
     res = so.minimize(p.fun, p.x0, jac=p.jac, hess=hess)
     assert res.status == 3 and not res.success
     assert np.all(np.isfinite(res.x)) and np.isfinite(res.fun)
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 8),
+    log_cond=st.floats(0, 4),
+    seed=st.integers(0, 2**31 - 1),
+    use_hessp=st.booleans(),
+    single=st.booleans(),
+)
+def test_random_quadratics_match_dense_solve(n, log_cond, seed, use_hessp, single):
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * np.logspace(0, log_cond, n)) @ Q.T
+    b = rng.standard_normal(n)
+    dtype = np.float32 if single else np.float64
+    x_star = np.linalg.solve(A, b)
+    tol = 1e-3 if single else 1e-10
+
+    def fun(x):
+        return 0.5 * x @ A @ x - b @ x
+
+    def jac(x):
+        return A @ x - b
+
+    kw = {"hessp": lambda x, p: A @ p} if use_hessp else {"hess": lambda x: A}
+    x0 = np.zeros(2 * n, dtype=dtype)[::2]  # non-contiguous start
+    res = so.minimize(fun, x0, jac=jac, tol=tol, **kw)
+    assert res.status in (0, 2)  # 2: float32 resolution reached before tol
+    assert np.linalg.norm(res.jac) <= (1e-2 * 10**log_cond if single else tol)
+    assert_allclose(res.x, x_star, atol=(1e-2 if single else 1e-9) * max(1, np.abs(x_star).max()) * 10**log_cond / 1e2 + (1e-3 if single else 1e-9))
