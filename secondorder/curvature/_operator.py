@@ -27,6 +27,12 @@ class OperatorHessian(Curvature):
         the outer convergence superlinear (Nocedal and Wright, Thm. 7.2).
     maxiter : int, optional
         Cap on CG iterations per solve; default ``min(2 n, 1000)``.
+    preconditioner : curvature model, optional
+        A model ``M`` whose ``solve`` is cheap (a diagonal Fisher, M-FAC):
+        CG becomes preconditioned CG with :math:`(M + \sigma I)^{-1}`, and the
+        trust step becomes the preconditioned Steihaug method, whose trust
+        region is the ellipsoid :math:`\|s\|_M \le \Delta` (Conn, Gould and
+        Toint, Alg. 7.5.1).  It is updated with this model.
 
     Notes
     -----
@@ -46,9 +52,11 @@ class OperatorHessian(Curvature):
        large scale optimization", SIAM J. Numer. Anal. 20(3), 626-637, 1983.
     .. [2] J. Nocedal and S. J. Wright, Numerical Optimization, 2nd ed.,
        Springer, 2006, Algorithms 5.2 and 7.2.
+    .. [3] A. R. Conn, N. I. M. Gould and P. L. Toint, Trust-Region Methods,
+       SIAM, 2000, Algorithm 7.5.1.
     """
 
-    def __init__(self, hessp=None, args=(), operator=None, rtol=None, maxiter=None):
+    def __init__(self, hessp=None, args=(), operator=None, rtol=None, maxiter=None, preconditioner=None):
         if (hessp is None) == (operator is None):
             raise ValueError("give exactly one of `hessp` (a callable) and `operator`.")
         if hessp is not None and not callable(hessp):
@@ -63,6 +71,10 @@ class OperatorHessian(Curvature):
         self.nhev = 0
         self.nfact = 0
         self.ncg = 0
+        if preconditioner is not None and not callable(getattr(preconditioner, "solve", None)):
+            raise TypeError("`preconditioner` must be a curvature model with a solve(v, shift) method.")
+        self.preconditioner = preconditioner
+        self.hits_boundary = False
         self._x = None
         self._warm = None
 
@@ -70,6 +82,24 @@ class OperatorHessian(Curvature):
         self._x = x
         self._xp = get_namespace(x)
         self._warm = None
+        if self.preconditioner is not None:
+            self.preconditioner.update(x, g, **data)
+
+    def _precondition(self, r, shift=0.0, first=False):
+        # A preconditioner that is not positive definite at this point (a
+        # signed Hutchinson estimate, say) would break CG: that run goes
+        # unpreconditioned instead, decided on its first application.
+        if first:
+            self._use_precond = self.preconditioner is not None
+        if not self._use_precond:
+            return r
+        try:
+            return self._xp.asarray(self.preconditioner.solve(r, shift), dtype=r.dtype)
+        except NotPositiveDefiniteError:
+            if not first:
+                raise
+            self._use_precond = False
+            return r
 
     def matvec(self, v):
         if self._x is None:
@@ -102,7 +132,7 @@ class OperatorHessian(Curvature):
         return Ap, pAp
 
     def solve(self, v, shift=0.0):
-        r"""``(H + shift I)^{-1} v`` by conjugate gradients."""
+        r"""``(H + shift I)^{-1} v`` by (preconditioned) conjugate gradients."""
         shift = float(shift)
         xp = self._xp
         vnorm = float(xp.linalg.norm(v))
@@ -115,10 +145,11 @@ class OperatorHessian(Curvature):
         else:
             s = xp.zeros_like(v)
             r = v.copy()
-        p = r.copy()
-        rr = float(r @ r)
+        y = self._precondition(r, shift, first=True)
+        p = y.copy()
+        ry = float(r @ y)
         for _ in range(self._maxiter(v.shape[0])):
-            if math.sqrt(rr) <= tol:
+            if float(xp.linalg.norm(r)) <= tol:
                 break
             Ap, pAp = self._product(p, shift)
             self.ncg += 1
@@ -126,53 +157,67 @@ class OperatorHessian(Curvature):
                 raise NotPositiveDefiniteError(
                     f"H + {shift:g} I is not positive definite (negative curvature met by CG)."
                 )
-            alpha = rr / pAp
+            alpha = ry / pAp
             s += alpha * p
             r -= alpha * Ap
-            rr_new = float(r @ r)
-            p = r + (rr_new / rr) * p
-            rr = rr_new
+            y = self._precondition(r, shift)
+            ry_new = float(r @ y)
+            p = y + (ry_new / ry) * p
+            ry = ry_new
         self._warm = (v, s)
         return s.copy()
 
     def trust_step(self, g, radius):
-        r"""Steihaug-CG step for ``min g.s + s.H.s/2`` over ``||s|| <= radius``."""
+        r"""(Preconditioned) Steihaug-CG step for ``min g.s + s.H.s/2`` in the trust region.
+
+        Sets ``hits_boundary``.  With a preconditioner the region is
+        :math:`\|s\|_M \le \Delta`; the M-norms are carried by recurrences,
+        so no product with ``M`` is needed.
+        """
         xp = self._xp
         radius = float(radius)
+        self.hits_boundary = False
         gnorm = float(xp.linalg.norm(g))
         z = xp.zeros_like(g)
         if gnorm == 0.0:
             return z
         tol = self._tol(gnorm)
         r = g.copy()
-        d = -r
-        rr = gnorm * gnorm
+        y = self._precondition(r, first=True)
+        p = -y
+        ry = float(r @ y)
+        zMz, zMp, pMp = 0.0, 0.0, ry
         for _ in range(self._maxiter(g.shape[0])):
-            Bd, dBd = self._product(d, 0.0)
+            Bp, pBp = self._product(p, 0.0)
             self.ncg += 1
-            if dBd <= 0.0:
-                return z + _to_boundary(z, d, radius) * d
-            alpha = rr / dBd
-            z_new = z + alpha * d
-            if float(xp.linalg.norm(z_new)) >= radius:
-                return z + _to_boundary(z, d, radius) * d
-            r = r + alpha * Bd
-            rr_new = float(r @ r)
-            z = z_new
-            if math.sqrt(rr_new) < tol:
+            if pBp <= 0.0:
+                self.hits_boundary = True
+                return z + _to_boundary(zMz, zMp, pMp, radius) * p
+            alpha = ry / pBp
+            zMz_new = zMz + 2.0 * alpha * zMp + alpha * alpha * pMp
+            if zMz_new >= radius * radius:
+                self.hits_boundary = True
+                return z + _to_boundary(zMz, zMp, pMp, radius) * p
+            z = z + alpha * p
+            r = r + alpha * Bp
+            if float(xp.linalg.norm(r)) < tol:
                 break
-            d = -r + (rr_new / rr) * d
-            rr = rr_new
+            y = self._precondition(r)
+            ry_new = float(r @ y)
+            beta = ry_new / ry
+            zMp = beta * (zMp + alpha * pMp)
+            pMp = ry_new + beta * beta * pMp
+            p = -y + beta * p
+            zMz, ry = zMz_new, ry_new
         return z
 
 
-def _to_boundary(z, d, radius):
-    """The tau >= 0 with ||z + tau d|| = radius (z inside the ball)."""
-    a = float(d @ d)
-    b = 2.0 * float(z @ d)
-    c = float(z @ z) - radius * radius
-    disc = math.sqrt(max(b * b - 4.0 * a * c, 0.0))
-    # Numerically stable root of a tau^2 + b tau + c = 0 with c <= 0.
-    if b >= 0.0:
-        return -2.0 * c / (b + disc) if (b + disc) > 0.0 else 0.0
-    return (-b + disc) / (2.0 * a)
+def _to_boundary(zz, zp, pp, radius):
+    """The tau >= 0 with ||z + tau p|| = radius, from zz = ||z||^2, zp = <z, p>,
+    pp = ||p||^2 (in whichever norm the region uses), z inside the region."""
+    c = zz - radius * radius
+    disc = math.sqrt(max(zp * zp - pp * c, 0.0))
+    # Stable root of pp tau^2 + 2 zp tau + c = 0 with c <= 0.
+    if zp >= 0.0:
+        return -c / (zp + disc) if (zp + disc) > 0.0 else 0.0
+    return (-zp + disc) / pp

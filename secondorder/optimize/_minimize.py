@@ -5,8 +5,10 @@ import warnings
 from .._backend import get_namespace
 from .._validation import as_float_vector
 from ..curvature._callable import as_curvature
+from ..curvature import DiagonalFisher, HutchinsonDiagonal, MFAC, OperatorHessian, is_curvature
 from ._gns import _minimize_gns
 from ._objective import Callback, Objective
+from ._trust_region import _minimize_trust_region
 
 __all__ = ["minimize", "MINIMIZE_METHODS"]
 
@@ -14,7 +16,9 @@ __all__ = ["minimize", "MINIMIZE_METHODS"]
 # callback, **options) and returns an OptimizeResult.
 _METHODS = {
     "gns": _minimize_gns,
+    "trust-region": _minimize_trust_region,
 }
+CURVATURES = ("exact", "diag-fisher", "hutchinson", "mfac")
 MINIMIZE_METHODS = sorted(_METHODS)
 
 
@@ -37,7 +41,8 @@ def minimize(fun, x0, args=(), method="gns", jac=None, hess=None, hessp=None, ca
         Extra arguments passed to ``fun``, ``jac``, ``hess`` and ``hessp``.
     method : str or callable, optional
         ``"gns"`` (default): regularised Newton with gradient-normalised
-        smoothness.  A callable is called as ``method(fun, x0, args=args,
+        smoothness; ``"trust-region"``: a trust-region method over the
+        curvature model.  A callable is called as ``method(fun, x0, args=args,
         jac=jac, hess=hess, hessp=hessp, callback=callback, **options)``.
     jac : callable or True
         Gradient ``jac(x, *args) -> ndarray (n,)``, or ``True`` when ``fun``
@@ -63,7 +68,15 @@ def minimize(fun, x0, args=(), method="gns", jac=None, hess=None, hessp=None, ca
         ``options`` gives it.
     options : dict, optional
         Method options (see the method's documentation).  Unknown options
-        raise an :class:`~scipy.optimize.OptimizeWarning`.
+        raise an :class:`~scipy.optimize.OptimizeWarning`.  Every method also
+        takes ``curvature``: ``"exact"`` (default; ``hess``/``hessp`` as
+        given), ``"diag-fisher"`` (:class:`~secondorder.curvature.DiagonalFisher`),
+        ``"hutchinson"`` (:class:`~secondorder.curvature.HutchinsonDiagonal`
+        over ``hessp``), ``"mfac"`` (:class:`~secondorder.curvature.MFAC` over
+        the gradients of the accepted points) or a curvature model; and
+        ``curvature_options``, the keyword arguments of the named model (with
+        ``"exact"`` and ``hessp``: ``preconditioner``, a model or one of these
+        names, for preconditioned CG and Steihaug-CG).
 
     Returns
     -------
@@ -108,5 +121,46 @@ def minimize(fun, x0, args=(), method="gns", jac=None, hess=None, hessp=None, ca
     xp = get_namespace(x0)
     x0 = as_float_vector(x0, "x0", xp=xp)
     obj = Objective(fun, jac, args, x0, xp)
-    model = as_curvature(hess, hessp, args)
+    model = _build_curvature(options.pop("curvature", None), options.pop("curvature_options", None), hess, hessp, args, x0)
     return _METHODS[key](obj, x0, model, Callback(callback), **options)
+
+
+def _hessp_from(hess, hessp):
+    if hessp is not None:
+        return hessp
+    if callable(hess) and not is_curvature(hess):
+        return lambda x, v, *a: hess(x, *a) @ v
+    raise ValueError("curvature='hutchinson' needs `hessp` (or a `hess` callable) to probe the Hessian.")
+
+
+def _build_curvature(curvature, curvature_options, hess, hessp, args, x0):
+    """The model a method works with, from ``options["curvature"]`` and
+    ``hess``/``hessp``."""
+    opts = dict(curvature_options or {})
+    if curvature is not None and is_curvature(curvature):
+        if opts:
+            raise ValueError("`curvature_options` apply to a curvature named by a string, not to a model object.")
+        return curvature
+    name = "exact" if curvature is None else curvature
+    if not isinstance(name, str) or name.lower() not in CURVATURES:
+        raise ValueError(
+            f"`curvature` must be one of {', '.join(CURVATURES)} or a curvature model; got {curvature!r}."
+        )
+    name = name.lower()
+    precond = opts.pop("preconditioner", None)
+    if isinstance(precond, str):
+        precond = _build_curvature(precond, None, hess, hessp, args, x0)
+    if name == "exact":
+        if precond is not None:
+            if hessp is None:
+                raise ValueError("a `preconditioner` applies to the operator model: pass `hessp`.")
+            return OperatorHessian(hessp, args, preconditioner=precond, **opts)
+        if opts:
+            raise ValueError(f"curvature 'exact' takes no curvature_options except 'preconditioner'; got {sorted(opts)}.")
+        return as_curvature(hess, hessp, args)
+    if name == "diag-fisher":
+        return DiagonalFisher(**opts)
+    if name == "hutchinson":
+        return HutchinsonDiagonal(_hessp_from(hess, hessp), args, **opts)
+    opts.setdefault("window", min(x0.shape[0], 64))
+    return MFAC(**opts)
