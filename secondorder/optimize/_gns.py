@@ -30,9 +30,15 @@ __all__ = []
 
 # Growth of gamma stops here so that lam = ||g|| / gamma never underflows to 0.
 _GAMMA_MAX = 1e150
-# Consecutive trials whose value is within rounding noise of f(x) and whose
-# gradient does not improve: the iterate has reached what the dtype resolves.
+# Trials at one point whose value is within rounding noise of f(x) and whose
+# gradient-based decrease fails the test: the iterate has reached what the
+# dtype resolves.
 _MAX_STALLED = 3
+# Accepted steps in that regime that do not improve the best gradient norm.
+_MAX_NOISE_STEPS = 20
+# A step whose first-order predicted decrease -g.s is below this many ulps of
+# |f| is judged by the gradient, not by the difference of values.
+_TINY_DECREASE = 1000.0
 
 
 def _minimize_gns(
@@ -89,14 +95,18 @@ def _minimize_gns(
     * A trial whose value exceeds :math:`f(x)` is rejected before its
       gradient is computed (when ``fun`` and ``jac`` are separate).
     * When :math:`f(x) - f(x+s)` is below the rounding noise of :math:`f`
-      (:math:`16 \epsilon |f|`), the decrease test cannot decide: the step is
-      then accepted when it decreases the gradient norm, which stays
-      accurate long after :math:`f` has stopped resolving (the merit function
-      switches from :math:`f` to :math:`\|\nabla f\|`, as scikit-learn's
-      Newton solver does for tiny losses).  This lets the method reach tight
-      gradient tolerances, in float32 too; when three trials in a row make
-      no progress in either, it stops with status 2 rather than iterate on
-      rounding noise.
+      (:math:`16 \epsilon |f|`), or the predicted decrease :math:`-g^T s` is
+      below :math:`1000 \epsilon |f|` (when the terms of ``fun`` cancel, its
+      rounding error exceeds a few ulps of its value), the difference of
+      values cannot decide; the
+      step is then accepted when it lowers the gradient norm, or when the
+      decrease estimated from the gradients,
+      :math:`-\tfrac12 (\nabla f(x) + \nabla f(x+s))^T s` (the trapezoidal
+      rule, exact on quadratics), passes the test.  Both stay informative
+      long after :math:`f` has stopped resolving, so tight gradient
+      tolerances are reachable, in float32 too.  The method stops with
+      status 2 when three trials at one point, or twenty accepted steps in a
+      row, make no measurable progress.
     * When ``max_trials`` trials fail at one point the method stops with
       status 2 at the last accepted point (it never takes a rejected step).
 
@@ -136,6 +146,8 @@ def _minimize_gns(
 
     nit = 0
     status = 1
+    best_gnorm = gnorm
+    noise_steps = 0  # accepted steps in the rounding-noise regime without a better gradient
     while True:
         if gnorm <= gtol:
             status = 0
@@ -167,7 +179,10 @@ def _minimize_gns(
                 else:
                     f_new, g_new = obj.fun_and_grad(x_new)
                 noise = 16.0 * eps * max(abs(f), abs(f_new) if math.isfinite(f_new) else 0.0)
-                if not math.isfinite(f_new) or f_new > f + noise:
+                # A predicted decrease of a few hundred ulps of f is below what
+                # evaluating f resolves when its terms cancel.
+                tiny_step = -float(g @ s) <= _TINY_DECREASE * eps * abs(f)
+                if not math.isfinite(f_new) or (f_new > f + noise and not tiny_step):
                     gamma *= 0.5
                     continue
                 if g_new is None:
@@ -176,15 +191,19 @@ def _minimize_gns(
                     gamma *= 0.5
                     continue
                 gn2 = float(g_new @ g_new)
-                if f - f_new >= gn2 / (8.0 * lam):
-                    accepted = True
-                    break
-                if f - f_new <= noise:
-                    if gn2 < gnorm * gnorm:
+                in_noise = f - f_new <= noise or tiny_step
+                if not in_noise:
+                    if f - f_new >= gn2 / (8.0 * lam):
                         accepted = True
                         break
-                    # Neither f nor the gradient can improve any more at this
-                    # precision: stop instead of spending max_trials on noise.
+                elif gn2 < gnorm * gnorm or -0.5 * float((g + g_new) @ s) >= gn2 / (8.0 * lam):
+                    # f no longer resolves the decrease: accept on a smaller
+                    # gradient or on the decrease estimated from the gradients
+                    # (trapezoidal rule, exact on quadratics).
+                    accepted = True
+                    break
+                else:
+                    # Stop instead of spending max_trials on rounding noise.
                     stalled += 1
                     if stalled >= _MAX_STALLED:
                         break
@@ -199,6 +218,15 @@ def _minimize_gns(
         x, f, g = x_new, f_new, g_new
         gnorm = math.sqrt(gn2)
         nit += 1
+        if in_noise and gnorm >= best_gnorm:
+            noise_steps += 1
+            if noise_steps > _MAX_NOISE_STEPS:
+                status = 2
+                stalled = _MAX_STALLED
+                break
+        else:
+            noise_steps = 0
+        best_gnorm = min(best_gnorm, gnorm)
         gamma = min(2.0 * gamma, _GAMMA_MAX)
         table.row(nit, f, gnorm, gamma, trials, obj.nfev)
         if callback(x=x.copy(), fun=f, jac=g.copy(), nit=nit, gamma=gamma):
@@ -207,8 +235,8 @@ def _minimize_gns(
 
     if status == 2 and stalled >= _MAX_STALLED:
         message = (
-            "Desired error not necessarily achieved due to precision loss: neither the value nor "
-            f"the gradient improves at this precision (||g|| = {gnorm:.3g} > gtol = {gtol:g}). "
+            "Desired error not necessarily achieved due to precision loss: no decrease can be "
+            f"measured at this precision (||g|| = {gnorm:.3g} > gtol = {gtol:g}). "
             "Loosen gtol or work in float64."
         )
     elif status == 2:

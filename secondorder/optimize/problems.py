@@ -34,6 +34,7 @@ class Problem:
     hessp: object = None
     approx_hess: object = None
     approx_name: str = ""
+    jac_samples: object = None
     x_star: np.ndarray = None
     meta: dict = field(default_factory=dict)
 
@@ -137,7 +138,21 @@ def logistic_regression(n_samples=2000, n_features=50, alpha=1e-3, seed=2):
         Xw = X.astype(w.dtype)
         return Xw.T @ (_weights(w) * (Xw @ p)) + alpha * p
 
-    return Problem(f"logistic-{n_samples}x{n_features}", fun, jac, np.zeros(n_features), hess=hess, hessp=hessp)
+    def jac_samples(w):
+        # Gradient of sample i's term l_i(w) + alpha/2 ||w||^2, so that jac is their mean.
+        Xw = X.astype(w.dtype)
+        yw = y.astype(w.dtype)
+        return (-yw * expit(-yw * (Xw @ w)))[:, None] * Xw + alpha * w
+
+    return Problem(
+        f"logistic-{n_samples}x{n_features}",
+        fun,
+        jac,
+        np.zeros(n_features),
+        hess=hess,
+        hessp=hessp,
+        jac_samples=jac_samples,
+    )
 
 
 def logsumexp_problem(n=100, m=300, mu=1.0, seed=3124):
