@@ -15,9 +15,12 @@ from scipy.optimize import minimize as scipy_minimize
 from . import minimize
 from .optimize import problems
 
-__all__ = ["MinimizeRun", "run_gns", "run_scipy", "bench_minimize", "main"]
+__all__ = ["MinimizeRun", "run_gns", "run_scipy", "run_trust_region", "bench_minimize", "bench_trust_region", "bench_mfac", "main"]
 
 SCIPY_METHODS = ("trust-exact", "trust-ncg", "Newton-CG", "L-BFGS-B")
+SCIPY_TRUST = ("trust-exact", "trust-ncg", "trust-krylov")
+# Curvature choices of method="trust-region" benchmarked against scipy's trust methods.
+TRUST_VARIANTS = ("exact-dense", "exact-hessp", "precond-diag-fisher", "hutchinson", "mfac")
 
 
 class MinimizeRun:
@@ -76,7 +79,30 @@ def run_gns(problem, gtol=1e-8, repeat=3, callback=None):
 
 
 def scipy_applicable(problem, method):
-    return not (method == "trust-exact" and problem.x0.size > 500)
+    return not (method in ("trust-exact", "exact-dense") and problem.x0.size > 500)
+
+
+def trust_region_kwargs(problem, variant):
+    """minimize's keyword arguments for a curvature variant of trust-region."""
+    if variant == "exact-dense":
+        return {"hess": problem.hess}
+    if variant == "exact-hessp":
+        return {"hessp": problem.hessp}
+    if variant == "precond-diag-fisher":
+        return {"hessp": problem.hessp, "options": {"curvature_options": {"preconditioner": "diag-fisher"}}}
+    return {"hessp": problem.hessp, "options": {"curvature": variant}}
+
+
+def run_trust_region(problem, variant, gtol=1e-8, repeat=3):
+    kwargs = trust_region_kwargs(problem, variant)
+    options = dict(kwargs.pop("options", {}))
+    options["maxiter"] = 20000
+
+    def call():
+        return minimize(problem.fun, problem.x0, jac=problem.jac, method="trust-region", tol=gtol, options=options, **kwargs)
+
+    res, seconds = _best_time(call, repeat)
+    return MinimizeRun(problem, f"tr:{variant}", res, seconds)
 
 
 def run_scipy(problem, method, gtol=1e-8, repeat=3, callback=None):
@@ -87,9 +113,14 @@ def run_scipy(problem, method, gtol=1e-8, repeat=3, callback=None):
     if method == "trust-exact":
         kwargs["hess"] = problem.hess
         options = {"gtol": gtol}
-    elif method in ("trust-ncg", "trust-krylov"):
+    elif method == "trust-ncg":
         kwargs["hessp"] = problem.hessp
         options = {"gtol": gtol, "maxiter": 200 * n}
+    elif method == "trust-krylov":
+        kwargs["hessp"] = problem.hessp
+        # trust-krylov stores a Lanczos basis of up to 2n vectors: too much
+        # memory for long runs at n = 1000 in a benchmark process.
+        options = {"gtol": gtol, "maxiter": min(200 * n, 2000)}
     elif method == "Newton-CG":
         kwargs["hessp"] = problem.hessp
         # Newton-CG stops on the step size only; 1e-12 brings it to a
@@ -129,12 +160,117 @@ def bench_minimize(names=None, gtol=1e-8, repeat=3, out=print):
     return rows
 
 
+def bench_trust_region(names=None, gtol=1e-8, repeat=3, out=print):
+    """``method="trust-region"`` with each curvature model against scipy's
+    trust-region methods (time ratio against ``tr:exact-dense``, or
+    ``tr:exact-hessp`` where the dense Hessian is too large)."""
+    out("\ntrust-region: time to ||g|| <= %.0e; 'vs gns' column = time / time of tr:exact" % gtol)
+    out(HEADER)
+    rows = []
+    for problem in problems.foundation_problems(large=True):
+        if names and not any(n in problem.name for n in names):
+            continue
+        ref = None
+        for variant in TRUST_VARIANTS:
+            if not scipy_applicable(problem, variant):
+                continue
+            run_trust_region(problem, variant, gtol, repeat=1)  # warm-up
+            run = run_trust_region(problem, variant, gtol, repeat)
+            ref = ref or run
+            out(run.row(ref.seconds))
+            rows.append(run)
+        for method in SCIPY_TRUST:
+            if not scipy_applicable(problem, method):
+                continue
+            run = run_scipy(problem, method, gtol, repeat if ref.seconds < 1 else 1)
+            out(run.row(ref.seconds))
+            rows.append(run)
+    return rows
+
+
+def _fits_in_memory(nbytes, fraction=0.4):
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return True
+    return nbytes <= fraction * total
+
+
+def bench_mfac(dims=(100_000, 1_000_000), windows=(64, 256, 1024), dtypes=("float32", "float64"), repeat=5, out=print):
+    """M-FAC's step (add a gradient + IHVP) against the floor of two passes
+    over the window (``G g`` and ``G^T y``, the GEMVs any method must do)
+    and against refactoring ``A`` with an O(m^3) Cholesky at every step."""
+    import scipy.linalg
+
+    from .curvature import MFAC
+
+    out("\nM-FAC: update + IHVP per step, against two GEMVs over G (the floor) and an O(m^3) refactor per step")
+    out(f"{'d':>9} {'m':>5} {'dtype':>8} {'step ms':>9} {'floor ms':>9} {'step/floor':>10} {'refactor ms':>12} {'refactor/step':>13}")
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in dims:
+        for m in windows:
+            for dtype in dtypes:
+                dt = np.dtype(dtype)
+                if not _fits_in_memory(m * d * dt.itemsize * 1.2):
+                    out(f"{d:>9} {m:>5} {dtype:>8}   skipped: G needs {m * d * dt.itemsize / 2**30:.1f} GiB")
+                    continue
+                G = rng.standard_normal((m, d), dtype=np.float32).astype(dt, copy=False)
+                model = MFAC(m, damp=1e-4)
+                model.fill(G)
+                del G
+                g = rng.standard_normal(d).astype(dt)
+                model.update_and_ihvp(g)  # compile and factor once
+                _, step = _best_time(lambda: model.update_and_ihvp(g), repeat)
+                window = model._G
+                y = rng.standard_normal(m).astype(dt)
+                _, floor = _best_time(lambda: (window @ g, window.T @ y), repeat)
+                K = model._K
+                damp = model.damp
+
+                def refactor():
+                    # The same step with A factored from scratch (the O(m^3)
+                    # setup of the reference implementation).
+                    col = window @ g
+                    A = K / damp
+                    A[np.arange(m), np.arange(m)] += m
+                    c = scipy.linalg.cho_factor(A, check_finite=False)
+                    z = scipy.linalg.cho_solve(c, col.astype(np.float64), check_finite=False)
+                    return g / damp - window.T @ z.astype(dt) / damp**2
+
+                _, full = _best_time(refactor, max(2, repeat // 2))
+                out(
+                    f"{d:>9} {m:>5} {dtype:>8} {1e3 * step:>9.2f} {1e3 * floor:>9.2f} {step / floor:>10.2f} "
+                    f"{1e3 * full:>12.2f} {full / step:>13.2f}"
+                )
+                rows.append({"d": d, "m": m, "dtype": dtype, "step": step, "floor": floor, "refactor": full})
+                del model, window, K
+    return rows
+
+
+SUITES = {"minimize": bench_minimize, "trust-region": bench_trust_region, "mfac": bench_mfac}
+
+
 def main(argv=None):
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m secondorder bench", description=__doc__.splitlines()[0])
+    parser.add_argument("suites", nargs="*", help=f"which tables, of {', '.join(SUITES)} (default: all)")
     parser.add_argument("--only", nargs="*", help="run only problems whose name contains one of these")
     parser.add_argument("--repeat", type=int, default=3, help="timing repeats (best is kept)")
     parser.add_argument("--gtol", type=float, default=1e-8)
+    parser.add_argument("--mfac-dims", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--mfac-windows", type=int, nargs="*", default=[64, 256, 1024])
     args = parser.parse_args(argv)
-    bench_minimize(args.only, args.gtol, args.repeat)
+    unknown = sorted(set(args.suites) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+    suites = args.suites or list(SUITES)
+    if "minimize" in suites:
+        bench_minimize(args.only, args.gtol, args.repeat)
+    if "trust-region" in suites:
+        bench_trust_region(args.only, args.gtol, args.repeat)
+    if "mfac" in suites:
+        bench_mfac(tuple(args.mfac_dims), tuple(args.mfac_windows), repeat=max(args.repeat, 3))

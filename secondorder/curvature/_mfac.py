@@ -25,9 +25,29 @@ import numpy as np
 from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_int, check_output, check_positive
 from ._base import Curvature, NotPositiveDefiniteError
-from ._dense import _cho_solve, _cholesky
+from ._dense import _cholesky
 
 __all__ = ["MFAC", "MFACStatic"]
+
+
+def _solve_upper_transposed(xp, U, b):
+    """``U^{-T} b`` for an upper-triangular ``U``."""
+    return _triangular(xp, U, b, trans="T")
+
+
+def _solve_upper(xp, U, b):
+    """``U^{-1} b`` for an upper-triangular ``U``."""
+    return _triangular(xp, U, b, trans="N")
+
+
+def _triangular(xp, U, b, trans):
+    if is_cupy(xp):
+        from cupyx.scipy.linalg import solve_triangular
+
+        return solve_triangular(U, b, lower=False, trans=trans)
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(U, b, lower=False, trans=trans, check_finite=False)
 
 
 def _solve_lower(xp, L, B):
@@ -45,15 +65,19 @@ class MFAC(Curvature):
     r"""Sliding-window M-FAC model of the Fisher (dynamic algorithm).
 
     Keeps the last ``window`` gradients (a ring buffer ``G``), their Gram
-    matrix :math:`K = G G^T` and the Cholesky factor of
-    :math:`A = m I + K/\lambda`.
+    matrix :math:`K = G G^T` and the Cholesky factor :math:`A = U^T U` of
+    :math:`A = m I + K/\lambda`, with the gradients in the order they came.
 
     * Adding a gradient: one GEMV for its row and column of ``K``
-      (:math:`O(dm)`) and a refactorisation of ``A`` (:math:`O(m^3/3)`): the
-      refactorisation is backward stable for any :math:`\lambda` (``A`` is
-      SPD), unlike the rank-2 up/down-dates, which lose accuracy when
-      :math:`\lambda` is small; at :math:`m \le 1024` it costs less than the
-      passes over ``G``.
+      (:math:`O(dm)`) and an :math:`O(m^2)` change of the factor.  Replacing
+      the oldest gradient changes one row and column of ``A``; instead of
+      the symmetric rank-2 up/down-date (whose downdate loses accuracy when
+      :math:`\lambda` is small), the factor drops its first row and column
+      -- a rank-one *update* of the trailing block,
+      :math:`U_{22}^T U_{22} + u_{12} u_{12}^T` -- and appends the new one by
+      a triangular solve, with a pivot equal to a Schur complement of
+      :math:`A \succeq mI`, hence at least :math:`\sqrt m`.  Both steps are
+      backward stable.
     * ``solve(v)`` (the IHVP): two GEMVs and two triangular solves,
       :math:`O(dm + m^2)`.  :meth:`update_and_ihvp` reuses the new
       gradient's GEMV, so a preconditioned step costs two passes over ``G``.
@@ -90,9 +114,10 @@ class MFAC(Curvature):
         self.ncg = 0
         self._G = None
         self._K = None
+        self._U = None
         self._count = 0
         self._next = 0
-        self._chol = None
+        self._factored = False  # whether _U holds the factor of the current window
         self._eig = None
 
     @property
@@ -110,6 +135,7 @@ class MFAC(Curvature):
             self._xp = xp
             self._G = xp.zeros((self.window, g.shape[0]), dtype=dtype)
             self._K = xp.zeros((self.window, self.window), dtype=xp.float64)
+            self._U = xp.zeros((self.window, self.window), dtype=xp.float64)
         d = self._G.shape[1]
         try:
             g = check_output(g, (d,), "g", self._xp, self._G.dtype)
@@ -119,25 +145,72 @@ class MFAC(Curvature):
             raise ValueError("MFAC: the gradient holds NaN or inf; the window only takes finite gradients.")
         return g
 
+    def _order(self):
+        """Slots of the window's gradients, oldest first."""
+        k = self.n_grads
+        xp = self._xp
+        if self._count < self.window:
+            return xp.arange(k)
+        return (self._next + xp.arange(k)) % self.window
+
     def add(self, g):
         """Put ``g`` in the window (dropping the oldest when full).
 
-        Returns :math:`G g` over the new window (float64), which is also the
-        new row of the Gram matrix.
+        Returns :math:`G g` over the new window (float64, by slot), which is
+        also the new row of the Gram matrix.
         """
         g = self._check_gradient(g)
         xp = self._xp
+        m = self.window
         slot = self._next
+        if self._factored and self._count >= m:
+            # Drop the oldest gradient, first in the factor's order.
+            kernels(xp).chol_drop_first_upper(self._U, m)
         self._G[slot] = g
         self._count += 1
-        self._next = (self._next + 1) % self.window
+        self._next = (self._next + 1) % m
         k = self.n_grads
         col = xp.asarray(self._G[:k] @ g, dtype=xp.float64)
         self._K[slot, :k] = col
         self._K[:k, slot] = col
-        self._chol = None
+        if self._factored:
+            order = self._order()
+            U = self._U
+            a = col[order[:-1]] / self.damp
+            if k > 1:
+                l = _solve_upper_transposed(xp, U[: k - 1, : k - 1], a)
+                U[: k - 1, k - 1] = l
+                U[k - 1, : k - 1] = 0.0
+                pivot = m + float(col[slot]) / self.damp - float(l @ l)
+            else:
+                pivot = m + float(col[slot]) / self.damp
+            U[k - 1, k - 1] = math.sqrt(max(pivot, m))
         self._eig = None
         return col
+
+    def fill(self, grads):
+        """Replace the window by the last ``window`` rows of ``grads``.
+
+        One GEMM builds the Gram matrix (:math:`O(m^2 d)`), much faster than
+        adding the gradients one by one.
+        """
+        xp = get_namespace(grads)
+        grads = xp.asarray(grads)
+        if grads.ndim != 2 or grads.shape[0] == 0:
+            raise ValueError(f"`grads` must be a non-empty (k, d) array; got shape {grads.shape}.")
+        grads = grads[-self.window :]
+        self._G = None
+        self._count = self._next = 0
+        self._check_gradient(grads[0])
+        if not bool(self._xp.all(self._xp.isfinite(grads))):
+            raise ValueError("MFAC: `grads` holds NaN or inf; the window only takes finite gradients.")
+        k = grads.shape[0]
+        self._G[:k] = grads
+        self._K[:k, :k] = self._xp.asarray(self._G[:k] @ self._G[:k].T, dtype=self._xp.float64)
+        self._count = k
+        self._next = k % self.window
+        self._factored = False
+        self._eig = None
 
     def update(self, x, g=None, **data):
         """Curvature protocol: the gradient at the new point joins the window."""
@@ -146,13 +219,20 @@ class MFAC(Curvature):
         self.add(g)
 
     def _factor(self):
-        if self._chol is None:
-            k = self.n_grads
-            A = self._K[:k, :k] / self.damp
-            A[self._xp.arange(k), self._xp.arange(k)] += self.window
-            self._chol = _cholesky(self._xp, A, 0.0)
+        """The upper factor of A (oldest gradient first), refactored only
+        after ``fill``."""
+        k = self.n_grads
+        if not self._factored:
+            xp = self._xp
+            order = self._order()
+            A = self._K[order][:, order] / self.damp
+            A[xp.arange(k), xp.arange(k)] += self.window
+            L = _cholesky(xp, A, 0.0)
+            L = xp.tril(L[0] if isinstance(L, tuple) else L)
+            self._U[:k, :k] = L.T
+            self._factored = True
             self.nfact += 1
-        return self._chol
+        return self._U[:k, :k]
 
     def _eigh(self):
         if self._eig is None:
@@ -166,7 +246,10 @@ class MFAC(Curvature):
         """:math:`(\\lambda I + G^TG/m)^{-1} v` given :math:`G v`."""
         xp = self._xp
         if use_chol:
-            y = _cho_solve(xp, self._factor(), Gv)
+            U = self._factor()
+            order = self._order()
+            y = xp.empty_like(Gv)
+            y[order] = _solve_upper(xp, U, _solve_upper_transposed(xp, U, Gv[order]))
         else:
             kappa, U = self._eigh()
             y = U @ ((U.T @ Gv) / (self.window + kappa / lam))

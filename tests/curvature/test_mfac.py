@@ -144,3 +144,48 @@ def test_bad_gradients():
     static = MFACStatic(np.ones((2, 4)))
     with pytest.raises(ValueError, match="`n_prune`"):
         static.prune(np.ones(4), 5)
+
+
+def test_incremental_factor_stays_accurate_over_many_wraps():
+    # 400 replacements with a small damping: the O(m^2) factor changes must
+    # not drift from a fresh factorisation.
+    rng = np.random.default_rng(8)
+    d, m, damp = 40, 8, 1e-6
+    model = MFAC(m, damp)
+    grads = []
+    for t in range(400):
+        g = rng.standard_normal(d) * 10.0 ** rng.uniform(-3, 3)
+        grads.append(g)
+        model.update(None, g)
+        if t % 50 == 49 or t == 0:
+            fresh = MFAC(m, damp)
+            fresh.fill(np.array(grads[-m:]))
+            v = rng.standard_normal(d)
+            assert _rel(model.ihvp(v), np.asarray(fresh.ihvp(v))) < 1e-9
+    assert model.nfact == 1  # one factorisation, then only O(m^2) changes
+
+
+def test_fill_equals_adding_one_by_one(dtype):
+    rng = np.random.default_rng(9)
+    grads = rng.standard_normal((11, 30)).astype(dtype)
+    a, b = MFAC(6, 0.1), MFAC(6, 0.1)
+    a.fill(grads)
+    for g in grads:
+        b.add(g)
+    v = rng.standard_normal(30).astype(dtype)
+    assert _rel(a.ihvp(v), np.asarray(b.ihvp(v), np.float64)) < rtol_for(dtype)
+    g = rng.standard_normal(30).astype(dtype)
+    assert _rel(a.update_and_ihvp(g), np.asarray(b.update_and_ihvp(g), np.float64)) < rtol_for(dtype)
+
+
+def test_cholesky_drop_first_kernel_numba_equals_fallback_and_dense():
+    rng = np.random.default_rng(10)
+    n = 30
+    B = rng.standard_normal((n, n))
+    A = B @ B.T + n * np.eye(n)
+    U = np.linalg.cholesky(A).T.copy()
+    ref = kernels(name="fallback").chol_drop_first_upper(U.copy(), n)
+    got = kernels(name="cpu").chol_drop_first_upper(U.copy(), n)
+    assert_allclose(np.triu(got[: n - 1, : n - 1]), np.triu(ref[: n - 1, : n - 1]), rtol=1e-12, atol=1e-12)
+    R = np.triu(got[: n - 1, : n - 1])
+    assert_allclose(R.T @ R, A[1:, 1:], rtol=1e-12)
