@@ -24,3 +24,22 @@ def test_minimize_suite_runs_one_combination():
     assert bench.track_gnorm("quadratic-50", "gns") <= -8
     with pytest.raises(NotImplementedError):
         bench.setup("rosenbrock-1000", "trust-exact")
+
+
+def test_trust_region_suite_runs_one_combination():
+    mod = _load("bench_trust_region")
+    bench = mod.TrustRegion()
+    bench.setup("quartic-30", "tr:mfac")
+    assert bench.track_nit("quartic-30", "tr:mfac") >= 1
+    bench.setup("quartic-30", "trust-krylov")
+    bench.time_solve("quartic-30", "trust-krylov")
+    with pytest.raises(NotImplementedError):
+        bench.setup("rosenbrock-1000", "tr:exact-dense")
+
+
+def test_mfac_suite_runs_a_small_case():
+    mod = _load("bench_mfac")
+    bench = mod.MFACStep()
+    bench.setup(5000, 16, "float32")
+    bench.time_step(5000, 16, "float32")
+    bench.time_floor_two_gemv(5000, 16, "float32")

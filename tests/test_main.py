@@ -13,11 +13,26 @@ def test_info(capsys):
 
 
 def test_bench_rows(capsys):
-    assert main(["bench", "--only", "quadratic", "--repeat", "1"]) == 0
+    assert main(["bench", "minimize", "trust-region", "--only", "quadratic", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    for method in ("gns", "trust-exact", "trust-ncg", "Newton-CG", "L-BFGS-B"):
+    for method in ("gns", "trust-exact", "trust-ncg", "trust-krylov", "Newton-CG", "L-BFGS-B"):
         assert method in out
+    for variant in ("tr:exact-dense", "tr:exact-hessp", "tr:precond-diag-fisher", "tr:hutchinson", "tr:mfac"):
+        assert variant in out
     assert "vs gns" in out
+
+
+def test_bench_mfac_rows(capsys):
+    assert main(["bench", "mfac", "--mfac-dims", "2000", "--mfac-windows", "8", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "step/floor" in out and "float32" in out and "float64" in out
+
+
+def test_bench_rejects_unknown_suite():
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["bench", "frobnicate"])
 
 
 def test_demo_writes_plot(tmp_path, capsys):
