@@ -1,12 +1,14 @@
 """CuPy kernels.
 
-The secular-equation solve and the Cholesky update are short sequential
-iterations over vectors of length m (the window) or n (the eigenvalues); the
-namespace-generic fallbacks already run them on CuPy arrays without host
-copies of the vectors, so the GPU table reuses them.
+The namespace-generic fallbacks run on CuPy arrays without host copies:
+element-wise exp and reductions for the Sinkhorn kernels, short sequential
+iterations over vectors of length m (the window) or n (the eigenvalues) for
+the Cholesky update and the secular equation.  The GPU table reuses them
+until fused CuPy kernels replace the ones that allocate n x n temporaries.
 """
 
 from ..fallback.cholesky import chol_drop_first_upper
+from ..fallback.sinkhorn import lse_cols, lse_rows, scaled_kernel, sns_eval, transport_cost
 from ..fallback.trust import trust_region_eig
 
-__all__ = ["chol_drop_first_upper", "trust_region_eig"]
+__all__ = ["chol_drop_first_upper", "lse_cols", "lse_rows", "scaled_kernel", "sns_eval", "transport_cost", "trust_region_eig"]

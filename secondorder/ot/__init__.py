@@ -1,0 +1,25 @@
+"""Entropic optimal transport with POT's conventions.
+
+``sinkhorn(a, b, M, reg, method="sns")`` and ``sinkhorn2`` take the
+arguments of ``ot.sinkhorn`` / ``ot.sinkhorn2``; the solvers are
+Sinkhorn-Newton-Sparse (:func:`sinkhorn_newton_sparse`), log-domain Sinkhorn
+(:func:`sinkhorn_log`) and stabilised scaling iterations
+(:func:`sinkhorn_stabilized`).  :func:`dist` and :func:`grid_cost` build cost
+matrices.
+"""
+
+from ._cost import dist, grid_cost
+from ._scaling import sinkhorn_stabilized
+from ._sinkhorn import sinkhorn, sinkhorn2
+from ._sinkhorn_log import sinkhorn_log
+from ._sns import sinkhorn_newton_sparse
+
+__all__ = [
+    "sinkhorn",
+    "sinkhorn2",
+    "sinkhorn_log",
+    "sinkhorn_stabilized",
+    "sinkhorn_newton_sparse",
+    "dist",
+    "grid_cost",
+]

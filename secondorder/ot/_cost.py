@@ -1,0 +1,83 @@
+"""Ground costs: between point clouds, and between the cells of a grid."""
+
+import numpy as np
+
+from .._backend import get_namespace
+
+__all__ = ["dist", "grid_cost"]
+
+
+def dist(x1, x2=None, metric="sqeuclidean", p=2):
+    r"""Cost matrix between two point clouds, as POT's ``ot.dist``.
+
+    Parameters
+    ----------
+    x1 : array, shape (n, d)
+    x2 : array, shape (m, d), optional
+        Defaults to ``x1``.
+    metric : str
+        ``"sqeuclidean"`` (default), ``"euclidean"``, or any metric of
+        :func:`scipy.spatial.distance.cdist` (``"cityblock"``,
+        ``"minkowski"`` with ``p``, ...).
+    p : float
+        Exponent of the Minkowski metric.
+
+    Returns
+    -------
+    M : ndarray, shape (n, m)
+    """
+    xp = get_namespace(x1, x2)
+    x1 = xp.asarray(x1)
+    x2 = x1 if x2 is None else xp.asarray(x2)
+    if x1.ndim == 1:
+        x1 = x1[:, None]
+    if x2.ndim == 1:
+        x2 = x2[:, None]
+    if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1]:
+        raise ValueError(
+            f"`x1` and `x2` must be (n, d) and (m, d) arrays of points; got shapes {x1.shape} and {x2.shape}."
+        )
+    if metric in ("sqeuclidean", "euclidean"):
+        # ||x||^2 + ||y||^2 - 2 x.y with one GEMM; clipped at 0 against rounding.
+        M = (x1 * x1).sum(axis=1)[:, None] + (x2 * x2).sum(axis=1)[None, :] - 2.0 * (x1 @ x2.T)
+        M = xp.maximum(M, 0.0)
+        return xp.sqrt(M) if metric == "euclidean" else M
+    from scipy.spatial.distance import cdist
+
+    kwargs = {"p": p} if metric == "minkowski" else {}
+    return cdist(np.asarray(x1), np.asarray(x2), metric=metric, **kwargs)
+
+
+def grid_cost(shape, metric="sqeuclidean", spacing=None):
+    r"""Cost between the cells of a regular 1-D or 2-D grid.
+
+    With ``a = img1.ravel() / img1.sum()`` and ``b`` alike,
+    ``sinkhorn2(a, b, grid_cost(img1.shape), reg)`` is the entropic
+    :math:`W_2^2` between the images (``metric="euclidean"``: :math:`W_1`).
+
+    Parameters
+    ----------
+    shape : int or tuple of one or two ints
+        Grid shape (an image's ``shape``); cells are numbered in C order, as
+        ``ravel`` does.
+    metric : str
+        As in :func:`dist`.
+    spacing : float or tuple, optional
+        Distance between neighbouring cells along each axis.  Default
+        ``1 / max(shape)``: the grid fills the unit square, so costs are at
+        most 1 (squared Euclidean: 2).
+
+    Returns
+    -------
+    M : ndarray, shape (prod(shape), prod(shape))
+    """
+    shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+    if len(shape) not in (1, 2) or min(shape) < 1:
+        raise ValueError(f"`shape` must describe a 1-D or 2-D grid with positive sizes; got {shape}.")
+    if spacing is None:
+        spacing = (1.0 / max(shape),) * len(shape)
+    elif np.isscalar(spacing):
+        spacing = (float(spacing),) * len(shape)
+    axes = [np.arange(s) * h for s, h in zip(shape, spacing)]
+    points = np.stack([c.ravel() for c in np.meshgrid(*axes, indexing="ij")], axis=1)
+    return dist(points, points, metric=metric)

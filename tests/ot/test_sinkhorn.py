@@ -1,0 +1,247 @@
+"""secondorder.ot against POT: plans, costs, marginals, odd inputs, bad inputs."""
+
+import numpy as np
+import ot as pot
+import pytest
+from numpy.testing import assert_allclose
+
+from secondorder import ot
+from secondorder._backend import kernels
+
+METHODS = ["sns", "sinkhorn_log", "sinkhorn"]
+
+
+def _clouds(n, m, seed=0, d=2):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d))
+    y = rng.random((m, d)) + 0.1
+    M = ot.dist(x, y)
+    return M / M.max()
+
+
+def _marginal_error(P, a, b):
+    return np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("reg", [0.05, 0.01])
+def test_plan_matches_pot(method, reg):
+    n, m = 60, 45
+    rng = np.random.default_rng(1)
+    a = rng.random(n) + 0.1
+    a /= a.sum()
+    b = rng.random(m) + 0.1
+    b /= b.sum()
+    M = _clouds(n, m)
+    ref = pot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=1e-13, numItermax=100000)
+    P, log = ot.sinkhorn(a, b, M, reg, method=method, stopThr=1e-12, numItermax=100000, log=True)
+    assert_allclose(P, ref, atol=1e-10, rtol=1e-6)
+    assert log["err"][-1] < 1e-12
+    assert _marginal_error(P, a, b) < 1e-11
+    cost = ot.sinkhorn2(a, b, M, reg, method=method, stopThr=1e-12, numItermax=100000)
+    assert_allclose(cost, pot.sinkhorn2(a, b, M, reg, method="sinkhorn_log", stopThr=1e-13, numItermax=100000), rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_marginal_error_reaches_stopThr_and_log_keys(method):
+    M = _clouds(80, 80, seed=2)
+    P, log = ot.sinkhorn([], [], M, 1e-3, method=method, stopThr=1e-9, numItermax=100000, log=True)
+    a = np.full(80, 1 / 80)
+    assert log["err"][-1] < 1e-9
+    assert _marginal_error(P, a, a) < 1e-9
+    for key in ("niter", "err", "f", "g", "log_u", "log_v", "n_passes"):
+        assert key in log
+    assert len(log["err"]) >= 1 and log["niter"] >= 1
+    # the potentials give the plan
+    assert_allclose(np.exp((log["f"][:, None] + log["g"][None, :] - M) / 1e-3), P, atol=1e-14)
+    if method == "sns":
+        assert log["n_newton"] >= 1 and log["cg_iters"] >= 1 and log["nnz"] >= 80
+        assert log["n_sinkhorn"] + log["n_newton"] == log["niter"]
+
+
+def test_entropic_cost_approaches_emd():
+    M = _clouds(50, 50, seed=3)
+    a = np.full(50, 1 / 50)
+    exact = pot.emd2(a, a, M)
+    gaps = [ot.sinkhorn2(a, a, M, reg, stopThr=1e-10, numItermax=100000) - exact for reg in (1e-1, 1e-2, 1e-3, 1e-4)]
+    assert all(g >= -1e-9 for g in gaps)
+    assert gaps[0] > gaps[1] > gaps[2] > gaps[3]
+    assert gaps[-1] < 1e-3 * exact + 1e-6
+
+
+def test_random_assignment_of_the_paper():
+    # C ~ U[0, 1], n = 500, eta = 1200: the paper reports 20 Sinkhorn + 9 Newton.
+    rng = np.random.default_rng(0)
+    C = rng.random((500, 500))
+    P, log = ot.sinkhorn([], [], C, 1 / 1200, method="sns", stopThr=1e-9, log=True)
+    assert log["err"][-1] < 1e-9
+    assert log["niter"] <= 60
+    assert log["n_newton"] <= 20
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_rectangular_nonuniform_and_zero_mass(method):
+    rng = np.random.default_rng(4)
+    n, m = 40, 25
+    a = rng.random(n)
+    a[[0, 7, 39]] = 0.0
+    a /= a.sum()
+    b = rng.random(m)
+    b[[3, 24]] = 0.0
+    b /= b.sum()
+    M = _clouds(n, m, seed=5)
+    P, log = ot.sinkhorn(a, b, M, 1e-2, method=method, stopThr=1e-11, numItermax=100000, log=True)
+    assert P.shape == (n, m)
+    assert np.all(P[[0, 7, 39]] == 0) and np.all(P[:, [3, 24]] == 0)
+    assert _marginal_error(P, a, b) < 1e-10
+    assert np.all(np.isneginf(log["f"][[0, 7, 39]])) and np.all(np.isneginf(log["g"][[3, 24]]))
+    keep_a, keep_b = a > 0, b > 0
+    ref = pot.sinkhorn(a[keep_a], b[keep_b], M[np.ix_(keep_a, keep_b)], 1e-2, method="sinkhorn_log", stopThr=1e-13, numItermax=100000)
+    assert_allclose(P[np.ix_(keep_a, keep_b)], ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_cost_gives_float32_plan(method):
+    M = _clouds(50, 40, seed=6)
+    P64 = ot.sinkhorn([], [], M, 1e-2, method=method, stopThr=1e-10)
+    P32 = ot.sinkhorn([], [], M.astype(np.float32), 1e-2, method=method, stopThr=1e-6)
+    assert P32.dtype == np.float32
+    assert_allclose(P32, P64, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_small_reg_is_stable(method):
+    # reg = 1e-4 with costs in [0, 1]: no underflow to zero rows, no NaN.
+    # Plain Sinkhorn needs far more iterations here; SNS converges.
+    M = _clouds(100, 100, seed=7)
+    iters = 100000 if method == "sns" else 2000
+    P, log = ot.sinkhorn([], [], M, 1e-4, method=method, stopThr=1e-9, numItermax=iters, log=True, warn=False)
+    assert np.all(np.isfinite(P)) and np.all(np.isfinite(log["f"]))
+    assert np.all(P.sum(axis=1) > 0)
+    assert np.all(np.isfinite(log["err"]))
+    if method == "sns":
+        assert log["err"][-1] < 1e-9
+    else:
+        assert log["err"][-1] < 0.1 * log["err"][0]
+
+
+def test_warmstart_and_inputs_unchanged():
+    M = _clouds(30, 30, seed=8)
+    a = np.full(30, 1 / 30)
+    M0, a0 = M.copy(), a.copy()
+    P, log = ot.sinkhorn(a, a, M, 1e-2, log=True, stopThr=1e-12)
+    P2, log2 = ot.sinkhorn(a, a, M, 1e-2, log=True, stopThr=1e-12, method="sinkhorn_log", warmstart=(log["log_u"], log["log_v"]))
+    assert log2["niter"] <= 2
+    assert_allclose(P2, P, atol=1e-12)
+    assert np.array_equal(M, M0) and np.array_equal(a, a0)
+
+
+def test_not_converged_warns_and_sinkhorn2_does_not():
+    M = _clouds(40, 40, seed=9)
+    with pytest.warns(UserWarning, match="did not converge.*numItermax"):
+        ot.sinkhorn([], [], M, 1e-3, method="sinkhorn_log", numItermax=3)
+    ot.sinkhorn2([], [], M, 1e-3, method="sinkhorn_log", numItermax=3)  # warn=False by default, as POT
+
+
+def test_verbose_prints(capsys):
+    ot.sinkhorn([], [], _clouds(20, 20), 1e-2, verbose=True)
+    out = capsys.readouterr().out
+    assert "Err" in out and "Newton" in out
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"a": [-0.5, 1.5, 0.0]}, ValueError, "`a` must be non-negative"),
+        ({"b": [0.5, 0.2, 0.1]}, ValueError, "same total mass"),
+        ({"M": np.ones((3, 4))}, ValueError, "Dimension mismatch"),
+        ({"M": np.ones(3)}, ValueError, "2-D cost matrix"),
+        ({"M": np.array([[0.0, np.nan, 1], [1, 0, 1], [1, 1, 0]])}, ValueError, "`M` must be finite"),
+        ({"M": np.array([[0.0, np.inf, 1], [1, 0, 1], [1, 1, 0]])}, ValueError, "`M` must be finite"),
+        ({"reg": 0.0}, ValueError, "`reg` must be a positive"),
+        ({"reg": -1.0}, ValueError, "`reg` must be a positive"),
+        ({"a": [np.nan, 0.5, 0.5]}, ValueError, "`a` must be finite"),
+        ({"method": "greenkhorn"}, ValueError, "Unknown method 'greenkhorn'"),
+        ({"b": np.ones((3, 2)) / 3}, ValueError, "1-D histogram"),
+        ({"frobnicate": 1}, TypeError, "unexpected keyword"),
+        ({"a": [0.0, 0.0, 0.0]}, ValueError, "zero total mass"),
+    ],
+)
+def test_bad_input(kwargs, exc, match):
+    call = {"a": [1 / 3] * 3, "b": [1 / 3] * 3, "M": np.ones((3, 3)) - np.eye(3), "reg": 0.1}
+    call.update(kwargs)
+    with pytest.raises(exc, match=match):
+        ot.sinkhorn(**call)
+
+
+def test_numba_kernels_equal_fallback():
+    rng = np.random.default_rng(10)
+    n, m = 70, 50
+    M = rng.random((n, m))
+    f = rng.standard_normal(n) * 0.01
+    g = rng.standard_normal(m) * 0.01
+    reg = 3e-3
+    cpu, ref = kernels(name="cpu"), kernels(name="fallback")
+    assert_allclose(cpu.lse_rows(M, g, reg, np.empty(n)), ref.lse_rows(M, g, reg, np.empty(n)), rtol=1e-13)
+    assert_allclose(cpu.lse_cols(M, f, reg, np.empty(m)), ref.lse_cols(M, f, reg, np.empty(m)), rtol=1e-13)
+    assert_allclose(cpu.scaled_kernel(M, f, g, reg, np.empty((n, m))), ref.scaled_kernel(M, f, g, reg, np.empty((n, m))), rtol=1e-13, atol=1e-300)
+    assert_allclose(cpu.transport_cost(M, f, g, reg), ref.transport_cost(M, f, g, reg), rtol=1e-12)
+    for got, want in zip(cpu.sns_eval(M, f, g, reg, 5), ref.sns_eval(M, f, g, reg, 5)):
+        assert_allclose(np.asarray(got, dtype=float), np.asarray(want, dtype=float), rtol=1e-12)
+    # float32 costs read directly
+    assert_allclose(cpu.lse_rows(M.astype(np.float32), g, reg, np.empty(n)), ref.lse_rows(M.astype(np.float32), g, reg, np.empty(n)), rtol=1e-12)
+
+
+def test_fast_exp_accuracy_and_clamp():
+    from secondorder._kernels.cpu._fastexp import fast_exp
+    from secondorder._backend import jit
+
+    @jit
+    def apply(x, out):
+        for i in range(x.shape[0]):
+            out[i] = fast_exp(x[i])
+        return out
+
+    x = np.linspace(-499, 699, 200001)
+    assert_allclose(apply(x, np.empty_like(x)), np.exp(x), rtol=2e-14)
+    y = apply(np.array([-1e4, -600.0, 800.0]), np.empty(3))
+    assert y[0] == y[1]
+    assert_allclose(y, [np.exp(-500.0), np.exp(-500.0), np.exp(700.0)], rtol=1e-14)
+
+
+def test_sinkhorn_disabled_numba_gives_same_plan(monkeypatch):
+    M = _clouds(30, 20, seed=11)
+    P = ot.sinkhorn([], [], M, 1e-2, method="sinkhorn_log", stopThr=1e-12)
+    monkeypatch.setenv("SECONDORDER_DISABLE_NUMBA", "1")
+    P2 = ot.sinkhorn([], [], M, 1e-2, method="sinkhorn_log", stopThr=1e-12)
+    assert_allclose(P, P2, atol=1e-14)
+
+
+def test_dist_and_grid_cost():
+    rng = np.random.default_rng(12)
+    x, y = rng.random((7, 3)), rng.random((5, 3))
+    assert_allclose(ot.dist(x, y), pot.dist(x, y), atol=1e-14)
+    assert_allclose(ot.dist(x, y, "euclidean"), pot.dist(x, y, "euclidean"), atol=1e-7)
+    assert_allclose(ot.dist(x, y, "cityblock"), pot.dist(x, y, "cityblock"))
+    G = ot.grid_cost((3, 4))
+    assert G.shape == (12, 12)
+    # cells (0, 0) and (2, 3): squared distance (2^2 + 3^2) / 4^2
+    assert_allclose(G[0, 11], 13 / 16)
+    assert_allclose(ot.grid_cost(5, "euclidean", spacing=1.0)[0], [0, 1, 2, 3, 4])
+    with pytest.raises(ValueError, match="1-D or 2-D grid"):
+        ot.grid_cost((2, 2, 2))
+    with pytest.raises(ValueError, match="arrays of points"):
+        ot.dist(np.ones((3, 2)), np.ones((3, 3)))
+
+
+def test_w1_w2_between_images():
+    img1 = np.zeros((8, 8))
+    img1[1:3, 1:3] = 1
+    img2 = np.zeros((8, 8))
+    img2[5:7, 4:6] = 1
+    a, b = img1.ravel() / img1.sum(), img2.ravel() / img2.sum()
+    # a pure translation by (4, 3) cells of 1/8: W2^2 = (16 + 9) / 64, W1 = 5/8
+    w2 = ot.sinkhorn2(a, b, ot.grid_cost(img1.shape), 1e-3, stopThr=1e-10)
+    w1 = ot.sinkhorn2(a, b, ot.grid_cost(img1.shape, "euclidean"), 1e-3, stopThr=1e-10)
+    assert_allclose(w2, 25 / 64, rtol=1e-3)
+    assert_allclose(w1, 5 / 8, rtol=1e-3)
