@@ -15,7 +15,18 @@ from scipy.optimize import minimize as scipy_minimize
 from . import minimize
 from .optimize import problems
 
-__all__ = ["MinimizeRun", "run_gns", "run_scipy", "run_trust_region", "bench_minimize", "bench_trust_region", "bench_mfac", "main"]
+__all__ = [
+    "MinimizeRun",
+    "run_gns",
+    "run_scipy",
+    "run_trust_region",
+    "run_ot",
+    "bench_minimize",
+    "bench_trust_region",
+    "bench_mfac",
+    "bench_ot",
+    "main",
+]
 
 SCIPY_METHODS = ("trust-exact", "trust-ncg", "Newton-CG", "L-BFGS-B")
 SCIPY_TRUST = ("trust-exact", "trust-ncg", "trust-krylov")
@@ -251,7 +262,117 @@ def bench_mfac(dims=(100_000, 1_000_000), windows=(64, 256, 1024), dtypes=("floa
     return rows
 
 
-SUITES = {"minimize": bench_minimize, "trust-region": bench_trust_region, "mfac": bench_mfac}
+def ot_problem(kind, n, reg_seed):
+    """(a, b, M) of an OT benchmark: ``"clouds"``, 2-D uniform point clouds
+    with the squared Euclidean cost scaled to max 1; ``"assignment"``, the
+    random assignment problem of Tang et al. (C ~ U[0, 1])."""
+    rng = np.random.default_rng(reg_seed)
+    if kind == "assignment":
+        M = rng.random((n, n))
+    else:
+        from .ot import dist
+
+        x, y = rng.random((n, 2)), rng.random((n, 2))
+        M = dist(x, y)
+        M /= M.max()
+    a = np.full(n, 1.0 / n)
+    return a, a.copy(), M
+
+
+def _l1_error(P, a, b):
+    return float(np.abs(P.sum(axis=1) - a).sum() + np.abs(P.sum(axis=0) - b).sum())
+
+
+def run_ot(method, a, b, M, reg, stopThr=1e-9, max_iter=None):
+    """One OT solve: (seconds, iterations, L1 marginal error of the plan).
+
+    POT and RegOT stop on other norms (POT: L2 of the column marginal;
+    RegOT: L2 of the dual gradient); they are given ``stopThr / sqrt(n)``,
+    which guarantees the L1 target, and the error of the plan each returns
+    is measured the same way for all.
+    """
+    import time as _time
+
+    n = M.shape[0]
+    if method.startswith("so:"):
+        from . import ot as so_ot
+
+        t0 = _time.perf_counter()
+        P, log = so_ot.sinkhorn(a, b, M, reg, method=method[3:], stopThr=stopThr, numItermax=max_iter or 10**6, log=True, warn=False)
+        seconds = _time.perf_counter() - t0
+        return seconds, log["niter"], _l1_error(P, a, b), log
+    if method.startswith("pot:"):
+        import ot as pot
+
+        t0 = _time.perf_counter()
+        P, log = pot.sinkhorn(a, b, M, reg, method=method[4:], stopThr=stopThr / np.sqrt(n), numItermax=max_iter or 10**6, log=True, warn=False)
+        seconds = _time.perf_counter() - t0
+        return seconds, log.get("niter", log.get("n_iter", 0)), _l1_error(P, a, b), log
+    if method == "regot:ssns":
+        import regot
+
+        Mf = np.asfortranarray(M)
+        t0 = _time.perf_counter()
+        res = regot.sinkhorn_ssns(Mf, a, b, reg, tol=stopThr / np.sqrt(n), max_iter=max_iter or 1000)
+        seconds = _time.perf_counter() - t0
+        return seconds, res.niter, _l1_error(res.plan, a, b), {}
+    raise ValueError(method)
+
+
+def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_size=500, max_iter=None, out=print):
+    """SNS and our Sinkhorns against POT (``sinkhorn``, ``sinkhorn_log``) and
+    RegOT (``sinkhorn_ssns``), all to an L1 marginal error of 1e-9.
+
+    ``max_iter`` caps the iterations of every method (default: a million
+    for the Sinkhorns, RegOT's 1000)."""
+    import importlib.util
+    import math
+
+    have_pot = importlib.util.find_spec("ot") is not None
+    have_regot = importlib.util.find_spec("regot") is not None
+    out("\nOT: time to an L1 marginal error of 1e-9 ('vs sns' = method time / sns time)")
+    out(f"{'problem':<26} {'method':<16} {'iters':>7} {'L1 err':>9} {'time s':>9} {'vs sns':>8}")
+    methods = ["so:sns", "so:sinkhorn"]
+    if have_pot:
+        methods.append("pot:sinkhorn")
+    if have_regot:
+        methods.append("regot:ssns")
+    # numba compilation and caches outside the timings
+    a, b, M = ot_problem("clouds", 50, 0)
+    for m in ("so:sns", "so:sinkhorn_log", "so:sinkhorn"):
+        run_ot(m, a, b, M, 1e-2)
+    cases = [("assignment", assignment_size, 1 / 1200)] + [("clouds", n, reg) for n in sizes for reg in regs]
+    ratios = {}
+    for kind, n, reg in cases:
+        for draw in range(draws if (kind, n, reg) == ("clouds", max(sizes), min(regs)) else 1):
+            a, b, M = ot_problem(kind, n, draw)
+            label = f"{kind} n={n} reg={reg:.2g}" + (f" #{draw}" if draw else "")
+            ref = None
+            for m in methods:
+                seconds, iters, err, _ = run_ot(m, a, b, M, reg, max_iter=max_iter)
+                ref = ref or seconds
+                ratios.setdefault((kind, n, reg, m), []).append(seconds / ref)
+                out(f"{label:<26} {m:<16} {iters:>7} {err:>9.1e} {seconds:>9.3f} {seconds / ref:>8.2f}")
+            # per-iteration cost of the log-domain Sinkhorns, POT's capped (it
+            # needs minutes to converge at small reg)
+            if have_pot:
+                t_so, it_so, _, _ = run_ot("so:sinkhorn_log", a, b, M, reg, stopThr=1e-300, max_iter=50)
+                t_pot, it_pot, _, _ = run_ot("pot:sinkhorn_log", a, b, M, reg, stopThr=1e-300, max_iter=50)
+                per_so, per_pot = t_so / max(it_so, 1), t_pot / max(it_pot, 1)
+                out(
+                    f"{label:<26} {'log per iter':<16} {'':>7} {'':>9} {per_so:>9.5f} "
+                    f"{'':>8}  pot:sinkhorn_log {per_pot:.5f} s/iter = {per_pot / per_so:.1f}x ours"
+                )
+    key = ("clouds", max(sizes), min(regs))
+    for m in methods[1:]:
+        r = ratios.get(key + (m,))
+        if r:
+            out(f"geometric mean over {len(r)} draws at n={key[1]}, reg={key[2]:g}: {m} / so:sns = "
+                f"{math.exp(sum(math.log(x) for x in r) / len(r)):.2f}")
+    return ratios
+
+
+SUITES = {"minimize": bench_minimize, "trust-region": bench_trust_region, "mfac": bench_mfac, "ot": bench_ot}
 
 
 def main(argv=None):
@@ -264,6 +385,10 @@ def main(argv=None):
     parser.add_argument("--gtol", type=float, default=1e-8)
     parser.add_argument("--mfac-dims", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--mfac-windows", type=int, nargs="*", default=[64, 256, 1024])
+    parser.add_argument("--ot-sizes", type=int, nargs="*", default=[500, 1000, 2000])
+    parser.add_argument("--ot-draws", type=int, default=3)
+    parser.add_argument("--ot-assignment-size", type=int, default=500)
+    parser.add_argument("--ot-max-iter", type=int, default=None, help="iteration cap of every OT method")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.suites) - set(SUITES))
     if unknown:
@@ -273,5 +398,7 @@ def main(argv=None):
         bench_minimize(args.only, args.gtol, args.repeat)
     if "trust-region" in suites:
         bench_trust_region(args.only, args.gtol, args.repeat)
+    if "ot" in suites:
+        bench_ot(tuple(args.ot_sizes), draws=args.ot_draws, assignment_size=args.ot_assignment_size, max_iter=args.ot_max_iter)
     if "mfac" in suites:
         bench_mfac(tuple(args.mfac_dims), tuple(args.mfac_windows), repeat=max(args.repeat, 3))

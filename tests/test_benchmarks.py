@@ -43,3 +43,17 @@ def test_mfac_suite_runs_a_small_case():
     bench.setup(5000, 16, "float32")
     bench.time_step(5000, 16, "float32")
     bench.time_floor_two_gemv(5000, 16, "float32")
+
+
+def test_ot_suite_runs_small_cases():
+    mod = _load("bench_ot")
+    bench = mod.PointClouds()
+    bench.setup(500, 1e-2, 0, "so:sns")
+    bench.time_solve(500, 1e-2, 0, "so:sns")
+    assert bench.track_l1_error(500, 1e-2, 0, "so:sns") < 1e-9
+    ra = mod.RandomAssignment()
+    ra.setup("so:sns")
+    assert ra.track_iterations("so:sns") <= 60
+    per = mod.LogSinkhornPerIteration()
+    per.setup(500, "so:sinkhorn_log")
+    per.time_50_iterations(500, "so:sinkhorn_log")

@@ -14,7 +14,7 @@ __all__ = ["sinkhorn_stabilized"]
 _TAU = 50.0
 
 
-def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False):
+def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=None):
     r"""Sinkhorn's scaling iterations with absorption (Schmitzer 2019).
 
     With :math:`\tilde K = \exp((f \oplus g - M)/\varepsilon)` built from
@@ -24,6 +24,9 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False):
     :math:`f \mathrel{+}= \varepsilon \log u`, and :math:`\tilde K` is
     rebuilt (one pass with exps).  A BLAS pass over :math:`\tilde K` costs a
     fraction of a log-sum-exp pass: the cheap way to warm up a Newton method.
+
+    ``stop(errs)``, when given, is called after each iteration with the
+    errors so far and ends the iterations when it returns True.
 
     Returns a :class:`Solution` whose potentials include the last scalings.
     """
@@ -52,7 +55,7 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False):
             errs.append(err)
             if verbose and (it % 10 == 1 or err < stopThr):
                 print(f"{it:>5}|{err:>12.6e}")
-            if err < stopThr or it == numItermax:
+            if err < stopThr or it == numItermax or (stop is not None and stop(errs)):
                 break
         u = a / Kv
         v = b / (K.T @ u)

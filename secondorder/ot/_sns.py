@@ -10,6 +10,16 @@ from ._utils import Solution, marginal_error, plan_result, prepare
 
 __all__ = ["sinkhorn_newton_sparse"]
 
+# Cap on the candidates per row kept by the pass over M (a heap of this size).
+_MAX_CANDIDATES = 256
+# Sinkhorn goes on past the warm-up while its observed linear rate predicts
+# that it reaches stopThr within this many iterations in all: a scaling
+# iteration costs a small fraction of a Newton step, so Newton only pays off
+# beyond that.  Sinkhorn slows down where Newton pays (small reg), and the
+# prediction then grows past the budget within a few tens of iterations.
+_SINKHORN_BUDGET = 250
+_RATE_WINDOW = 10
+
 
 def sinkhorn_newton_sparse(
     a,
@@ -27,6 +37,7 @@ def sinkhorn_newton_sparse(
     cg_maxiter=1000,
     max_linesearch=8,
     fallback_sweeps=10,
+    adaptive=True,
 ):
     r"""Entropic OT by Sinkhorn-Newton-Sparse (Tang et al., ICLR 2024).
 
@@ -44,14 +55,20 @@ def sinkhorn_newton_sparse(
     ascent on :math:`D`; SNS warms up with Sinkhorn and then takes Newton
     steps :math:`\Delta = \varepsilon A_s^{-1} \nabla D` with a sparsified
     :math:`A_s`: its diagonal blocks exact, ``P`` replaced by its largest
-    entries, O(n) of them (each row keeps its ``ceil(sparsity * m)``
-    largest, each column its largest).  Near the solution ``P`` concentrates
-    on a sparse optimal face, so little is lost.
+    entries.  At least ``sparsity * n * m`` entries are kept (every row's and
+    every column's largest among them), and more while the mass left out
+    exceeds ``0.01 * err`` (the L1 marginal error): the Hessian error then
+    shrinks with the gradient, and Newton keeps its fast local rate.  Near
+    the solution ``P`` concentrates on a sparse optimal face, so O(n)
+    entries suffice.
 
     Details:
 
     * the warm-up runs the scaling iterations with absorption (two BLAS
-      matrix-vector products an iteration, no exp);
+      matrix-vector products an iteration, no exp); with ``adaptive=True``
+      they go on while their observed linear rate predicts that Sinkhorn
+      reaches ``stopThr`` within 250 iterations in all (large ``reg``), and
+      Newton takes over as soon as the prediction exceeds that;
     * one fused pass over ``M`` per Newton trial computes ``P``'s row and
       column sums, the dual value and the sparsity pattern for the next
       step, so an accepted full step costs one pass over the n x n data;
@@ -83,6 +100,8 @@ def sinkhorn_newton_sparse(
         Step halvings tried before falling back to Sinkhorn sweeps.
     fallback_sweeps : int
         Sinkhorn sweeps taken when a Newton step fails.
+    adaptive : bool
+        Let Sinkhorn finish the solve when it is predicted to be cheaper.
 
     Returns
     -------
@@ -113,6 +132,7 @@ def sinkhorn_newton_sparse(
         cg_maxiter=cg_maxiter,
         max_linesearch=max_linesearch,
         fallback_sweeps=fallback_sweeps,
+        adaptive=adaptive,
     )
     return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn_newton_sparse")
 
@@ -169,6 +189,19 @@ def _sparse_P(xp, n, m, point, min_keep, tol):
     return sparse.csr_matrix((vals, (rows, cols)), shape=(n, m)), dropped, outside
 
 
+def _sinkhorn_iterations_left(errs, stopThr, window=10):
+    """Sinkhorn iterations still needed to reach ``stopThr`` at the linear
+    rate seen over the last ``window`` iterations; None when unknown."""
+    if len(errs) <= window or not errs[-1] > 0.0 or not errs[-1 - window] > 0.0:
+        return None
+    if errs[-1] < stopThr:
+        return 0
+    rate = (errs[-1] / errs[-1 - window]) ** (1.0 / window)
+    if not rate < 1.0:
+        return None
+    return math.log(stopThr / errs[-1]) / math.log(rate)
+
+
 def _newton_direction(point, Ps, rhs, rtol, maxiter, xp):
     """Solve A_s x = rhs by Jacobi-preconditioned CG with the last column
     potential held fixed (gauge).  Returns (x, iterations)."""
@@ -222,6 +255,7 @@ def solve_sns(
     max_linesearch=8,
     fallback_sweeps=10,
     drop_ratio=0.01,
+    adaptive=True,
     **unknown,
 ):
     if unknown:
@@ -240,7 +274,20 @@ def solve_sns(
     reg = problem.reg
 
     f, g = initial_potentials(problem, warmstart)
-    warm = scaling_iterations(problem, f, g, min(n_sinkhorn, numItermax), stopThr, verbose)
+
+    def hand_over(errs):
+        t = len(errs)
+        if t < n_sinkhorn:
+            return False
+        if not adaptive:
+            return True
+        if (t - n_sinkhorn) % _RATE_WINDOW:
+            return False
+        more = _sinkhorn_iterations_left(errs, stopThr, _RATE_WINDOW)
+        return more is None or t + more > _SINKHORN_BUDGET
+
+    limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), numItermax)
+    warm = scaling_iterations(problem, f, g, limit, stopThr, verbose, stop=hand_over)
     errs = list(warm.errs)
     passes = warm.passes
     if verbose:
@@ -253,10 +300,11 @@ def solve_sns(
     while point.err >= stopThr and n_sweeps + n_newton < numItermax:
         # Safe sparsification: the dropped mass is tied to the gradient, so
         # the Hessian error vanishes as Newton converges.
-        Ps, dropped, outside = _sparse_P(xp, n, m, point, min_keep, drop_ratio * point.err)
+        tol = drop_ratio * point.err
+        Ps, dropped, outside = _sparse_P(xp, n, m, point, min_keep, tol)
         nnz = Ps.nnz
-        if outside > drop_ratio * point.err and k < m:
-            k = min(m, 2 * k)
+        if outside > tol and k < m:
+            k = min(m, 2 * k, _MAX_CANDIDATES)
         grad = xp.concatenate([problem.a - point.r, problem.b - point.c])
         delta, cg_it = _newton_direction(point, Ps, reg * grad, max(1e-12, min(0.1, point.err)), cg_maxiter, xp)
         cg_total += cg_it

@@ -69,6 +69,33 @@ def test_entropic_cost_approaches_emd():
     assert gaps[-1] < 1e-3 * exact + 1e-6
 
 
+@pytest.mark.parametrize("reg", [0.05, 0.01])
+def test_sns_newton_stage_matches_pot_at_moderate_reg(reg):
+    # With adaptive=False Newton runs after 20 Sinkhorn iterations even where
+    # Sinkhorn alone would be cheaper, so the Newton stage meets large reg too.
+    n, m = 70, 50
+    rng = np.random.default_rng(5)
+    a = rng.random(n) + 0.1
+    a /= a.sum()
+    b = rng.random(m) + 0.1
+    b /= b.sum()
+    M = _clouds(n, m, seed=4)
+    ref = pot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=1e-13, numItermax=100000)
+    P, log = ot.sinkhorn(a, b, M, reg, method="sns", stopThr=1e-12, log=True, adaptive=False)
+    assert log["n_sinkhorn"] == 20 and log["n_newton"] >= 1
+    assert_allclose(P, ref, atol=1e-10, rtol=1e-6)
+
+
+def test_sns_adaptive_lets_sinkhorn_finish_at_large_reg():
+    # At reg = 0.05 Sinkhorn converges fast: the adaptive switch keeps it.
+    M = _clouds(100, 100, seed=6)
+    P, log = ot.sinkhorn([], [], M, 0.05, method="sns", stopThr=1e-9, log=True)
+    assert log["n_newton"] == 0 and log["err"][-1] < 1e-9
+    # and at small reg it hands over to Newton after a few tens of iterations
+    P, log = ot.sinkhorn([], [], M, 1e-3, method="sns", stopThr=1e-9, log=True)
+    assert log["n_newton"] >= 1 and log["n_sinkhorn"] <= 60
+
+
 def test_random_assignment_of_the_paper():
     # C ~ U[0, 1], n = 500, eta = 1200: the paper reports 20 Sinkhorn + 9 Newton.
     rng = np.random.default_rng(0)
@@ -186,8 +213,14 @@ def test_numba_kernels_equal_fallback():
     assert_allclose(cpu.lse_cols(M, f, reg, np.empty(m)), ref.lse_cols(M, f, reg, np.empty(m)), rtol=1e-13)
     assert_allclose(cpu.scaled_kernel(M, f, g, reg, np.empty((n, m))), ref.scaled_kernel(M, f, g, reg, np.empty((n, m))), rtol=1e-13, atol=1e-300)
     assert_allclose(cpu.transport_cost(M, f, g, reg), ref.transport_cost(M, f, g, reg), rtol=1e-12)
-    for got, want in zip(cpu.sns_eval(M, f, g, reg, 5), ref.sns_eval(M, f, g, reg, 5)):
-        assert_allclose(np.asarray(got, dtype=float), np.asarray(want, dtype=float), rtol=1e-12)
+    got, want = cpu.sns_eval(M, f, g, reg, 5), ref.sns_eval(M, f, g, reg, 5)
+    for i in (0, 1, 4, 5):  # row sums, column sums, column maxima and their rows
+        assert_allclose(np.asarray(got[i], dtype=float), np.asarray(want[i], dtype=float), rtol=1e-12)
+    # each row's candidates: the same set, the largest first
+    order_got, order_want = np.argsort(-got[2], axis=1), np.argsort(-want[2], axis=1)
+    assert_allclose(np.take_along_axis(got[2], order_got, 1), np.take_along_axis(want[2], order_want, 1), rtol=1e-12)
+    assert np.array_equal(np.take_along_axis(got[3], order_got, 1), np.take_along_axis(want[3], order_want, 1))
+    assert np.array_equal(got[3][:, 0], want[3][:, 0])
     # float32 costs read directly
     assert_allclose(cpu.lse_rows(M.astype(np.float32), g, reg, np.empty(n)), ref.lse_rows(M.astype(np.float32), g, reg, np.empty(n)), rtol=1e-12)
 

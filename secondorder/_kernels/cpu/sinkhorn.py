@@ -124,20 +124,36 @@ def _sns_eval(M, f, g, reg, k, nb):
                 s += p
                 cs[j] += p
             r[i] = s
+            hv = topv[i]
+            hi = topi[i]
             for j in range(m):
                 p = row[j]
                 if p > cm[j]:
                     cm[j] = p
                     ca[j] = i
-                if p > topv[i, k - 1]:
-                    # insertion into the row's k largest, kept in decreasing order
-                    q = k - 1
-                    while q > 0 and topv[i, q - 1] < p:
-                        topv[i, q] = topv[i, q - 1]
-                        topi[i, q] = topi[i, q - 1]
-                        q -= 1
-                    topv[i, q] = p
-                    topi[i, q] = j
+                if p > hv[0]:
+                    # The row's k largest as a min-heap: replace the root, sift down.
+                    q = 0
+                    while True:
+                        child = 2 * q + 1
+                        if child >= k:
+                            break
+                        if child + 1 < k and hv[child + 1] < hv[child]:
+                            child += 1
+                        if hv[child] >= p:
+                            break
+                        hv[q] = hv[child]
+                        hi[q] = hi[child]
+                        q = child
+                    hv[q] = p
+                    hi[q] = j
+            # the row's largest goes first (the heap order is not needed after)
+            best = 0
+            for q in range(1, k):
+                if hv[q] > hv[best]:
+                    best = q
+            hv[0], hv[best] = hv[best], hv[0]
+            hi[0], hi[best] = hi[best], hi[0]
     c = np.zeros(m)
     colv = np.full(m, -1.0)
     coli = np.zeros(m, dtype=np.int64)

@@ -51,8 +51,9 @@ def transport_cost(M, f, g, reg):
 
 def sns_eval(M, f, g, reg, k):
     """One pass over ``P``: its row and column sums, the ``k`` largest entries
-    of each row (values in decreasing order, column indices) and the largest
-    entry of each column (value, row index)."""
+    of each row (values and column indices; the row's largest first, the
+    others in any order) and the largest entry of each column (value, row
+    index)."""
     xp = get_namespace(M)
     P = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
     r = P.sum(axis=1)
