@@ -4,9 +4,9 @@
 live in :mod:`secondorder.curvature`.
 """
 
-from . import curvature, optimize, ot
+from . import curvature, linear_model, optimize, ot
 from .optimize import OptimizeResult, minimize
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["minimize", "OptimizeResult", "curvature", "optimize", "ot", "__version__"]
+__all__ = ["minimize", "OptimizeResult", "curvature", "linear_model", "optimize", "ot", "__version__"]

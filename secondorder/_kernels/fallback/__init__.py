@@ -1,7 +1,26 @@
 """Pure-NumPy kernels: the reference every compiled kernel is tested against."""
 
 from .cholesky import chol_drop_first_upper
+from .glm import (
+    gram_matvec,
+    gram_matvec_csr,
+    logistic_grad,
+    logistic_grad_csr,
+    softmax_grad,
+    softmax_grad_csr,
+    softmax_hessp,
+    softmax_hessp_csr,
+)
 from .sinkhorn import lse_cols, lse_rows, scaled_kernel, sns_eval, transport_cost
 from .trust import trust_region_eig
 
-__all__ = ["chol_drop_first_upper", "lse_cols", "lse_rows", "scaled_kernel", "sns_eval", "transport_cost", "trust_region_eig"]
+__all__ = [
+    "gram_matvec",
+    "gram_matvec_csr",
+    "logistic_grad",
+    "logistic_grad_csr",
+    "softmax_grad",
+    "softmax_grad_csr",
+    "softmax_hessp",
+    "softmax_hessp_csr",
+    "chol_drop_first_upper", "lse_cols", "lse_rows", "scaled_kernel", "sns_eval", "transport_cost", "trust_region_eig"]

@@ -1,0 +1,333 @@
+"""numba kernels of the GLM losses; see the fallback module for the
+definitions.  Each kernel reads every row of ``X`` once: the row's margins
+are computed and its contribution added to the gradient (or product) while
+it is in cache.  Rows are split into one block per thread, each with its own
+accumulator, merged at the end (a fixed order, so results are
+reproducible).  A dense ``X`` that is not C-contiguous goes to the BLAS
+fallback, which reads it column-wise efficiently."""
+
+import math
+
+import numpy as np
+from numba import get_num_threads, prange
+
+from ..._backend import jit
+from ..fallback import glm as _fallback
+
+__all__ = [
+    "logistic_grad",
+    "logistic_grad_csr",
+    "gram_matvec",
+    "gram_matvec_csr",
+    "softmax_grad",
+    "softmax_grad_csr",
+    "softmax_hessp",
+    "softmax_hessp_csr",
+]
+
+
+def _blocks(n):
+    # Read outside the compiled code so that the kernels stay cacheable.
+    return max(1, min(get_num_threads(), n))
+
+
+def _dense_ok(X):
+    return isinstance(X, np.ndarray) and X.ndim == 2 and X.flags.c_contiguous
+
+
+# ----------------------------------------------------------------- logistic
+@jit
+def _logistic_row(z, yi, si):
+    # Stable for any margin: everything from e = exp(-|z|) <= 1.
+    e = math.exp(-abs(z))
+    loss = max(z, 0.0) + math.log1p(e) - yi * z
+    p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+    return si * loss, si * (p - yi), si * e / ((1.0 + e) * (1.0 + e))
+
+
+@jit(parallel=True)
+def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, nb):
+    n, d = X.shape
+    acc = np.zeros((nb, d))
+    losses = np.zeros(nb)
+    for blk in prange(nb):
+        lo = blk * n // nb
+        hi = (blk + 1) * n // nb
+        a = acc[blk]
+        total = 0.0
+        for i in range(lo, hi):
+            z = b
+            for j in range(d):
+                z += X[i, j] * coef[j]
+            li, ri, hi_ = _logistic_row(z, y[i], sw[i])
+            total += li
+            r_out[i] = ri
+            h_out[i] = hi_
+            for j in range(d):
+                a[j] += ri * X[i, j]
+        losses[blk] = total
+    return losses.sum(), acc.sum(axis=0)
+
+
+def logistic_grad(X, y, sw, coef, b, r_out, h_out):
+    if not _dense_ok(X):
+        return _fallback.logistic_grad(X, y, sw, coef, b, r_out, h_out)
+    return _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, _blocks(X.shape[0]))
+
+
+@jit(parallel=True)
+def _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out, nb):
+    n = indptr.shape[0] - 1
+    acc = np.zeros((nb, d))
+    losses = np.zeros(nb)
+    for blk in prange(nb):
+        lo = blk * n // nb
+        hi = (blk + 1) * n // nb
+        a = acc[blk]
+        total = 0.0
+        for i in range(lo, hi):
+            z = b
+            for k in range(indptr[i], indptr[i + 1]):
+                z += data[k] * coef[indices[k]]
+            li, ri, hi_ = _logistic_row(z, y[i], sw[i])
+            total += li
+            r_out[i] = ri
+            h_out[i] = hi_
+            for k in range(indptr[i], indptr[i + 1]):
+                a[indices[k]] += ri * data[k]
+        losses[blk] = total
+    return losses.sum(), acc.sum(axis=0)
+
+
+def logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
+    return _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, float(b), r_out, h_out, _blocks(indptr.shape[0] - 1))
+
+
+@jit(parallel=True)
+def _gram_matvec_dense(X, w, v, vb, nb):
+    n, d = X.shape
+    acc = np.zeros((nb, d))
+    sums = np.zeros(nb)
+    for blk in prange(nb):
+        lo = blk * n // nb
+        hi = (blk + 1) * n // nb
+        a = acc[blk]
+        s = 0.0
+        for i in range(lo, hi):
+            u = vb
+            for j in range(d):
+                u += X[i, j] * v[j]
+            u *= w[i]
+            s += u
+            for j in range(d):
+                a[j] += u * X[i, j]
+        sums[blk] = s
+    return acc.sum(axis=0), sums.sum()
+
+
+def gram_matvec(X, w, v, vb):
+    if not _dense_ok(X):
+        return _fallback.gram_matvec(X, w, v, vb)
+    return _gram_matvec_dense(X, w, v, float(vb), _blocks(X.shape[0]))
+
+
+@jit(parallel=True)
+def _gram_matvec_csr(data, indices, indptr, d, w, v, vb, nb):
+    n = indptr.shape[0] - 1
+    acc = np.zeros((nb, d))
+    sums = np.zeros(nb)
+    for blk in prange(nb):
+        lo = blk * n // nb
+        hi = (blk + 1) * n // nb
+        a = acc[blk]
+        s = 0.0
+        for i in range(lo, hi):
+            u = vb
+            for k in range(indptr[i], indptr[i + 1]):
+                u += data[k] * v[indices[k]]
+            u *= w[i]
+            s += u
+            for k in range(indptr[i], indptr[i + 1]):
+                a[indices[k]] += u * data[k]
+        sums[blk] = s
+    return acc.sum(axis=0), sums.sum()
+
+
+def gram_matvec_csr(data, indices, indptr, d, w, v, vb):
+    return _gram_matvec_csr(data, indices, indptr, d, w, v, float(vb), _blocks(indptr.shape[0] - 1))
+
+
+# ------------------------------------------------------------------ softmax
+@jit
+def _softmax_row(z, yi, si, p_row, r):
+    # z holds the margins; fills p_row and r = si * (p - e_y); returns the loss.
+    K = z.shape[0]
+    zmax = z[0]
+    for k in range(1, K):
+        zmax = max(zmax, z[k])
+    s = 0.0
+    for k in range(K):
+        p_row[k] = math.exp(z[k] - zmax)
+        s += p_row[k]
+    inv = 1.0 / s
+    for k in range(K):
+        p_row[k] *= inv
+        r[k] = si * p_row[k]
+    r[yi] -= si
+    return si * (zmax + math.log(s) - z[yi])
+
+
+@jit(parallel=True)
+def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
+    n, d = X.shape
+    K = coef.shape[0]
+    acc = np.zeros((nb, K, d))
+    accb = np.zeros((nb, K))
+    losses = np.zeros(nb)
+    for blk in prange(nb):
+        lo = blk * n // nb
+        hi = (blk + 1) * n // nb
+        a = acc[blk]
+        z = np.empty(K)
+        r = np.empty(K)
+        total = 0.0
+        for i in range(lo, hi):
+            for k in range(K):
+                t = b[k]
+                for j in range(d):
+                    t += X[i, j] * coef[k, j]
+                z[k] = t
+            total += _softmax_row(z, y[i], sw[i], P_out[i], r)
+            for k in range(K):
+                rk = r[k]
+                accb[blk, k] += rk
+                for j in range(d):
+                    a[k, j] += rk * X[i, j]
+        losses[blk] = total
+    return losses.sum(), acc.sum(axis=0), accb.sum(axis=0)
+
+
+def softmax_grad(X, y, sw, coef, b, P_out):
+    if not _dense_ok(X):
+        return _fallback.softmax_grad(X, y, sw, coef, b, P_out)
+    return _softmax_grad_dense(X, y, sw, np.ascontiguousarray(coef), b, P_out, _blocks(X.shape[0]))
+
+
+@jit(parallel=True)
+def _softmax_grad_csr(data, indices, indptr, d, y, sw, coef, b, P_out, nb):
+    n = indptr.shape[0] - 1
+    K = coef.shape[0]
+    acc = np.zeros((nb, K, d))
+    accb = np.zeros((nb, K))
+    losses = np.zeros(nb)
+    for blk in prange(nb):
+        lo = blk * n // nb
+        hi = (blk + 1) * n // nb
+        a = acc[blk]
+        z = np.empty(K)
+        r = np.empty(K)
+        total = 0.0
+        for i in range(lo, hi):
+            for k in range(K):
+                t = b[k]
+                for q in range(indptr[i], indptr[i + 1]):
+                    t += data[q] * coef[k, indices[q]]
+                z[k] = t
+            total += _softmax_row(z, y[i], sw[i], P_out[i], r)
+            for k in range(K):
+                rk = r[k]
+                accb[blk, k] += rk
+                for q in range(indptr[i], indptr[i + 1]):
+                    a[k, indices[q]] += rk * data[q]
+        losses[blk] = total
+    return losses.sum(), acc.sum(axis=0), accb.sum(axis=0)
+
+
+def softmax_grad_csr(data, indices, indptr, d, y, sw, coef, b, P_out):
+    return _softmax_grad_csr(data, indices, indptr, d, y, sw, np.ascontiguousarray(coef), b, P_out, _blocks(indptr.shape[0] - 1))
+
+
+@jit
+def _softmax_curv_row(u, p, yi, si, mode, r):
+    # r = si * (curvature of the row's loss in the margins) @ u; see fallback.
+    K = u.shape[0]
+    if mode == 0:
+        pu = 0.0
+        for k in range(K):
+            pu += p[k] * u[k]
+        for k in range(K):
+            r[k] = si * p[k] * (u[k] - pu)
+    elif mode == 1:
+        for k in range(K):
+            r[k] = si * p[k] * u[k]
+    else:
+        gu = -u[yi]
+        for k in range(K):
+            gu += p[k] * u[k]
+        for k in range(K):
+            r[k] = si * gu * p[k]
+        r[yi] -= si * gu
+
+
+@jit(parallel=True)
+def _softmax_hessp_dense(X, y, sw, P, V, vb, mode, nb):
+    n, d = X.shape
+    K = V.shape[0]
+    acc = np.zeros((nb, K, d))
+    accb = np.zeros((nb, K))
+    for blk in prange(nb):
+        lo = blk * n // nb
+        hi = (blk + 1) * n // nb
+        a = acc[blk]
+        u = np.empty(K)
+        r = np.empty(K)
+        for i in range(lo, hi):
+            for k in range(K):
+                t = vb[k]
+                for j in range(d):
+                    t += X[i, j] * V[k, j]
+                u[k] = t
+            _softmax_curv_row(u, P[i], y[i], sw[i], mode, r)
+            for k in range(K):
+                rk = r[k]
+                accb[blk, k] += rk
+                for j in range(d):
+                    a[k, j] += rk * X[i, j]
+    return acc.sum(axis=0), accb.sum(axis=0)
+
+
+def softmax_hessp(X, y, sw, P, V, vb, mode):
+    if not _dense_ok(X):
+        return _fallback.softmax_hessp(X, y, sw, P, V, vb, mode)
+    return _softmax_hessp_dense(X, y, sw, P, np.ascontiguousarray(V), vb, int(mode), _blocks(X.shape[0]))
+
+
+@jit(parallel=True)
+def _softmax_hessp_csr(data, indices, indptr, d, y, sw, P, V, vb, mode, nb):
+    n = indptr.shape[0] - 1
+    K = V.shape[0]
+    acc = np.zeros((nb, K, d))
+    accb = np.zeros((nb, K))
+    for blk in prange(nb):
+        lo = blk * n // nb
+        hi = (blk + 1) * n // nb
+        a = acc[blk]
+        u = np.empty(K)
+        r = np.empty(K)
+        for i in range(lo, hi):
+            for k in range(K):
+                t = vb[k]
+                for q in range(indptr[i], indptr[i + 1]):
+                    t += data[q] * V[k, indices[q]]
+                u[k] = t
+            _softmax_curv_row(u, P[i], y[i], sw[i], mode, r)
+            for k in range(K):
+                rk = r[k]
+                accb[blk, k] += rk
+                for q in range(indptr[i], indptr[i + 1]):
+                    a[k, indices[q]] += rk * data[q]
+    return acc.sum(axis=0), accb.sum(axis=0)
+
+
+def softmax_hessp_csr(data, indices, indptr, d, y, sw, P, V, vb, mode):
+    return _softmax_hessp_csr(data, indices, indptr, d, y, sw, P, np.ascontiguousarray(V), vb, int(mode), _blocks(indptr.shape[0] - 1))

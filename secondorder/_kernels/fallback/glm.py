@@ -1,0 +1,120 @@
+"""Pure-NumPy reference of the GLM kernels.
+
+Binary logistic loss with labels ``y`` in {0, 1}, weights ``sw`` and linear
+predictor ``z = X coef + b``:
+
+.. math::
+
+    \\ell_i = \\log(1 + e^{z_i}) - y_i z_i, \\qquad
+    r_i = s_i (p_i - y_i), \\qquad h_i = s_i p_i (1 - p_i),
+    \\qquad p_i = \\sigma(z_i).
+
+Multinomial (softmax) loss with integer labels ``y`` in ``0..K-1``,
+``Z = X coef^T + b``:
+
+.. math::
+
+    \\ell_i = \\operatorname{logsumexp}(Z_i) - Z_{i y_i}, \\qquad
+    P_i = \\operatorname{softmax}(Z_i).
+
+Every kernel returns sums over the samples (the caller divides by the total
+weight) and accepts a dense ``X`` (any order) or, for the ``*_csr``
+variants, the three arrays of a CSR matrix.
+"""
+
+import numpy as np
+import scipy.sparse
+
+__all__ = [
+    "logistic_grad",
+    "logistic_grad_csr",
+    "gram_matvec",
+    "gram_matvec_csr",
+    "softmax_grad",
+    "softmax_grad_csr",
+    "softmax_hessp",
+    "softmax_hessp_csr",
+]
+
+
+def _csr(data, indices, indptr, d):
+    return scipy.sparse.csr_matrix((data, indices, indptr), shape=(indptr.shape[0] - 1, d))
+
+
+def _logistic_terms(z, y, sw, r_out, h_out):
+    # log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}); sigma(z) from e^{-|z|} too,
+    # so nothing overflows for large margins.
+    e = np.exp(-np.abs(z))
+    loss = np.maximum(z, 0.0) + np.log1p(e) - y * z
+    p = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    r_out[:] = sw * (p - y)
+    h_out[:] = sw * (e / (1.0 + e) ** 2)
+    return float(sw @ loss)
+
+
+def logistic_grad(X, y, sw, coef, b, r_out, h_out):
+    """Loss sum, gradient sum ``X^T r``; fills ``r`` and ``h`` per sample."""
+    z = X @ coef + b
+    loss = _logistic_terms(z.astype(np.float64), y, sw, r_out, h_out)
+    return loss, X.T @ r_out.astype(X.dtype, copy=False)
+
+
+def logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
+    return logistic_grad(_csr(data, indices, indptr, d), y, sw, coef, b, r_out, h_out)
+
+
+def gram_matvec(X, w, v, vb):
+    """``(X^T (w * u), sum(w * u))`` with ``u = X v + vb``."""
+    u = w * (X @ v + vb)
+    return X.T @ u.astype(X.dtype, copy=False), float(u.sum())
+
+
+def gram_matvec_csr(data, indices, indptr, d, w, v, vb):
+    return gram_matvec(_csr(data, indices, indptr, d), w, v, vb)
+
+
+def softmax_grad(X, y, sw, coef, b, P_out):
+    """Loss sum and gradient sum ``R^T X`` (shape ``coef``), ``R = sw (P - Y)``;
+    fills ``P``.  Returns ``(loss, grad, grad_b)``."""
+    Z = (X @ coef.T + b).astype(np.float64)
+    zmax = Z.max(axis=1, keepdims=True)
+    E = np.exp(Z - zmax)
+    s = E.sum(axis=1, keepdims=True)
+    P_out[:] = E / s
+    rows = np.arange(Z.shape[0])
+    loss = float(sw @ (zmax[:, 0] + np.log(s[:, 0]) - Z[rows, y]))
+    R = P_out * sw[:, None]
+    R[rows, y] -= sw
+    return loss, (X.T @ R.astype(X.dtype, copy=False)).T, R.sum(axis=0)
+
+
+def softmax_grad_csr(data, indices, indptr, d, y, sw, coef, b, P_out):
+    return softmax_grad(_csr(data, indices, indptr, d), y, sw, coef, b, P_out)
+
+
+def softmax_hessp(X, y, sw, P, V, vb, mode):
+    """Curvature product at probabilities ``P`` along ``(V, vb)``, with
+    ``U = X V^T + vb``:
+
+    * ``mode=0``, Hessian: ``R = sw P * (U - sum(P * U))``;
+    * ``mode=1``, weighted Gauss-Newton: ``R = sw P * U`` (drops the
+      ``-p p^T`` term, so it dominates the Hessian);
+    * ``mode=2``, empirical Fisher: ``R = sw G (G . U)``, ``G = P - Y``.
+
+    Returns ``(R^T X, R.sum(0))``.
+    """
+    U = (X @ V.T + vb).astype(np.float64)
+    if mode == 0:
+        R = P * (U - (P * U).sum(axis=1, keepdims=True))
+    elif mode == 1:
+        R = P * U
+    else:
+        G = P.copy()
+        G[np.arange(G.shape[0]), y] -= 1.0
+        R = G * (G * U).sum(axis=1, keepdims=True)
+    R *= sw[:, None]
+    return (X.T @ R.astype(X.dtype, copy=False)).T, R.sum(axis=0)
+
+
+def softmax_hessp_csr(data, indices, indptr, d, y, sw, P, V, vb, mode):
+    return softmax_hessp(_csr(data, indices, indptr, d), y, sw, P, V, vb, mode)

@@ -1,0 +1,163 @@
+"""Multinomial (softmax) logistic loss with fused numba passes."""
+
+import numpy as np
+
+from ._base import GLMLoss, row_blocks, symmetrise, syrk_add
+
+__all__ = ["SoftmaxLoss"]
+
+_MODES = {"exact": 0, "subsampled": 0, "gauss-newton": 1, "fisher": 2}
+
+
+class SoftmaxLoss(GLMLoss):
+    r"""L2-regularised multinomial logistic (softmax cross-entropy) loss.
+
+    .. math::
+
+        f(W, b) = \frac{1}{S} \sum_i s_i \left[\operatorname{logsumexp}(z_i)
+        - z_{i y_i}\right] + \frac{\alpha}{2} \|W\|_F^2, \qquad
+        z_i = W x_i + b \in \mathbb{R}^K,
+
+    with integer labels :math:`y_i \in \{0, \dots, K-1\}`.  With
+    :math:`p_i = \operatorname{softmax}(z_i)` and :math:`r_i = s_i (p_i -
+    e_{y_i})` the gradient is :math:`\frac1S R^T X + \alpha W`; each
+    sample's Hessian in its margins is :math:`s_i(\operatorname{diag}(p_i) -
+    p_i p_i^T)`.  Curvature kinds (:meth:`curvature`):
+
+    * ``"exact"``: that Hessian;
+    * ``"gauss-newton"``: the weighted Gauss-Newton matrix of Semenov,
+      Jaggi and Doikov (2025), :math:`\operatorname{diag}(p_i)` per sample
+      (block-diagonal over classes, positive semi-definite and above the
+      Hessian, so regularised Newton keeps its global guarantees), projected
+      onto the complement of the gauge directions :math:`(v, \dots, v)`
+      (the same change of every class's weights leaves the loss unchanged):
+      :math:`\Pi G \Pi`, :math:`\Pi = (I - \frac1K 11^T) \otimes I`.
+      The projection keeps it above the Hessian, and without it the gauge
+      directions, flat for the loss but not for :math:`G`, would converge
+      at the rate of the L2 term alone;
+    * ``"fisher"``: the empirical Fisher,
+      :math:`s_i (p_i - e_{y_i})(p_i - e_{y_i})^T` per sample;
+    * ``"subsampled"``: the Hessian over a fraction of the samples.
+
+    Value and gradient take one pass over ``X``, and so does each curvature
+    product; ``X`` may be dense or CSR, float64 or float32.  The parameter
+    vector is ``[W.ravel(), b]`` with ``W`` of shape ``(K, n_features)``
+    (scikit-learn's ``coef_``) and ``b`` of length ``K``; the model is
+    over-parametrised as in scikit-learn, the L2 term making the minimiser
+    unique (without it and with an intercept, fix the gauge yourself).
+
+    Parameters
+    ----------
+    X : array_like or sparse matrix, shape (n_samples, n_features)
+    y : array_like of int, shape (n_samples,)
+        Class indices in ``0 .. n_classes - 1``.
+    n_classes : int, optional
+        ``K``; default ``max(y) + 1``.
+    alpha, fit_intercept, sample_weight
+        As in :class:`LogisticLoss`.
+    """
+
+    def __init__(self, X, y, n_classes=None, alpha=0.0, fit_intercept=True, sample_weight=None):
+        self._n_classes = n_classes
+        super().__init__(X, y, alpha=alpha, fit_intercept=fit_intercept, sample_weight=sample_weight)
+
+    def _check_y(self, y, n):
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != n:
+            raise ValueError(f"`y` must be 1-D with one label per sample ({n}); got shape {y.shape}.")
+        if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
+            raise ValueError("`y` must hold integer class indices 0 .. n_classes - 1; encode string labels first.")
+        y = y.astype(np.int64)
+        K = int(y.max()) + 1 if self._n_classes is None else int(self._n_classes)
+        if y.min() < 0 or y.max() >= K:
+            raise ValueError(f"`y` must hold class indices in 0 .. {K - 1}; got values from {y.min()} to {y.max()}.")
+        if K < 2:
+            raise ValueError("`n_classes` must be at least 2.")
+        self.n_outputs = K
+        return y
+
+    @property
+    def n_classes(self):
+        return self.n_outputs
+
+    def _evaluate(self, coef, b):
+        n, K = self.n_samples, self.n_outputs
+        P = np.empty((n, K))
+        c = coef.astype(self.dtype) if self.dtype == np.float32 else coef
+        if self.sparse:
+            loss, g, gb = self._k.softmax_grad_csr(*self._csr_args(), self.y, self.sample_weight, c, b, P)
+        else:
+            loss, g, gb = self._k.softmax_grad(self.X, self.y, self.sample_weight, c, b, P)
+        return loss, np.asarray(g, dtype=np.float64), np.asarray(gb, dtype=np.float64), P
+
+    def _rows(self, rows):
+        if getattr(self, "_sub", (None,))[0] is not rows:
+            self._sub = (rows, self.X[rows], float(self.sample_weight[rows].sum()))
+        return self._sub[1], self._sub[2]
+
+    def _curvature_product(self, P, V, vb, kind, rows):
+        X, y, sw, total = self.X, self.y, self.sample_weight, self._total
+        if rows is not None:
+            X, total = self._rows(rows)
+            y, sw, P = y[rows], sw[rows], P[rows]
+        mode = _MODES[kind]
+        if mode == 1:
+            V, vb = V - V.mean(axis=0), vb - vb.mean()
+        V = V.astype(self.dtype) if self.dtype == np.float32 else V
+        if self.sparse:
+            out, out_b = self._k.softmax_hessp_csr(X.data, X.indices, X.indptr, self.n_features, y, sw, P, V, vb, mode)
+        else:
+            out, out_b = self._k.softmax_hessp(X, y, sw, P, V, vb, mode)
+        out, out_b = np.asarray(out, dtype=np.float64), np.asarray(out_b, dtype=np.float64)
+        if mode == 1:
+            out, out_b = out - out.mean(axis=0), out_b - out_b.mean()
+        return out, out_b, total
+
+    def _dense(self, w, kind, rows):
+        r"""The matrix from one pass over ``X`` in cached blocks.
+
+        With :math:`\tilde x_i = [x_i, 1]` and :math:`\otimes` the Kronecker
+        product, the Hessian is :math:`\sum_i s_i \operatorname{diag}(p_i)
+        \otimes \tilde x_i \tilde x_i^T - \sum_i s_i (p_i \otimes \tilde
+        x_i)(p_i \otimes \tilde x_i)^T`: K weighted Gram matrices (the
+        Gauss-Newton part) minus one rank-k update of width ``K q``; the
+        Fisher is the rank-k update alone, with :math:`p_i - e_{y_i}`.
+        """
+        P = self._point(w)[2]
+        X, y, sw, total = self.X, self.y, self.sample_weight, self._total
+        if rows is not None:
+            X, total = self._rows(rows)
+            y, sw, P = y[rows], sw[rows], P[rows]
+        K, d = self.n_outputs, self.n_features
+        q = d + self.fit_intercept
+        if kind == "fisher":
+            F = P.copy()
+            F[np.arange(F.shape[0]), y] -= 1.0
+        else:
+            F = P
+        H = np.zeros((K * q, K * q), order="F")  # class-major: [W_k, b_k] for each k
+        diag = [np.zeros((q, q), order="F") for _ in range(K)] if kind != "fisher" else []
+        root = np.sqrt(sw)
+        for lo, hi, block in row_blocks(X, self.fit_intercept, K * q):
+            for k in range(len(diag)):
+                diag[k] = syrk_add(diag[k], block * np.sqrt(sw[lo:hi] * P[lo:hi, k])[:, None])
+            if kind in ("exact", "subsampled", "fisher"):
+                outer = ((root[lo:hi, None] * F[lo:hi])[:, :, None] * block[:, None, :]).reshape(hi - lo, K * q)
+                H = syrk_add(H, outer, -1.0 if kind != "fisher" else 1.0)
+        H = symmetrise(H)
+        for k, G in enumerate(diag):
+            H[k * q : (k + 1) * q, k * q : (k + 1) * q] += symmetrise(G)
+        if kind == "gauss-newton":
+            # Pi H Pi with Pi = (I - 11^T / K) (x) I_q, in the class-major layout
+            H = H.reshape(K, q, K, q)
+            H = H - H.mean(axis=0, keepdims=True)
+            H = (H - H.mean(axis=2, keepdims=True)).reshape(K * q, K * q)
+        self.n_passes += 1
+        H /= total
+        # from the class-major layout to the parameter layout [W.ravel(), b]
+        order = (np.arange(K)[:, None] * q + np.arange(d)[None, :]).ravel()
+        if self.fit_intercept:
+            order = np.concatenate([order, np.arange(K) * q + d])
+        H = H[np.ix_(order, order)]
+        H[np.arange(K * d), np.arange(K * d)] += self.alpha
+        return H

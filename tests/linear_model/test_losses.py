@@ -1,0 +1,185 @@
+"""GLM losses: gradients and curvature against finite differences and dense
+references, the numba kernels against the NumPy fallback, bad input."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+from scipy.optimize import approx_fprime
+
+from secondorder import minimize
+from secondorder._backend import kernels
+from secondorder.linear_model import LogisticLoss, SoftmaxLoss
+
+KINDS = ["exact", "gauss-newton", "fisher", "subsampled"]
+
+
+def _data(n=240, d=6, K=3, seed=0, layout="C"):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if layout == "F":
+        X = np.asfortranarray(X)
+    elif layout == "csr":
+        X = sp.csr_matrix(X * (rng.random(X.shape) < 0.4))
+    y2 = (rng.random(n) < 0.4).astype(float)
+    yK = rng.integers(0, K, n)
+    sw = rng.random(n) + 0.5
+    return X, y2, yK, sw, rng
+
+
+def _losses(layout, fit_intercept):
+    X, y2, yK, sw, rng = _data(layout=layout)
+    yield LogisticLoss(X, y2, alpha=0.1, fit_intercept=fit_intercept, sample_weight=sw), rng
+    yield SoftmaxLoss(X, yK, alpha=0.1, fit_intercept=fit_intercept, sample_weight=sw), rng
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "csr"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_grad_hess_hessp_match_finite_differences(layout, fit_intercept):
+    for loss, rng in _losses(layout, fit_intercept):
+        w = 0.3 * rng.standard_normal(loss.n_params)
+        v = rng.standard_normal(loss.n_params)
+        assert_allclose(loss.grad(w), approx_fprime(w, loss.value, 1e-7), atol=1e-6)
+        H = loss.hess(w)
+        H_fd = np.stack([approx_fprime(w, lambda u, i=i: loss.grad(u)[i], 1e-6) for i in range(loss.n_params)])
+        assert_allclose(H, H_fd, atol=1e-6)
+        assert_allclose(H, H.T, atol=1e-14)
+        assert_allclose(loss.hessp(w, v), H @ v, rtol=1e-12, atol=1e-14)
+        value, grad = loss.value_and_grad(w)
+        assert value == loss.value(w) and np.array_equal(grad, loss.grad(w))
+
+
+@pytest.mark.parametrize("layout", ["C", "csr"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_curvature_kinds_dense_equals_products(layout, kind):
+    for loss, rng in _losses(layout, True):
+        w = 0.3 * rng.standard_normal(loss.n_params)
+        rows = np.arange(0, loss.n_samples, 3) if kind == "subsampled" else None
+        D = loss._dense(w, kind, rows)
+        V = rng.standard_normal((loss.n_params, 3))
+        prods = np.stack([loss._product(w, v, kind, rows) for v in V.T], axis=1)
+        assert_allclose(D @ V, prods, rtol=1e-11, atol=1e-13)
+        assert np.linalg.eigvalsh(D).min() > -1e-10  # every kind is PSD (+ alpha on the weights)
+
+
+def test_curvature_kinds_against_definitions():
+    X, _, y, sw, rng = _data(n=50, d=4, K=3)
+    loss = SoftmaxLoss(X, y, alpha=0.0, fit_intercept=False, sample_weight=sw)
+    w = 0.5 * rng.standard_normal(loss.n_params)
+    P = np.exp(X @ w.reshape(3, 4).T)
+    P /= P.sum(1, keepdims=True)
+    Y = np.eye(3)[y]
+    blocks = {"exact": [], "gauss-newton": [], "fisher": []}
+    for i in range(50):
+        xx = np.outer(X[i], X[i])
+        blocks["exact"].append(sw[i] * np.kron(np.diag(P[i]) - np.outer(P[i], P[i]), xx))
+        blocks["gauss-newton"].append(sw[i] * np.kron(np.diag(P[i]), xx))
+        g = P[i] - Y[i]
+        blocks["fisher"].append(sw[i] * np.kron(np.outer(g, g), xx))
+    Pi = np.kron(np.eye(3) - 1 / 3, np.eye(4))
+    for kind, parts in blocks.items():
+        ref = sum(parts) / sw.sum()
+        if kind == "gauss-newton":
+            ref = Pi @ ref @ Pi
+            # it dominates the Hessian
+            assert np.linalg.eigvalsh(ref - sum(blocks["exact"]) / sw.sum()).min() > -1e-12
+        assert_allclose(loss._dense(w, kind, None), ref, atol=1e-13)
+
+
+def test_numba_kernels_equal_fallback(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((500, 9)).astype(dtype)
+    Xs = sp.csr_matrix(X * (rng.random(X.shape) < 0.3))
+    y = (rng.random(500) < 0.5).astype(float)
+    yK = rng.integers(0, 4, 500)
+    sw = rng.random(500)
+    coef, b = rng.standard_normal(9), 0.3
+    C, cb = rng.standard_normal((4, 9)), rng.standard_normal(4)
+    cpu, ref = kernels(np, "cpu"), kernels(np, "fallback")
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for M, suffix, args in ((X, "", (X,)), (Xs, "_csr", (Xs.data, Xs.indices, Xs.indptr, 9))):
+        outs = []
+        for k in (cpu, ref):
+            r, h, P = np.empty(500), np.empty(500), np.empty((500, 4))
+            lg = getattr(k, "logistic_grad" + suffix)(*args, y, sw, coef, b, r, h)
+            gm = getattr(k, "gram_matvec" + suffix)(*args, h, coef, 0.5)
+            sg = getattr(k, "softmax_grad" + suffix)(*args, yK, sw, C, cb, P)
+            sh = [getattr(k, "softmax_hessp" + suffix)(*args, yK, sw, P, C, cb, mode) for mode in (0, 1, 2)]
+            outs.append((lg, r, h, gm, sg, P, sh))
+        got, expected = _flatten(outs[0]), _flatten(outs[1])
+        assert len(got) == len(expected) == 16
+        for a, e in zip(got, expected):
+            assert_allclose(np.asarray(a, dtype=float), np.asarray(e, dtype=float), rtol=rtol, atol=rtol)
+
+
+def _flatten(items):
+    out = []
+    for item in items:
+        if isinstance(item, (tuple, list)):
+            out.extend(_flatten(item))
+        else:
+            out.append(item)
+    return out
+
+
+def test_large_margins_are_stable():
+    X = np.array([[1000.0], [-1000.0], [800.0]])
+    loss = LogisticLoss(X, [1, 0, 0], fit_intercept=False)
+    value, grad = loss.value_and_grad(np.array([1.0]))
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    assert_allclose(value, 800.0 / 3, rtol=1e-12)  # two samples cost ~0, the third 800
+    soft = SoftmaxLoss(np.hstack([X, X]), [0, 1, 1], fit_intercept=False)
+    assert np.isfinite(soft.value(np.array([1.0, 0.0, -1.0, 0.0])))
+
+
+@pytest.mark.parametrize("method", ["gns", "trust-region"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_minimize_with_every_curvature_kind(method, kind, dtype):
+    X, y2, yK, sw, _ = _data(n=400, d=5, seed=4)
+    for loss in (LogisticLoss(X.astype(dtype), y2, alpha=1e-2, sample_weight=sw), SoftmaxLoss(X.astype(dtype), yK, alpha=1e-2)):
+        w0 = loss.initial_params()
+        assert w0.dtype == dtype
+        ref = minimize(loss.value_and_grad, np.zeros(loss.n_params), jac=True, hessp=loss.hessp, method="trust-region",
+                       options={"gtol": 1e-10})
+        gtol = 1e-8 if dtype == np.float64 else 1e-4
+        res = minimize(loss.value_and_grad, w0, jac=True, hess=loss.curvature(kind), method=method,
+                       options={"gtol": gtol, "maxiter": 3000})
+        assert res.success, res.message
+        assert res.x.dtype == dtype
+        assert_allclose(res.x, ref.x, atol=1e-6 if dtype == np.float64 else 2e-3)
+
+
+def test_inputs_not_modified():
+    X, y2, yK, sw, rng = _data()
+    copies = [a.copy() for a in (X, y2, yK, sw)]
+    for loss in (LogisticLoss(X, y2, alpha=0.1, fit_intercept=False, sample_weight=sw), SoftmaxLoss(X, yK, sample_weight=sw)):
+        w = rng.standard_normal(loss.n_params)
+        loss.hess(w)
+        loss.hessp(w, w)
+        for kind in KINDS:
+            loss._dense(w, kind, None)
+    for a, b in zip((X, y2, yK, sw), copies):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda X, y: LogisticLoss(np.where(X > 1, np.nan, X), y), "`X` must be finite"),
+        (lambda X, y: LogisticLoss(X, y[:-1]), "one label per sample"),
+        (lambda X, y: LogisticLoss(X, y + 2), "binary labels"),
+        (lambda X, y: LogisticLoss(X, y, sample_weight=-np.ones(len(y))), "non-negative"),
+        (lambda X, y: LogisticLoss(X, y, sample_weight=np.ones(3)), "one weight per sample"),
+        (lambda X, y: LogisticLoss(X, y, alpha=-1.0), "alpha"),
+        (lambda X, y: LogisticLoss(X[:, 0], y), "2-D"),
+        (lambda X, y: SoftmaxLoss(X, y - 1), "class indices"),
+        (lambda X, y: SoftmaxLoss(X, np.zeros(len(y)).astype(str)), "integer class indices"),
+        (lambda X, y: LogisticLoss(X, y).curvature("hessian"), "`kind`"),
+        (lambda X, y: LogisticLoss(X, y).curvature("subsampled", fraction=0), "`fraction`"),
+        (lambda X, y: LogisticLoss(X, y).grad(np.zeros(2)), "n_params"),
+    ],
+)
+def test_bad_input(make, match):
+    X, y, _, _, _ = _data()
+    with pytest.raises((ValueError, TypeError), match=match):
+        make(X, y)
