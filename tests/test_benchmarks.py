@@ -57,3 +57,14 @@ def test_ot_suite_runs_small_cases():
     per = mod.LogSinkhornPerIteration()
     per.setup(500, "so:sinkhorn_log")
     per.time_50_iterations(500, "so:sinkhorn_log")
+
+
+def test_glm_suite_runs_small_cases():
+    mod = _load("bench_glm")
+    bench = mod.LogisticFit()
+    bench.setup("digits-softmax", "so:gns")
+    bench.time_fit("digits-softmax", "so:gns")
+    assert bench.track_gradient_norm("digits-softmax", "so:gns") <= 1e-8
+    assert bench.track_iterations("digits-softmax", "so:gns") >= 1
+    with pytest.raises(NotImplementedError):
+        bench.setup("sparse-100000x20000", "sk:newton-cholesky")

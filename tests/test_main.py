@@ -58,3 +58,11 @@ def test_usage_and_unknown_command():
     # the module is runnable as a script
     done = subprocess.run([sys.executable, "-m", "secondorder", "info"], capture_output=True, text=True)
     assert done.returncode == 0 and "secondorder" in done.stdout
+
+
+def test_bench_glm_rows(capsys):
+    assert main(["bench", "glm", "--glm-scale", "0.002", "--only", "binary-200000", "sparse", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("binary-200000x100", "sparse-100000x20000", "so:gns", "sk:lbfgs", "scipy:Newton-CG", "fastest anchor"):
+        assert name in out
+    assert "sk:newton-cholesky" not in out.split("sparse-100000x20000", 1)[1]

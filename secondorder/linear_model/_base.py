@@ -14,10 +14,11 @@ __all__ = ["GLMLoss"]
 _KINDS = ("exact", "gauss-newton", "fisher", "subsampled")
 
 
-def check_X(X, name="X"):
+def check_X(X, name="X", check_finite_values=True):
     """``X`` as a finite 2-D float array (dense, any order) or CSR matrix;
     float32 stays float32, everything else becomes float64.  No copy when
-    ``X`` already qualifies."""
+    ``X`` already qualifies.  The finiteness test (a pass over ``X``) can be
+    skipped by callers that made it already."""
     if scipy.sparse.issparse(X):
         X = X.tocsr()
         dtype = np.float32 if X.dtype == np.float32 else np.float64
@@ -25,7 +26,8 @@ def check_X(X, name="X"):
             X = X.astype(dtype)
         if X.ndim != 2:
             raise ValueError(f"`{name}` must be 2-D (n_samples, n_features); got shape {X.shape}.")
-        check_finite(X.data, name)
+        if check_finite_values:
+            check_finite(X.data, name)
         if not X.has_sorted_indices:
             X = X.sorted_indices()
         return X
@@ -38,7 +40,8 @@ def check_X(X, name="X"):
         raise ValueError(f"`{name}` must be 2-D (n_samples, n_features); got shape {X.shape}.")
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    check_finite(X, name)
+    if check_finite_values:
+        check_finite(X, name)
     return X
 
 
@@ -76,8 +79,8 @@ class GLMLoss:
 
     n_outputs = 1
 
-    def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None):
-        self.X = check_X(X)
+    def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None, check_input=True):
+        self.X = check_X(X, check_finite_values=check_input)
         n, self.n_features = self.X.shape
         if n == 0:
             raise ValueError("`X` has no samples.")
@@ -120,6 +123,12 @@ class GLMLoss:
     def _csr_args(self):
         X = self.X
         return X.data, X.indices, X.indptr, self.n_features
+
+    @property
+    def fused(self):
+        """True when the passes over ``X`` run as numba kernels (dense
+        C-ordered or CSR ``X``), so that BLAS does only vector work."""
+        return self._k.__name__ == "cpu" and (self.sparse or self.X.flags.c_contiguous)
 
     def initial_params(self):
         """Zeros of the loss's dtype: the usual starting point."""
@@ -229,7 +238,7 @@ class GLMLoss:
             n = self.n_samples
             rows = np.sort(rng.choice(n, size=max(1, int(round(fraction * n))), replace=False))
         if solver == "auto":
-            solver = "dense" if self.n_outputs == 1 and self.n_params <= 1000 and not self.sparse else "cg"
+            solver = "dense" if self.n_outputs == 1 and self.n_params <= 64 and not self.sparse else "cg"
         n_params = self.n_params
 
         if solver == "dense":

@@ -1,6 +1,7 @@
 """scikit-learn estimators on the fused GLM losses."""
 
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 import scipy.optimize
@@ -12,12 +13,22 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.extmath import softmax
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from threadpoolctl import ThreadpoolController
 
 from ..optimize import minimize
 from ._logistic_loss import LogisticLoss
 from ._softmax_loss import SoftmaxLoss
 
 __all__ = ["LogisticRegression", "SoftmaxRegression"]
+
+_threadpools = None
+
+
+def _one_blas_thread():
+    global _threadpools
+    if _threadpools is None:
+        _threadpools = ThreadpoolController()  # inspects the loaded libraries once
+    return _threadpools.limit(limits=1, user_api="blas")
 
 _SOLVERS = ("gns", "trust-region", "lbfgs")
 _CURVATURES = ("exact", "gauss-newton", "fisher", "subsampled")
@@ -102,9 +113,11 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
             raise ValueError("`sample_weight` (times `class_weight`) sums to zero: nothing to fit.")
         alpha = 1.0 / (self.C * total)
         if K == 2 and not self._multinomial_always:
-            loss = LogisticLoss(X, y_index, alpha=alpha, fit_intercept=self.fit_intercept, sample_weight=sw)
+            loss = LogisticLoss(X, y_index, alpha=alpha, fit_intercept=self.fit_intercept, sample_weight=sw, check_input=False)
         else:
-            loss = SoftmaxLoss(X, y_index, n_classes=K, alpha=alpha, fit_intercept=self.fit_intercept, sample_weight=sw)
+            loss = SoftmaxLoss(
+                X, y_index, n_classes=K, alpha=alpha, fit_intercept=self.fit_intercept, sample_weight=sw, check_input=False
+            )
         res = self._solve(loss)
         K_out = loss.n_outputs
         d = X.shape[1]
@@ -120,6 +133,13 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def _solve(self, loss):
+        # With fused numba passes, BLAS is left with vector operations; its
+        # idle threads spin-wait after each call and take the cores the
+        # numba threads need (several-fold slower passes on small machines).
+        with _one_blas_thread() if loss.fused else nullcontext():
+            return self._run_solver(loss)
+
+    def _run_solver(self, loss):
         w0 = np.zeros(loss.n_params)
         if self.solver == "lbfgs":
             res = scipy.optimize.minimize(
@@ -150,7 +170,7 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
                 f"(gradient norm {np.linalg.norm(res.jac):.2e} > tol={self.tol:g}): {res.message} "
                 "Increase `max_iter`, scale the features (sklearn.preprocessing.StandardScaler) or loosen `tol`.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return res
 

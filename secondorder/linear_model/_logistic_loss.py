@@ -40,6 +40,9 @@ class LogisticLoss(GLMLoss):
         Whether the last parameter is an intercept.
     sample_weight : array_like, optional
         Non-negative weights, one per sample.
+    check_input : bool
+        Check ``X`` for NaN and inf (a pass over it); callers that checked
+        already may skip it.
 
     Notes
     -----
@@ -50,6 +53,11 @@ class LogisticLoss(GLMLoss):
     curvature model.  The last two points evaluated are cached: a Hessian
     product at a point whose gradient was just computed costs no extra
     pass for the curvature weights.
+
+    The passes run on numba threads.  OpenBLAS threads spin after each BLAS
+    call and compete with them for the cores: when driving the loss with
+    your own optimiser loop, limit BLAS to one thread around it
+    (``threadpoolctl.threadpool_limits(1, "blas")``), as the estimators do.
 
     Examples
     --------

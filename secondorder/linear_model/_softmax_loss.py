@@ -53,13 +53,13 @@ class SoftmaxLoss(GLMLoss):
         Class indices in ``0 .. n_classes - 1``.
     n_classes : int, optional
         ``K``; default ``max(y) + 1``.
-    alpha, fit_intercept, sample_weight
+    alpha, fit_intercept, sample_weight, check_input
         As in :class:`LogisticLoss`.
     """
 
-    def __init__(self, X, y, n_classes=None, alpha=0.0, fit_intercept=True, sample_weight=None):
+    def __init__(self, X, y, n_classes=None, alpha=0.0, fit_intercept=True, sample_weight=None, check_input=True):
         self._n_classes = n_classes
-        super().__init__(X, y, alpha=alpha, fit_intercept=fit_intercept, sample_weight=sample_weight)
+        super().__init__(X, y, alpha=alpha, fit_intercept=fit_intercept, sample_weight=sample_weight, check_input=check_input)
 
     def _check_y(self, y, n):
         y = np.asarray(y)

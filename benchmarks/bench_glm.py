@@ -1,0 +1,31 @@
+"""Logistic and softmax regression (C = 1) to a gradient norm of 1e-8:
+secondorder's estimators against scikit-learn's solvers and scipy's
+L-BFGS-B and Newton-CG, timed in the same process."""
+
+from secondorder._bench import GLM_PROBLEMS, glm_methods, glm_problem, run_glm
+
+_ALL = ["so:gns", "so:trust-region", "sk:lbfgs", "sk:newton-cg", "sk:newton-cholesky", "scipy:L-BFGS-B", "scipy:Newton-CG"]
+
+
+class LogisticFit:
+    params = (list(GLM_PROBLEMS), _ALL)
+    param_names = ("problem", "method")
+    timeout = 900
+    number = 1
+    repeat = (1, 3, 60.0)
+
+    def setup(self, problem, method):
+        self.X, self.y = glm_problem(problem)
+        if method not in glm_methods(problem, self.X):
+            raise NotImplementedError
+        # compile (or load) the numba kernels outside the timings
+        run_glm(method, *glm_problem(problem, scale=1e-3))
+
+    def time_fit(self, problem, method):
+        run_glm(method, self.X, self.y)
+
+    def track_iterations(self, problem, method):
+        return run_glm(method, self.X, self.y)[1]
+
+    def track_gradient_norm(self, problem, method):
+        return run_glm(method, self.X, self.y)[2]
