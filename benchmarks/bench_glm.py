@@ -15,9 +15,9 @@ class LogisticFit:
     repeat = (1, 3, 60.0)
 
     def setup(self, problem, method):
-        self.X, self.y = glm_problem(problem)
-        if method not in glm_methods(problem, self.X):
+        if method not in glm_methods(problem):
             raise NotImplementedError
+        self.X, self.y = glm_problem(problem)
         # compile (or load) the numba kernels outside the timings
         run_glm(method, *glm_problem(problem, scale=1e-3))
 

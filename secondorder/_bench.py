@@ -519,12 +519,12 @@ def run_glm(method, X, y, gtol=1e-8):
     return seconds, nit, float(np.linalg.norm(loss.grad(w)))
 
 
-def glm_methods(name, X):
+def glm_methods(name):
     """The methods that apply to a problem (newton-cholesky forms the dense
     Hessian: not at 20,000 features)."""
     ours = ["so:gns", "so:trust-region"]
     anchors = ["sk:lbfgs", "sk:newton-cg", "sk:newton-cholesky", "scipy:L-BFGS-B", "scipy:Newton-CG"]
-    if X.shape[1] > 2000:
+    if GLM_PROBLEMS[name].get("d", 0) > 2000:
         anchors.remove("sk:newton-cholesky")
     return ours + anchors
 
@@ -549,7 +549,7 @@ def bench_glm(names=None, gtol=1e-8, scale=1.0, repeat=2, out=print):
         X, y = glm_problem(name, scale=scale)
         ref = None
         best_anchor = math.inf
-        for method in glm_methods(name, X):
+        for method in glm_methods(name):
             runs = [run_glm(method, X, y, gtol) for _ in range(max(1, repeat))]
             seconds, nit, gnorm = min(runs)
             ref = ref or seconds
