@@ -145,3 +145,14 @@ def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import secondorder.linear_model._logistic as estimators
+    import secondorder.linear_model._logistic_loss as losses
+
+    for module in (losses, estimators):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0
