@@ -5,8 +5,19 @@ live in :mod:`secondorder.curvature`.
 """
 
 from . import curvature, linear_model, optimize, ot
+from ._backend import backend, set_backend
 from .optimize import OptimizeResult, minimize
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["minimize", "OptimizeResult", "curvature", "linear_model", "optimize", "ot", "__version__"]
+__all__ = [
+    "minimize",
+    "OptimizeResult",
+    "set_backend",
+    "backend",
+    "curvature",
+    "linear_model",
+    "optimize",
+    "ot",
+    "__version__",
+]

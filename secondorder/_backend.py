@@ -23,6 +23,7 @@ them:
     never import CuPy, even when it is installed.
 """
 
+import contextlib
 import importlib
 import os
 import types
@@ -31,6 +32,8 @@ import numpy as np
 
 __all__ = [
     "get_namespace",
+    "set_backend",
+    "backend",
     "kernels",
     "numba_enabled",
     "cupy_available",
@@ -44,8 +47,10 @@ __all__ = [
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 _TRUTHY = {"1", "true", "yes", "on"}
+_BACKENDS = ("numpy", "cupy")
 _tables = {}
 _cupy_state = {}
+_forced = {"name": None}
 
 
 def _env_flag(name):
@@ -104,16 +109,68 @@ def _array_module_name(a):
     return "numpy"
 
 
+def set_backend(name):
+    """Force the backend of every solver, or go back to choosing it from the
+    inputs.
+
+    Parameters
+    ----------
+    name : {"numpy", "cupy", None}
+        ``"numpy"``: run on the CPU; CuPy inputs are an error.  ``"cupy"``:
+        run on the GPU; NumPy inputs are moved to the device where a solver
+        receives them (once, at its entry), and the callables must then take
+        and return CuPy arrays.  ``None`` (or ``"auto"``): the backend of
+        the input arrays, the default.
+
+    Returns
+    -------
+    str or None
+        The previous setting, so that it can be restored.
+
+    See Also
+    --------
+    backend : the same as a context manager.
+    """
+    if name == "auto":
+        name = None
+    if name is not None and name not in _BACKENDS:
+        raise ValueError(f"`name` must be 'numpy', 'cupy' or None (from the inputs); got {name!r}.")
+    if name == "cupy" and _import_cupy() is None:
+        raise RuntimeError(
+            "set_backend('cupy') needs CuPy with a usable CUDA device, but CuPy is not installed, is disabled "
+            "(SECONDORDER_DISABLE_CUPY) or finds no device. Install it with pip install 'secondorder[gpu]'."
+        )
+    previous = _forced["name"]
+    _forced["name"] = name
+    return previous
+
+
+@contextlib.contextmanager
+def backend(name):
+    """Context manager form of :func:`set_backend`::
+
+        with secondorder.backend("numpy"):
+            res = secondorder.minimize(...)
+    """
+    previous = set_backend(name)
+    try:
+        yield
+    finally:
+        _forced["name"] = previous
+
+
 def get_namespace(*arrays):
     """Return the array namespace (``numpy`` or ``cupy``) of ``arrays``.
 
     ``None`` entries and Python scalars are ignored; lists and other
-    array-likes count as NumPy.
+    array-likes count as NumPy.  A backend forced with :func:`set_backend`
+    wins over the inputs' own.
 
     Raises
     ------
     TypeError
-        When NumPy and CuPy arrays are mixed.
+        When NumPy and CuPy arrays are mixed, or CuPy arrays meet a backend
+        forced to NumPy.
     """
     names = set()
     for a in arrays:
@@ -126,11 +183,19 @@ def get_namespace(*arrays):
             "arrays were mixed. Move them to one device first (cupy.asarray(a) or "
             "cupy.asnumpy(a))."
         )
-    if names == {"cupy"}:
+    forced = _forced["name"]
+    if forced == "numpy":
+        if names == {"cupy"}:
+            raise TypeError(
+                "The backend is forced to NumPy (set_backend('numpy')) but CuPy arrays were passed; "
+                "move them to the host with cupy.asnumpy(a), or call set_backend(None)."
+            )
+        return np
+    if forced == "cupy" or names == {"cupy"}:
         cupy = _import_cupy()
         if cupy is None:
             raise RuntimeError(
-                "CuPy arrays were passed but CuPy is disabled "
+                "CuPy arrays were passed (or set_backend('cupy') is in force) but CuPy is disabled "
                 "(SECONDORDER_DISABLE_CUPY) or no CUDA device is usable."
             )
         return cupy
@@ -198,6 +263,7 @@ def backend_info():
         "cupy": None,
         "cupy_device": None,
         "cpu_kernels": _table_name(np),
+        "forced_backend": _forced["name"] or "auto (from the inputs)",
     }
     try:
         import numba

@@ -97,3 +97,54 @@ def test_trust_region_eig_numba_equals_fallback_and_is_optimal(kind, radius):
     assert s >= 0 and np.all(w + s >= -1e-12)
     assert abs(s * (norm - radius)) <= 1e-8 * max(1.0, s) * radius
     assert_allclose((w + s) * c, -b, atol=1e-9 * max(1.0, np.abs(b).max()))
+
+
+def test_forced_numpy_backend_rejects_cupy_and_restores():
+    import secondorder
+
+    assert _backend._forced["name"] is None
+    with secondorder.backend("numpy"):
+        assert get_namespace(np.ones(2)) is np
+        with pytest.raises(TypeError, match="forced to NumPy"):
+            get_namespace(_FakeCupyArray())
+        res = secondorder.minimize(lambda x: float(x @ x), np.ones(3), jac=lambda x: 2 * x, hess=lambda x: 2 * np.eye(3))
+        assert res.success
+    assert _backend._forced["name"] is None
+    # the forced setting is restored after an error too
+    with pytest.raises(RuntimeError):
+        with secondorder.backend("numpy"):
+            raise RuntimeError("inside")
+    assert _backend._forced["name"] is None
+
+
+def test_forced_cupy_without_a_device_is_a_clear_error(monkeypatch):
+    import secondorder
+
+    monkeypatch.setenv("SECONDORDER_DISABLE_CUPY", "1")
+    with pytest.raises(RuntimeError, match="set_backend\\('cupy'\\) needs CuPy"):
+        secondorder.set_backend("cupy")
+    assert _backend._forced["name"] is None
+
+
+def test_set_backend_names():
+    import secondorder
+
+    with pytest.raises(ValueError, match="'numpy', 'cupy' or None"):
+        secondorder.set_backend("torch")
+    previous = secondorder.set_backend("numpy")
+    assert previous is None
+    assert secondorder.set_backend("auto") == "numpy"
+    assert _backend._forced["name"] is None
+    assert "forced_backend" in _backend.backend_info()
+
+
+@pytest.mark.gpu
+def test_forced_cupy_moves_numpy_inputs_to_the_device():
+    import cupy
+
+    import secondorder
+
+    with secondorder.backend("cupy"):
+        assert get_namespace(np.ones(2)) is cupy
+        P = secondorder.ot.sinkhorn([], [], np.random.default_rng(0).random((20, 20)), 0.1)
+    assert type(P).__module__.startswith("cupy")
