@@ -72,9 +72,11 @@ class GLMLoss:
 
     over the parameter vector ``w = [W.ravel(), b]`` (``b`` only with
     ``fit_intercept``; it is not penalised).  Subclasses set ``n_outputs``
-    and implement ``_evaluate(coef, b)``, which makes one fused pass over
-    ``X`` and returns the loss sum, the gradient sums and the per-sample
-    state that curvature products need, and ``_curvature_product``.
+    and implement ``_check_y``; ``_evaluate(coef, b)``, which makes one
+    fused pass over ``X`` and returns the loss sum, the gradient sums and
+    the per-sample state that curvature products need;
+    ``_curvature_product(state, V, vb, kind, rows)``; and
+    ``_dense(w, kind, rows)``, the curvature matrix of a kind.
     """
 
     n_outputs = 1
@@ -186,12 +188,6 @@ class GLMLoss:
     def hess(self, w):
         """The dense Hessian :math:`\\nabla^2 f(w)` (n_params x n_params)."""
         return self._dense(w, "exact", None)
-
-    def _dense(self, w, kind, rows):
-        # Column by column through the product: the generic fallback.
-        # Subclasses with structure build it directly.
-        eye = np.eye(self.n_params, dtype=np.float64)
-        return np.stack([self._product(w, e, kind, rows) for e in eye], axis=1)
 
     # ----------------------------------------------------------- curvature
     def curvature(self, kind="exact", solver="auto", fraction=0.1, random_state=0, **model_options):
