@@ -122,6 +122,18 @@ class GLMLoss:
             parts.append(np.asarray(b, dtype=np.float64).reshape(-1))
         return np.concatenate(parts).astype(dtype, copy=False)
 
+    def _as_kernel(self, a):
+        """Parameters in ``X``'s precision, so that a float32 ``X`` runs the
+        float32 specialisation of the kernels (float64 accumulation inside)."""
+        return a.astype(np.float32) if self.dtype == np.float32 else a
+
+    def _rows(self, rows):
+        """``X`` restricted to a subsample's rows and their total weight,
+        copied once and kept for the later products."""
+        if getattr(self, "_sub", (None,))[0] is not rows:
+            self._sub = (rows, self.X[rows], float(self.sample_weight[rows].sum()))
+        return self._sub[1], self._sub[2]
+
     def _csr_args(self):
         X = self.X
         return X.data, X.indices, X.indptr, self.n_features

@@ -91,7 +91,7 @@ class LogisticLoss(GLMLoss):
     def _evaluate(self, coef, b):
         n = self.n_samples
         r, h = np.empty(n), np.empty(n)
-        c = coef[0].astype(self.dtype) if self.dtype == np.float32 else coef[0]
+        c = self._as_kernel(coef[0])
         if self.sparse:
             loss, g = self._k.logistic_grad_csr(*self._csr_args(), self.y, self.sample_weight, c, b[0], r, h)
         else:
@@ -105,20 +105,13 @@ class LogisticLoss(GLMLoss):
             return np.divide(r * r, sw, out=np.zeros_like(r), where=sw > 0)
         return h  # exact, Gauss-Newton (the same for the binary loss), subsampled
 
-    def _rows(self, rows):
-        # The subsample's rows, copied once and kept.
-        if getattr(self, "_sub", (None,))[0] is not rows:
-            Xs = self.X[rows]
-            self._sub = (rows, Xs, float(self.sample_weight[rows].sum()))
-        return self._sub[1], self._sub[2]
-
     def _curvature_product(self, state, V, vb, kind, rows):
         w = self._weights(state, kind)
         X, total = self.X, self._total
         if rows is not None:
             X, total = self._rows(rows)
             w = w[rows]
-        v = V[0].astype(self.dtype) if self.dtype == np.float32 else V[0]
+        v = self._as_kernel(V[0])
         if self.sparse:
             out, s = self._k.gram_matvec_csr(X.data, X.indices, X.indptr, self.n_features, w, v, vb[0])
         else:

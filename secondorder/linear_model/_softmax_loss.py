@@ -83,17 +83,12 @@ class SoftmaxLoss(GLMLoss):
     def _evaluate(self, coef, b):
         n, K = self.n_samples, self.n_outputs
         P = np.empty((n, K))
-        c = coef.astype(self.dtype) if self.dtype == np.float32 else coef
+        c = self._as_kernel(coef)
         if self.sparse:
             loss, g, gb = self._k.softmax_grad_csr(*self._csr_args(), self.y, self.sample_weight, c, b, P)
         else:
             loss, g, gb = self._k.softmax_grad(self.X, self.y, self.sample_weight, c, b, P)
         return loss, np.asarray(g, dtype=np.float64), np.asarray(gb, dtype=np.float64), P
-
-    def _rows(self, rows):
-        if getattr(self, "_sub", (None,))[0] is not rows:
-            self._sub = (rows, self.X[rows], float(self.sample_weight[rows].sum()))
-        return self._sub[1], self._sub[2]
 
     def _curvature_product(self, P, V, vb, kind, rows):
         X, y, sw, total = self.X, self.y, self.sample_weight, self._total
@@ -103,7 +98,7 @@ class SoftmaxLoss(GLMLoss):
         mode = _MODES[kind]
         if mode == 1:
             V, vb = V - V.mean(axis=0), vb - vb.mean()
-        V = V.astype(self.dtype) if self.dtype == np.float32 else V
+        V = self._as_kernel(V)
         if self.sparse:
             out, out_b = self._k.softmax_hessp_csr(X.data, X.indices, X.indptr, self.n_features, y, sw, P, V, vb, mode)
         else:
