@@ -7,7 +7,9 @@ current point.  Solvers talk to it only through:
 ``update(x, g, **data)``
     move the model to a new accepted point (lazy: nothing is evaluated until
     a product or a solve needs it, so a rejected trial point never costs a
-    Hessian evaluation);
+    Hessian evaluation).  The drivers pass ``gtol``, their target gradient
+    norm, which iterative models use to stop their inner solves; models
+    ignore the data they have no use for;
 ``matvec(v)``
     ``H v``;
 ``solve(v, shift=0.0)``

@@ -8,6 +8,9 @@ from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
 
 __all__ = ["OperatorHessian"]
 
+# CG stops once its residual is this fraction of the driver's gradient target.
+_GTOL_FRACTION = 0.1
+
 
 class OperatorHessian(Curvature):
     r"""A Hessian known only through products ``H v``.
@@ -25,6 +28,10 @@ class OperatorHessian(Curvature):
         Relative residual at which CG stops.  By default the forcing term
         :math:`\min(0.5, \sqrt{\|v\|})` of inexact Newton methods, which keeps
         the outer convergence superlinear (Nocedal and Wright, Thm. 7.2).
+        When the driver passes its target gradient norm ``gtol`` to
+        :meth:`update`, CG also stops once the residual is below
+        ``0.1 * gtol``: with an exact Hessian the next gradient is about the
+        residual, so a tighter solve buys nothing.
     maxiter : int, optional
         Cap on CG iterations per solve; default ``min(2 n, 1000)``.
     preconditioner : curvature model, optional
@@ -77,11 +84,13 @@ class OperatorHessian(Curvature):
         self.hits_boundary = False
         self._x = None
         self._warm = None
+        self._gtol = None
 
     def update(self, x, g=None, **data):
         self._x = x
         self._xp = get_namespace(x)
         self._warm = None
+        self._gtol = data.get("gtol")
         if self.preconditioner is not None:
             self.preconditioner.update(x, g, **data)
 
@@ -120,7 +129,12 @@ class OperatorHessian(Curvature):
 
     def _tol(self, vnorm):
         rtol = self.rtol if self.rtol is not None else min(0.5, math.sqrt(vnorm))
-        return rtol * vnorm
+        tol = rtol * vnorm
+        if self._gtol is not None:
+            # The next gradient is about the residual of the Newton system:
+            # solving it far below the driver's target is wasted work.
+            tol = max(tol, _GTOL_FRACTION * self._gtol)
+        return tol
 
     def _product(self, p, shift):
         Ap = self.matvec(p)

@@ -92,6 +92,11 @@ def _minimize_gns(
       function evaluation, and halving :math:`\gamma` doubles :math:`\lambda`
       until the shifted matrix is positive definite.
     * A trial point where ``fun`` or ``jac`` returns NaN or inf is rejected.
+    * A trial that does not increase :math:`f` and whose gradient norm is
+      at most ``gtol`` is accepted and ends the run: the decrease test
+      guards the iterations that follow, and there are none.  This lets an
+      iterative model stop its last solve near ``gtol`` (the driver passes
+      ``gtol`` to ``model.update``) instead of far below it.
     * A trial whose value exceeds :math:`f(x)` is rejected before its
       gradient is computed (when ``fun`` and ``jac`` are separate).
     * When :math:`f(x) - f(x+s)` is below the rounding noise of :math:`f`
@@ -155,7 +160,7 @@ def _minimize_gns(
         if nit >= maxiter:
             status = 1
             break
-        model.update(x, g)
+        model.update(x, g, gtol=gtol)
         accepted = False
         trials = 0
         stalled = 0
@@ -192,6 +197,13 @@ def _minimize_gns(
                     continue
                 gn2 = float(g_new @ g_new)
                 in_noise = f - f_new <= noise or tiny_step
+                if gn2 <= gtol * gtol:
+                    # The trial ends the run: the decrease test only protects
+                    # later iterations, and f did not increase (tested above).
+                    # An inexact solve (CG stopped near gtol) would fail it
+                    # for small lam although the point is what was asked for.
+                    accepted = True
+                    break
                 if not in_noise:
                     if f - f_new >= gn2 / (8.0 * lam):
                         accepted = True

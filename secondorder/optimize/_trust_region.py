@@ -137,7 +137,7 @@ def _minimize_trust_region(
             break
         try:
             if fresh:
-                model.update(x, g)
+                model.update(x, g, gtol=gtol)
                 fresh = False
             p = xp.asarray(model.trust_step(g, radius), dtype=x.dtype)
             Hp = model.matvec(p)

@@ -42,6 +42,26 @@ def test_cg_warm_start_reuses_previous_solution():
     assert model.ncg == first
 
 
+def test_cg_stops_at_a_tenth_of_the_drivers_gtol():
+    n = 200
+    H = _spd(n, seed=3) + np.diag(np.logspace(-3, 1, n))
+    v = np.random.default_rng(2).standard_normal(n)
+    v *= 1e-4 / np.linalg.norm(v)
+    tight = OperatorHessian(lambda x, v: H @ v, maxiter=1000)
+    tight.update(np.zeros(n))
+    s_tight = tight.solve(v)
+    loose = OperatorHessian(lambda x, v: H @ v, maxiter=1000)
+    loose.update(np.zeros(n), gtol=1e-4)
+    s_loose = loose.solve(v)
+    # the forcing term sqrt(|v|) asks for a residual of 1e-6, gtol for 1e-5
+    assert np.linalg.norm(H @ s_tight - v) <= 1.5e-6
+    assert 1.5e-6 < np.linalg.norm(H @ s_loose - v) <= 1.5e-5
+    assert loose.ncg < tight.ncg
+    # a new point without gtol forgets it
+    loose.update(np.zeros(n))
+    assert_allclose(loose.solve(v), s_tight)
+
+
 def test_cg_detects_indefinite():
     H = np.diag([1.0, -2.0, 3.0])
     model = OperatorHessian(operator=aslinearoperator(H))

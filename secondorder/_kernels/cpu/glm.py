@@ -234,21 +234,51 @@ def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
         lo = blk * n // nb
         hi = (blk + 1) * n // nb
         a = acc[blk]
-        z = np.empty(K)
-        r = np.empty(K)
+        z = np.empty((4, K))
+        r = np.empty((4, K))
         total = 0.0
-        for i in range(lo, hi):
+        i = lo
+        # Four rows at a time (see _softmax_hessp_dense).
+        while i + 4 <= hi:
+            for k in range(K):
+                t0 = b[k]
+                t1 = b[k]
+                t2 = b[k]
+                t3 = b[k]
+                for j in range(d):
+                    ckj = coef[k, j]
+                    t0 += X[i, j] * ckj
+                    t1 += X[i + 1, j] * ckj
+                    t2 += X[i + 2, j] * ckj
+                    t3 += X[i + 3, j] * ckj
+                z[0, k] = t0
+                z[1, k] = t1
+                z[2, k] = t2
+                z[3, k] = t3
+            for m in range(4):
+                total += _softmax_row(z[m], y[i + m], sw[i + m], P_out[i + m], r[m])
+            for k in range(K):
+                r0 = r[0, k]
+                r1 = r[1, k]
+                r2 = r[2, k]
+                r3 = r[3, k]
+                accb[blk, k] += r0 + r1 + r2 + r3
+                for j in range(d):
+                    a[k, j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
+            i += 4
+        while i < hi:
             for k in range(K):
                 t = b[k]
                 for j in range(d):
                     t += X[i, j] * coef[k, j]
-                z[k] = t
-            total += _softmax_row(z, y[i], sw[i], P_out[i], r)
+                z[0, k] = t
+            total += _softmax_row(z[0], y[i], sw[i], P_out[i], r[0])
             for k in range(K):
-                rk = r[k]
+                rk = r[0, k]
                 accb[blk, k] += rk
                 for j in range(d):
                     a[k, j] += rk * X[i, j]
+            i += 1
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0), accb.sum(axis=0)
 
@@ -325,20 +355,51 @@ def _softmax_hessp_dense(X, y, sw, P, V, vb, mode, nb):
         lo = blk * n // nb
         hi = (blk + 1) * n // nb
         a = acc[blk]
-        u = np.empty(K)
-        r = np.empty(K)
-        for i in range(lo, hi):
+        u = np.empty((4, K))
+        r = np.empty((4, K))
+        i = lo
+        # Four rows at a time, as in the logistic kernels: each load of V
+        # and each sweep over the accumulator serve four rows.
+        while i + 4 <= hi:
+            for k in range(K):
+                t0 = vb[k]
+                t1 = vb[k]
+                t2 = vb[k]
+                t3 = vb[k]
+                for j in range(d):
+                    vkj = V[k, j]
+                    t0 += X[i, j] * vkj
+                    t1 += X[i + 1, j] * vkj
+                    t2 += X[i + 2, j] * vkj
+                    t3 += X[i + 3, j] * vkj
+                u[0, k] = t0
+                u[1, k] = t1
+                u[2, k] = t2
+                u[3, k] = t3
+            for m in range(4):
+                _softmax_curv_row(u[m], P[i + m], y[i + m], sw[i + m], mode, r[m])
+            for k in range(K):
+                r0 = r[0, k]
+                r1 = r[1, k]
+                r2 = r[2, k]
+                r3 = r[3, k]
+                accb[blk, k] += r0 + r1 + r2 + r3
+                for j in range(d):
+                    a[k, j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
+            i += 4
+        while i < hi:
             for k in range(K):
                 t = vb[k]
                 for j in range(d):
                     t += X[i, j] * V[k, j]
-                u[k] = t
-            _softmax_curv_row(u, P[i], y[i], sw[i], mode, r)
+                u[0, k] = t
+            _softmax_curv_row(u[0], P[i], y[i], sw[i], mode, r[0])
             for k in range(K):
-                rk = r[k]
+                rk = r[0, k]
                 accb[blk, k] += rk
                 for j in range(d):
                     a[k, j] += rk * X[i, j]
+            i += 1
     return acc.sum(axis=0), accb.sum(axis=0)
 
 
