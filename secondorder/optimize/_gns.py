@@ -199,7 +199,7 @@ def _minimize_gns(
                 in_noise = f - f_new <= noise or tiny_step
                 if gn2 <= gtol * gtol:
                     # The trial ends the run: the decrease test only protects
-                    # later iterations, and f did not increase (tested above).
+                    # later iterations, and f passed the no-increase test above.
                     # An inexact solve (CG stopped near gtol) would fail it
                     # for small lam although the point is what was asked for.
                     accepted = True
