@@ -236,6 +236,44 @@ def _softmax_row(z, yi, si, p_row, r):
     return si * (zmax + math.log(s) - z[yi])
 
 
+@jit
+def _margins4(X, i, M, c, out):
+    # out[m] = M @ X[i + m] + c for the four rows i .. i + 3 of a dense X:
+    # each load of M serves the four rows (four sums in one loop: with K
+    # dot products per row the pass is compute-bound, and this form wins).
+    K, d = M.shape
+    for k in range(K):
+        t0 = c[k]
+        t1 = c[k]
+        t2 = c[k]
+        t3 = c[k]
+        for j in range(d):
+            mkj = M[k, j]
+            t0 += X[i, j] * mkj
+            t1 += X[i + 1, j] * mkj
+            t2 += X[i + 2, j] * mkj
+            t3 += X[i + 3, j] * mkj
+        out[0, k] = t0
+        out[1, k] = t1
+        out[2, k] = t2
+        out[3, k] = t3
+
+
+@jit
+def _sweep4(X, i, r, a, ab):
+    # a += r^T X[i : i + 4] and ab += the column sums of r: one sweep over
+    # the accumulator for four rows.
+    K, d = a.shape
+    for k in range(K):
+        r0 = r[0, k]
+        r1 = r[1, k]
+        r2 = r[2, k]
+        r3 = r[3, k]
+        ab[k] += r0 + r1 + r2 + r3
+        for j in range(d):
+            a[k, j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
+
+
 @jit(parallel=True)
 def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
     n, d = X.shape
@@ -251,33 +289,12 @@ def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
         r = np.empty((4, K))
         total = 0.0
         i = lo
-        # Four rows at a time (see _softmax_hessp_dense).
+        # Four rows at a time (see _margins4 and _sweep4).
         while i + 4 <= hi:
-            for k in range(K):
-                t0 = b[k]
-                t1 = b[k]
-                t2 = b[k]
-                t3 = b[k]
-                for j in range(d):
-                    ckj = coef[k, j]
-                    t0 += X[i, j] * ckj
-                    t1 += X[i + 1, j] * ckj
-                    t2 += X[i + 2, j] * ckj
-                    t3 += X[i + 3, j] * ckj
-                z[0, k] = t0
-                z[1, k] = t1
-                z[2, k] = t2
-                z[3, k] = t3
+            _margins4(X, i, coef, b, z)
             for m in range(4):
                 total += _softmax_row(z[m], y[i + m], sw[i + m], P_out[i + m], r[m])
-            for k in range(K):
-                r0 = r[0, k]
-                r1 = r[1, k]
-                r2 = r[2, k]
-                r3 = r[3, k]
-                accb[blk, k] += r0 + r1 + r2 + r3
-                for j in range(d):
-                    a[k, j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
+            _sweep4(X, i, r, a, accb[blk])
             i += 4
         while i < hi:
             for k in range(K):
@@ -371,36 +388,12 @@ def _softmax_hessp_dense(X, y, sw, P, V, vb, mode, nb):
         u = np.empty((4, K))
         r = np.empty((4, K))
         i = lo
-        # Four rows at a time: each load of V and each sweep over the
-        # accumulator serve four rows.  Unlike the logistic kernels, the K
-        # dot products per row make this pass compute-bound, and there the
-        # four sums in one loop win over four loops.
+        # Four rows at a time (see _margins4 and _sweep4).
         while i + 4 <= hi:
-            for k in range(K):
-                t0 = vb[k]
-                t1 = vb[k]
-                t2 = vb[k]
-                t3 = vb[k]
-                for j in range(d):
-                    vkj = V[k, j]
-                    t0 += X[i, j] * vkj
-                    t1 += X[i + 1, j] * vkj
-                    t2 += X[i + 2, j] * vkj
-                    t3 += X[i + 3, j] * vkj
-                u[0, k] = t0
-                u[1, k] = t1
-                u[2, k] = t2
-                u[3, k] = t3
+            _margins4(X, i, V, vb, u)
             for m in range(4):
                 _softmax_curv_row(u[m], P[i + m], y[i + m], sw[i + m], mode, r[m])
-            for k in range(K):
-                r0 = r[0, k]
-                r1 = r[1, k]
-                r2 = r[2, k]
-                r3 = r[3, k]
-                accb[blk, k] += r0 + r1 + r2 + r3
-                for j in range(d):
-                    a[k, j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
+            _sweep4(X, i, r, a, accb[blk])
             i += 4
         while i < hi:
             for k in range(K):
