@@ -4,7 +4,7 @@
 live in :mod:`secondorder.curvature`.
 """
 
-from . import curvature, linear_model, optimize, ot
+from . import curvature, linear_model, optimize, ot, stochastic
 from ._backend import backend, set_backend
 from .optimize import OptimizeResult, minimize
 
@@ -19,5 +19,6 @@ __all__ = [
     "linear_model",
     "optimize",
     "ot",
+    "stochastic",
     "__version__",
 ]

@@ -1,10 +1,47 @@
 """Hutchinson estimate of the Hessian diagonal."""
 
+import numpy as np
+
 from .._backend import get_namespace
 from .._validation import check_int, check_output
 from ._diagonal import DiagonalModel
 
-__all__ = ["HutchinsonDiagonal"]
+__all__ = ["HutchinsonDiagonal", "rademacher", "block_average"]
+
+
+def rademacher(rng, shape, xp, dtype, device=None):
+    """A Rademacher probe (entries +1 and -1 with probability 1/2 each).
+
+    Drawn with a NumPy ``Generator`` and moved to namespace ``xp`` (any
+    array-API namespace: the standard has no random numbers), so a seed gives
+    the same probes on every array library.
+    """
+    bits = rng.integers(0, 2, size=shape, dtype=np.int8)
+    z = (2 * bits - 1).astype(np.float64)
+    if xp is np:
+        return z.astype(dtype, copy=False)
+    if device is None:
+        return xp.asarray(z, dtype=dtype)
+    return xp.asarray(z, dtype=dtype, device=device)
+
+
+def block_average(est, block_size, xp):
+    """Average a 1-D estimate over consecutive blocks of ``block_size``
+    entries, each entry taking its block's mean (the last, shorter block
+    averaged on its own); written with array-API functions only."""
+    b = int(block_size)
+    n = est.shape[0]
+    if b == 1 or n == 0:
+        return est
+    full = (n // b) * b
+    parts = []
+    if full:
+        means = xp.mean(xp.reshape(est[:full], (full // b, b)), axis=1)
+        parts.append(xp.repeat(means, b))
+    if full < n:
+        tail = est[full:]
+        parts.append(xp.zeros_like(tail) + xp.mean(tail))
+    return parts[0] if len(parts) == 1 else xp.concat(parts)
 
 
 class HutchinsonDiagonal(DiagonalModel):
@@ -69,40 +106,22 @@ class HutchinsonDiagonal(DiagonalModel):
         self._avg = None
         self._t = 0
 
-    def _probe(self, xp, n, dtype):
+    def _probe(self, n, dtype):
         if self._rng is None:
-            if hasattr(xp.random, "default_rng"):
-                self._rng = xp.random.default_rng(self._seed)
-            else:  # pragma: no cover - older CuPy
-                self._rng = xp.random.RandomState(self._seed)
-        bits = self._rng.integers(0, 2, size=n) if hasattr(self._rng, "integers") else self._rng.randint(0, 2, n)
-        return (2 * bits - 1).astype(dtype)
-
-    def _block_average(self, est):
-        b = self.block_size
-        if b == 1:
-            return est
-        xp = get_namespace(est)
-        n = est.shape[0]
-        full = (n // b) * b
-        out = xp.empty_like(est)
-        if full:
-            out[:full] = xp.repeat(est[:full].reshape(-1, b).mean(axis=1), b)
-        if full < n:
-            out[full:] = est[full:].mean()
-        return out
+            self._rng = np.random.default_rng(self._seed)
+        return rademacher(self._rng, (n,), self._xp, dtype)
 
     def _estimate(self):
         xp = self._xp
         x = self._x
         est = xp.zeros_like(x)
         for _ in range(self.n_probes):
-            z = self._probe(xp, x.shape[0], x.dtype)
+            z = self._probe(x.shape[0], x.dtype)
             Hz = check_output(self._hessp(x.copy(), z, *self.args), x.shape, "hessp", xp, x.dtype)
             self.nhev += 1
             est += z * Hz
         est /= self.n_probes
-        est = self._block_average(est)
+        est = block_average(est, self.block_size, xp)
         if self.absolute:
             est = xp.abs(est)
         if self.beta is None:

@@ -1,6 +1,8 @@
 """What the GLM losses share: input checks, the parameter layout, the cache
 of per-sample curvature weights, and the curvature models built on them."""
 
+import copy
+
 import numpy as np
 import scipy.sparse
 from scipy.sparse.linalg import LinearOperator
@@ -201,6 +203,37 @@ class GLMLoss:
         """The dense Hessian :math:`\\nabla^2 f(w)` (n_params x n_params)."""
         return self._dense(w, "exact", None)
 
+    # ---------------------------------------------------------- minibatches
+    def minibatch(self):
+        """Minibatch callables for :func:`secondorder.stochastic.minimize`.
+
+        Returns
+        -------
+        MinibatchOracles
+            ``fun(w, rows)`` (loss and gradient over the rows), ``hessp(w,
+            v, rows)``, ``sampled_jac(w, rows, rng)`` (the gradient of the
+            data term at labels drawn from the model's own probabilities,
+            Sophia-G's estimator; without the L2 term, whose curvature is
+            known) and ``data``, the row indices to pass as ``data``; each
+            minibatch loss is the weighted mean over its rows plus the full
+            L2 term, an unbiased estimate of this loss.
+        """
+        return MinibatchOracles(self)
+
+    def _subset(self, rows, y=None):
+        """This loss over ``rows`` (and labels ``y`` if given), sharing
+        every setting; no input check is repeated."""
+        sub = copy.copy(self)
+        sub.X = self.X[rows]
+        sub.y = self.y[rows] if y is None else y
+        sub.sample_weight = self.sample_weight[rows]
+        sub._total = float(sub.sample_weight.sum())
+        sub._cache = []
+        sub.n_passes = 0
+        if sub._total <= 0:
+            sub._total = 1.0  # a batch of zero-weight rows: zero loss, zero gradient
+        return sub
+
     # ----------------------------------------------------------- curvature
     def curvature(self, kind="exact", solver="auto", fraction=0.1, random_state=0, **model_options):
         """A curvature model of the loss for ``minimize`` (``hess=`` or
@@ -309,3 +342,40 @@ def weighted_gram(X, w, fit_intercept):
     for lo, hi, block in row_blocks(X, fit_intercept, q):
         G = syrk_add(G, block * root[lo:hi, None])
     return symmetrise(G)
+
+
+class MinibatchOracles:
+    """The callables of a GLM loss over minibatches of its rows (see
+    :meth:`GLMLoss.minibatch`); a batch is an array of row indices."""
+
+    def __init__(self, loss):
+        self.loss = loss
+        self.data = np.arange(loss.n_samples)
+        self._last = (None, None)
+
+    def _sub(self, rows):
+        # The gradient and the products of one step share the batch: keep its
+        # subset (and the per-sample state cached at w) for the next calls.
+        if self._last[0] is not rows:
+            self._last = (rows, self.loss._subset(np.asarray(rows)))
+        return self._last[1]
+
+    def fun(self, w, rows):
+        """``(loss, gradient)`` over ``rows``."""
+        return self._sub(rows).value_and_grad(w)
+
+    def hessp(self, w, v, rows):
+        """The Hessian of the minibatch loss times ``v``."""
+        return self._sub(rows).hessp(w, v)
+
+    def sampled_jac(self, w, rows, rng):
+        """The gradient of the data term at labels drawn from the model."""
+        sub = self._sub(rows)
+        labels = sub._sample_labels(sub._point(w)[2], rng)
+        sampled = self.loss._subset(np.asarray(rows), y=labels)
+        g = sampled._point(w)[1]
+        coef, _ = sampled._split(w)
+        K, d = coef.shape
+        g = g.copy()
+        g[: K * d] -= sampled.alpha * coef.reshape(-1)
+        return g.astype(np.asarray(w).dtype, copy=False)

@@ -98,6 +98,13 @@ class LogisticLoss(GLMLoss):
             loss, g = self._k.logistic_grad(self.X, self.y, self.sample_weight, c, b[0], r, h)
         return loss, np.asarray(g, dtype=np.float64)[None, :], np.array([r.sum()]), (r, h)
 
+    def _sample_labels(self, state, rng):
+        """Labels drawn from the model's probabilities (state of a pass)."""
+        r, _ = state
+        sw = self.sample_weight
+        p = self.y + np.divide(r, sw, out=np.full_like(r, 0.5), where=sw > 0)
+        return (rng.random(p.shape[0]) < p).astype(np.float64)
+
     def _weights(self, state, kind):
         r, h = state
         if kind == "fisher":

@@ -90,6 +90,12 @@ class SoftmaxLoss(GLMLoss):
             loss, g, gb = self._k.softmax_grad(self.X, self.y, self.sample_weight, c, b, P)
         return loss, np.asarray(g, dtype=np.float64), np.asarray(gb, dtype=np.float64), P
 
+    def _sample_labels(self, P, rng):
+        """Labels drawn from the model's class probabilities ``P``."""
+        u = rng.random(P.shape[0])[:, None]
+        labels = (np.cumsum(P, axis=1) < u).sum(axis=1)
+        return np.minimum(labels, self.n_outputs - 1).astype(np.int64)
+
     def _curvature_product(self, P, V, vb, kind, rows):
         X, y, sw, total = self.X, self.y, self.sample_weight, self._total
         if rows is not None:

@@ -1,0 +1,256 @@
+"""The functional core shared by every stochastic optimiser.
+
+A method is an object holding its hyperparameters, with two pure functions
+in the style of optax:
+
+``init(params) -> state``
+    the state (moments, counters) for a list of parameter arrays;
+``update(grads, state, params, **oracles) -> (updates, state)``
+    the step to add to each parameter, and the new state.
+
+``needs(state)`` says which oracles beyond the minibatch gradient the next
+call to ``update`` requires, so that a driver computes exactly those and
+counts them:
+
+``"loss"``
+    the minibatch loss at ``params`` (SOAA's radius);
+``"hvp"``
+    Hessian-vector products ``hvp[i] = (H z)_i`` with the Rademacher probes
+    ``probes`` (AdaHessian, Sophia-H); the driver draws the probes;
+``"sampled_grad"``
+    the gradient of the loss at labels sampled from the model's own
+    predictive distribution (Sophia-G's Gauss-Newton-Bartlett estimator).
+
+Everything is written against the Python array API standard: the namespace
+comes from :func:`array_api_compat.array_namespace`, so the same code runs on
+NumPy, CuPy, PyTorch, JAX and array-api-strict arrays, and returns arrays of
+the namespace it was given.  No array is modified in place (JAX arrays
+cannot be), and the state holds Python scalars and arrays only.
+"""
+
+import math
+import numbers
+
+from array_api_compat import array_namespace
+
+__all__ = ["StochasticMethod", "ORACLES", "apply_updates", "all_finite", "NonFiniteStepError"]
+
+ORACLES = ("loss", "hvp", "sampled_grad")
+
+
+class NonFiniteStepError(FloatingPointError):
+    """A gradient, an oracle or the step itself holds NaN or inf."""
+
+
+def namespace(*arrays):
+    """The array-API namespace of ``arrays`` (one library, or a clear error)."""
+    try:
+        return array_namespace(*arrays)
+    except TypeError as exc:
+        raise TypeError(
+            f"the parameters, gradients and oracles must all be arrays of one array library: {exc}"
+        ) from exc
+
+
+def all_finite(xp, arrays):
+    """Whether every array in ``arrays`` is free of NaN and inf."""
+    return all(bool(xp.all(xp.isfinite(a))) for a in arrays)
+
+
+def apply_updates(params, updates):
+    """``[p + u for p, u in zip(params, updates)]``, new arrays."""
+    return [p + u for p, u in zip(params, updates)]
+
+
+def _as_list(arrays, name):
+    if isinstance(arrays, (list, tuple)):
+        return list(arrays)
+    raise TypeError(f"`{name}` must be a list of arrays (one per parameter); got {type(arrays).__name__}.")
+
+
+def check_unit_interval(value, name):
+    """``value`` as a float in [0, 1)."""
+    v = _real(value, name)
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1); got {value!r}.")
+    return v
+
+
+def check_betas(value, name="betas"):
+    """A pair of floats in [0, 1)."""
+    try:
+        b1, b2 = value
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be a pair (beta1, beta2) of numbers in [0, 1); got {value!r}.") from exc
+    return (check_unit_interval(b1, f"{name}[0]"), check_unit_interval(b2, f"{name}[1]"))
+
+
+def check_nonnegative_real(value, name):
+    v = _real(value, name)
+    if not (v >= 0.0) or math.isinf(v):
+        raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
+    return v
+
+
+def check_positive_real(value, name):
+    v = _real(value, name)
+    if not (v > 0.0) or math.isinf(v):
+        raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}.")
+    return v
+
+
+def check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
+    return int(value)
+
+
+def check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}.")
+    return value
+
+
+def _real(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        try:
+            # 0-d arrays and tensors (a learning-rate tensor) are numbers too.
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"`{name}` must be a real number; got {value!r}.") from None
+    v = float(value)
+    if math.isnan(v):
+        raise ValueError(f"`{name}` must be a number, not NaN.")
+    return v
+
+
+class StochasticMethod:
+    """Base of the stochastic optimisers.
+
+    Subclasses set ``defaults`` (every hyperparameter and its default: the
+    official code's), ``per_param`` (the names of the state entries that
+    hold one array per parameter) and implement ``_check`` (validate the
+    hyperparameters), ``_init(xp, params)`` and
+    ``_update(xp, t, grads, state, params, oracles)`` with ``t`` the 1-based
+    number of this step; ``needs(state)`` where a step needs more than the
+    gradient.
+
+    Parameters
+    ----------
+    **hyper
+        Hyperparameters; unknown names are a ``TypeError`` listing the known
+        ones.
+    """
+
+    defaults = {}
+    per_param = ()
+
+    def __init__(self, **hyper):
+        unknown = sorted(set(hyper) - set(self.defaults))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}: unknown option(s) {', '.join(unknown)}; "
+                f"the options are {', '.join(self.defaults)}."
+            )
+        values = dict(self.defaults)
+        values.update(hyper)
+        self.hyper = self._check(values)
+        for key, value in self.hyper.items():
+            setattr(self, key, value)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return f"{type(self).__name__}({args})"
+
+    def _check(self, hyper):  # pragma: no cover - every method overrides it
+        return hyper
+
+    def needs(self, state):
+        """The oracles (a subset of ``ORACLES``) the next ``update`` needs."""
+        return frozenset()
+
+    def init(self, params):
+        """The initial state for ``params``, a list of arrays."""
+        params = _as_list(params, "params")
+        if not params:
+            raise ValueError("`params` is empty: pass at least one parameter array.")
+        xp = namespace(*params)
+        for i, p in enumerate(params):
+            if not xp.isdtype(p.dtype, "real floating"):
+                raise TypeError(f"`params[{i}]` must be a real floating array; got dtype {p.dtype}.")
+        state = self._init(xp, params)
+        state["step"] = 0
+        return state
+
+    def update(self, grads, state, params, *, loss=None, hvp=None, probes=None, sampled_grad=None):
+        """One step: ``(updates, new_state)``; ``params + updates`` are the
+        new parameters.
+
+        Parameters
+        ----------
+        grads : list of arrays
+            The minibatch gradient, one array per parameter (same shapes).
+        state : dict
+            From :meth:`init` or the previous ``update``; not modified.
+        params : list of arrays
+            The current parameters; not modified.
+        loss : float, optional
+            The minibatch loss at ``params``, where ``needs`` asks for it.
+        hvp, probes : lists of arrays, optional
+            Hessian-vector products with the Rademacher ``probes``, where
+            ``needs`` asks for ``"hvp"``.
+        sampled_grad : list of arrays, optional
+            The gradient at labels sampled from the model, where ``needs``
+            asks for it.
+        """
+        params = _as_list(params, "params")
+        grads = _as_list(grads, "grads")
+        _check_like(grads, params, "grads")
+        needs = self.needs(state)
+        oracles = {"loss": loss, "hvp": hvp, "probes": probes, "sampled_grad": sampled_grad}
+        for need in needs:
+            if oracles[need] is None:
+                raise ValueError(
+                    f"{type(self).__name__}: step {state['step'] + 1} needs `{need}` "
+                    f"(needs(state) = {sorted(needs)}); pass it to update()."
+                )
+        if "hvp" in needs:
+            oracles["hvp"] = _as_list(hvp, "hvp")
+            oracles["probes"] = _as_list(probes, "probes") if probes is not None else None
+            _check_like(oracles["hvp"], params, "hvp")
+            if oracles["probes"] is None:
+                raise ValueError(f"{type(self).__name__}: `hvp` was given without the `probes` it was computed with.")
+            _check_like(oracles["probes"], params, "probes")
+        if "sampled_grad" in needs:
+            oracles["sampled_grad"] = _as_list(sampled_grad, "sampled_grad")
+            _check_like(oracles["sampled_grad"], params, "sampled_grad")
+        if "loss" in needs:
+            oracles["loss"] = _real(loss, "loss")
+        xp = namespace(*params, *grads)
+        t = state["step"] + 1
+        updates, new_state = self._update(xp, t, grads, dict(state), params, oracles)
+        new_state["step"] = t
+        return updates, new_state
+
+
+def _check_like(arrays, params, name):
+    if len(arrays) != len(params):
+        raise ValueError(f"`{name}` has {len(arrays)} arrays but there are {len(params)} parameters; pass one per parameter.")
+    for i, (a, p) in enumerate(zip(arrays, params)):
+        if tuple(a.shape) != tuple(p.shape):
+            raise ValueError(
+                f"`{name}[{i}]` has shape {tuple(a.shape)} but its parameter has shape {tuple(p.shape)}."
+            )
+
+
+def adam_moments(xp, m, v, g, d2, beta1, beta2):
+    """Adam's moment EMAs: ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) d2``
+    (``d2`` is ``g*g`` for Adam, the squared Hessian diagonal for AdaHessian)."""
+    return beta1 * m + (1.0 - beta1) * g, beta2 * v + (1.0 - beta2) * d2
+
+
+def as_matrix(xp, a):
+    """A parameter as the matrix that Muon-type methods orthogonalise:
+    2-D as it is, higher-dimensional (convolution kernels) as
+    ``(shape[0], -1)``."""
+    return a if a.ndim == 2 else xp.reshape(a, (a.shape[0], -1))
