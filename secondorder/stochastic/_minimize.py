@@ -32,7 +32,7 @@ METHODS = {
     "mfac": MFAC,
 }
 _ALIASES = {"sophiag": "sophia-g", "sophiah": "sophia-h", "namod": "namo-d", "m-fac": "mfac"}
-_DRIVER_OPTIONS = ("shapes", "on_nonfinite")
+_DRIVER_OPTIONS = ("shapes", "on_nonfinite", "schedule")
 
 
 def get_method(method, options=None):
@@ -115,7 +115,10 @@ def minimize(
         add up to ``x0.size``: the parameter tensors) and ``on_nonfinite``
         (``"skip"``, default: a step whose gradient, oracles or update holds
         NaN or inf is skipped, counted in ``nskip`` and reported by a
-        warning at the end; ``"raise"``: :class:`NonFiniteStepError`).
+        warning at the end; ``"raise"``: :class:`NonFiniteStepError`) and
+        ``schedule`` (``None``, a constant learning rate; ``"cosine"``,
+        :math:`\eta_t = \eta\,(1 + \cos(\pi t / T))/2` over the run's
+        ``T`` steps; or a callable ``schedule(t, T)`` giving the factor).
         SOAA's ``total_steps`` defaults to the number of steps of the run
         and Sophia-G's ``bs`` to ``batch_size``.
     callback : callable, optional
@@ -186,6 +189,8 @@ def minimize(
     if sampled_jac is not None and not callable(sampled_jac):
         raise TypeError("`sampled_jac` must be callable as sampled_jac(x, batch, rng).")
 
+    schedule = _schedule(driver.get("schedule"), total)
+    base_lr = method.lr
     sizes = [math.prod(s) for s in shapes]
     params = _split(xp, x, shapes, sizes)
     state = method.init(params)
@@ -200,6 +205,8 @@ def minimize(
             if maxiter is not None and nit >= maxiter:
                 stop = True
                 break
+            if schedule is not None:
+                method.lr = base_lr * schedule(nit, total)
             needs = method.needs(state)
             value, g = _loss_and_grad(fun, jac, x, batch, xp, dtype, counts)
             oracles = {}
@@ -249,6 +256,7 @@ def minimize(
             epoch_losses.append(float(np.mean([v for v in losses if math.isfinite(v)] or [np.nan])))
         if stop:
             break
+    method.lr = base_lr
     if nit == 0:
         raise ValueError("`data` gave no batch: pass a non-empty array, tuple of arrays or iterable of batches.")
     if counts["nskip"]:
@@ -270,6 +278,18 @@ def minimize(
         method=method,
         **counts,
     )
+
+
+def _schedule(schedule, total):
+    if schedule is None:
+        return None
+    if schedule == "cosine":
+        if total is None:
+            raise ValueError("options['schedule']='cosine' needs the number of steps: give `maxiter` or sized `data`.")
+        return lambda t, T: 0.5 * (1.0 + math.cos(math.pi * t / T))
+    if callable(schedule):
+        return schedule
+    raise ValueError(f"`options['schedule']` must be None, 'cosine' or a callable schedule(t, T); got {schedule!r}.")
 
 
 def _initial_point(x0, shapes):
