@@ -66,12 +66,13 @@ class _Sophia(StochasticMethod):
         h["rho"] = check_positive_real(h["rho"], "rho")
         h["weight_decay"] = check_nonnegative_real(h["weight_decay"], "weight_decay")
         h["eps"] = check_positive_real(h["eps"], "eps")
-        h["update_interval"] = check_positive_int(h["update_interval"], "update_interval")
+        k = h["update_interval"]
+        h["update_interval"] = 0 if k == 0 and not isinstance(k, bool) else check_positive_int(k, "update_interval")
         return h
 
     def needs(self, state):
-        t = state["step"]
-        if t > 0 and t % self.update_interval == 0:
+        t, k = state["step"], self.update_interval
+        if k and t > 0 and t % k == 0:
             return frozenset({self._oracle})
         return frozenset()
 
@@ -91,7 +92,7 @@ class _Sophia(StochasticMethod):
 
     def _update(self, xp, t, grads, state, params, oracles):
         if self._oracle in self.needs({"step": t - 1}):
-            state = self.update_hessian(state, self._estimate(xp, oracles))
+            state = self.update_hessian(state, self.curvature_estimate(xp, oracles))
         b1 = self.betas[0]
         scale = self._scale()
         updates, ms = [], []
@@ -119,7 +120,9 @@ class SophiaG(_Sophia):
         :math:`B` of the estimator.  The NumPy driver sets it to its batch
         size unless given.
     update_interval : int, default 10
-        ``k``: refresh the estimate every ``k`` steps.
+        ``k``: refresh the estimate every ``k`` steps; 0: never inside
+        ``update`` (the caller calls :meth:`update_hessian`, as the
+        reference's training loop does).
     eps : float, default 1e-15
         Added to the denominator (the reference's constant).
     """
@@ -143,7 +146,7 @@ class SophiaG(_Sophia):
     def _scale(self):
         return self.rho * self.bs
 
-    def _estimate(self, xp, oracles):
+    def curvature_estimate(self, xp, oracles):
         return [g * g for g in oracles["sampled_grad"]]
 
     def _denominator(self, xp, h, scale):
@@ -184,7 +187,7 @@ class SophiaH(_Sophia):
         h["guard"] = check_choice(h["guard"], "guard", ("relu", "max"))
         return h
 
-    def _estimate(self, xp, oracles):
+    def curvature_estimate(self, xp, oracles):
         return [z * hz for z, hz in zip(oracles["probes"], oracles["hvp"])]
 
     def _denominator(self, xp, h, scale):

@@ -1,0 +1,357 @@
+"""``torch.optim.Optimizer`` front ends over the functional core.
+
+Each class keeps PyTorch's conventions (param groups, ``state_dict``,
+``zero_grad``, ``step(closure)``) and calls the array-API core of
+:mod:`secondorder.stochastic` on the parameters' tensors, so the maths is
+the same code as in the NumPy driver.
+"""
+
+import torch
+
+from ..stochastic import MFAC as _MFAC
+from ..stochastic import NAMO as _NAMO
+from ..stochastic import NAMOD as _NAMOD
+from ..stochastic import SOAA as _SOAA
+from ..stochastic import AdaHessian as _AdaHessian
+from ..stochastic import AdamW as _AdamW
+from ..stochastic import Muon as _Muon
+from ..stochastic import SophiaG as _SophiaG
+from ..stochastic import SophiaH as _SophiaH
+from ..stochastic._base import NonFiniteStepError, all_finite
+
+__all__ = ["AdaHessian", "SophiaG", "SophiaH", "SOAA", "NAMO", "NAMOD", "Muon", "MFAC", "AdamW"]
+
+_GROUP = "group:"
+
+
+class _CoreOptimizer(torch.optim.Optimizer):
+    """Base of the front ends: a ``torch.optim.Optimizer`` whose step is the
+    core method's ``update``.
+
+    Per-parameter state entries live in ``self.state[p]``; the group-wide
+    ones (step count, SOAA's radius, M-FAC's window) in the state of the
+    group's first parameter under ``"group:<name>"``, so ``state_dict``
+    saves and restores everything.  ``on_nonfinite``: ``"skip"`` (default)
+    leaves the parameters unchanged for a step whose gradient, oracles or
+    update holds NaN or inf, counting it in ``self.n_skipped``; ``"raise"``
+    raises :class:`~secondorder.stochastic.NonFiniteStepError`.
+    """
+
+    _core = None
+
+    def __init__(self, params, on_nonfinite="skip", **hyper):
+        self._core(**hyper)  # validates the hyperparameters with the core's messages
+        if on_nonfinite not in ("skip", "raise"):
+            raise ValueError(f"`on_nonfinite` must be 'skip' or 'raise'; got {on_nonfinite!r}.")
+        self.on_nonfinite = on_nonfinite
+        self.n_skipped = 0
+        self.oracle_counts = {"hvp": 0, "sampled_grad": 0, "loss": 0}
+        defaults = dict(self._core.defaults)
+        defaults.update(hyper)
+        super().__init__(params, defaults)
+
+    # ---------------------------------------------------------------- state
+    def _method(self, group, **override):
+        hyper = {k: group[k] for k in self._core.defaults if k in group}
+        hyper.update(override)
+        return self._core(**hyper)
+
+    def _params(self, group):
+        return [p for p in group["params"] if p.grad is not None]
+
+    def _load(self, method, group, params):
+        first = self.state[group["params"][0]]
+        if _GROUP + "step" not in first:
+            state = method.init([p.detach() for p in params])
+            self._store(method, group, params, state)
+            return state
+        state = {k[len(_GROUP) :]: v for k, v in first.items() if k.startswith(_GROUP)}
+        for key in method.per_param:
+            state[key] = [self.state[p].get(key) for p in params]
+        return state
+
+    def _store(self, method, group, params, state):
+        first = self.state[group["params"][0]]
+        for key, value in state.items():
+            if key in method.per_param:
+                for p, v in zip(params, value):
+                    if v is not None:
+                        self.state[p][key] = v
+            else:
+                first[_GROUP + key] = value
+
+    # ---------------------------------------------------------------- steps
+    def _needs(self):
+        """What each group's next step needs (it depends on the step count
+        only, so it is known before the gradients are)."""
+        needs = {}
+        for group in self.param_groups:
+            if group["params"]:
+                step = self.state[group["params"][0]].get(_GROUP + "step", 0)
+                needs[id(group)] = self._method(group).needs({"step": step})
+        return needs
+
+    def _closure_gradients(self, closure, create_graph):
+        """Run ``closure`` and make sure every parameter has its gradient
+        (computed here, with the graph kept when a product follows, if the
+        closure only returned the loss)."""
+        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+        for p in params:
+            p.grad = None
+        with torch.enable_grad():
+            loss = closure()
+            if all(p.grad is None for p in params):
+                if not torch.is_tensor(loss) or not loss.requires_grad:
+                    raise RuntimeError("the closure must return the loss tensor (with its graph) or call backward.")
+                used = [p for p in params]
+                grads = torch.autograd.grad(loss, used, create_graph=create_graph, allow_unused=True)
+                for p, g in zip(used, grads):
+                    p.grad = g
+        return loss
+
+    def _hessian_products(self, needs):
+        """``(probes, products)`` by parameter for the groups that need
+        ``"hvp"``: one double-backward through the gradients' graph."""
+        params = [p for g in self.param_groups if "hvp" in needs.get(id(g), ()) for p in self._params(g)]
+        if not params:
+            return {}
+        for p in params:
+            if p.grad.grad_fn is None:
+                raise RuntimeError(
+                    f"{type(self).__name__} needs the graph of the gradient for its Hessian-vector product: call "
+                    "loss.backward(create_graph=True) before step(), or pass a closure that returns the loss "
+                    "(step(closure) then builds the graph itself)."
+                )
+        probes = [2 * torch.randint_like(p, high=2, memory_format=torch.preserve_format) - 1 for p in params]
+        products = torch.autograd.grad([p.grad for p in params], params, grad_outputs=probes)
+        self.oracle_counts["hvp"] += 1
+        return {p: (z, hz) for p, z, hz in zip(params, probes, products)}
+
+    @torch.no_grad()
+    def _core_step(self, group, params, oracles, override=None):
+        method = self._method(group, **(override or {}))
+        state = self._load(method, group, params)
+        grads = [p.grad.detach() for p in params]
+        checks = grads + [a for v in oracles.values() if isinstance(v, list) for a in v]
+        finite = all_finite(torch, checks) and (oracles.get("loss") is None or bool(torch.isfinite(torch.as_tensor(oracles["loss"]))))
+        if finite:
+            updates, new_state = method.update(grads, state, [p.detach() for p in params], **oracles)
+            finite = all_finite(torch, updates)
+        if not finite:
+            if self.on_nonfinite == "raise":
+                raise NonFiniteStepError(
+                    f"{type(self).__name__}: the gradient, an oracle or the update holds NaN or inf "
+                    "(lower the learning rate, or pass on_nonfinite='skip')."
+                )
+            self.n_skipped += 1
+            return
+        for p, u in zip(params, updates):
+            p.add_(u)
+        self._store(method, group, params, new_state)
+
+    def step(self, closure=None, *, loss=None):
+        """One step.
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss.  It may call
+            ``backward`` itself (with ``create_graph=True`` where a
+            Hessian-vector product is due) or only return the loss, in which
+            case the gradients, and the graph a product needs, are computed
+            here.
+        loss : float or tensor, optional
+            The loss at the current parameters, for methods that need it
+            (SOAA) when no closure is given.
+        """
+        needs = self._needs()
+        wants_hvp = any("hvp" in n for n in needs.values())
+        if closure is not None:
+            loss = self._closure_gradients(closure, create_graph=wants_hvp)
+        products = self._hessian_products(needs) if wants_hvp else {}
+        for group in self.param_groups:
+            params = self._params(group)
+            if not params:
+                continue
+            group_needs = needs.get(id(group), frozenset())
+            oracles = {}
+            if "hvp" in group_needs:
+                oracles["probes"] = [products[p][0] for p in params]
+                oracles["hvp"] = [products[p][1] for p in params]
+            if "loss" in group_needs:
+                if loss is None:
+                    raise ValueError(f"{type(self).__name__} needs the loss: call step(closure) or step(loss=loss).")
+                oracles["loss"] = float(loss.detach() if torch.is_tensor(loss) else loss)
+                self.oracle_counts["loss"] += 1
+            self._core_step(group, params, oracles)
+        self._release_graph()
+        return loss
+
+    def _release_graph(self):
+        # A gradient built with create_graph=True references its parameter
+        # through the graph: detaching it ends the reference cycle (the
+        # memory leak PyTorch warns about).
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and p.grad.grad_fn is not None:
+                    p.grad = p.grad.detach()
+
+
+class AdaHessian(_CoreOptimizer):
+    """AdaHessian; a drop-in for torch-optimizer's ``Adahessian``.
+
+    ``AdaHessian(params, lr=0.15, betas=(0.9, 0.999), eps=1e-4,
+    weight_decay=0, hessian_power=1, seed=None, spatial_average="conv",
+    signed_blocks=False)``: the arguments of ``torch_optimizer.Adahessian``
+    (whose ``hessian_power`` defaults to 0.5; the official code's, and this
+    class's, to 1; ``seed`` seeds PyTorch's global generator as there).
+    Use ``loss.backward(create_graph=True); opt.step()`` as with the
+    reference, or ``opt.step(closure)`` with a closure that returns the loss.
+    See :class:`secondorder.stochastic.AdaHessian` for the rule.
+    """
+
+    _core = _AdaHessian
+
+    def __init__(self, params, lr=0.15, betas=(0.9, 0.999), eps=1e-4, weight_decay=0.0, hessian_power=1.0,
+                 seed=None, **options):
+        if seed is not None:
+            torch.manual_seed(seed)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         hessian_power=hessian_power, **options)
+
+
+class SophiaG(_CoreOptimizer):
+    """Sophia-G; a drop-in for the official ``SophiaG`` (``sophia-opt``).
+
+    ``SophiaG(params, lr=1e-4, betas=(0.965, 0.99), rho=0.04,
+    weight_decay=0.1, *, maximize=False, capturable=False)``,
+    ``step(closure=None, bs=5120)`` and ``update_hessian()``, which folds
+    the squared gradients in ``p.grad`` (from a backward pass at labels
+    sampled from the model) into the estimate, as the reference does.
+    ``update_hessian(closure)`` does the same with a closure that returns
+    the sampled-label loss.  See :class:`secondorder.stochastic.SophiaG`.
+    """
+
+    _core = _SophiaG
+
+    def __init__(self, params, lr=1e-4, betas=(0.965, 0.99), rho=0.04, weight_decay=1e-1, *, maximize=False,
+                 capturable=False, **options):
+        if maximize:
+            raise ValueError("SophiaG: maximize=True is not supported; minimise the negated objective.")
+        options.setdefault("update_interval", 0)  # the training loop calls update_hessian, as in the reference
+        super().__init__(params, lr=lr, betas=betas, rho=rho, weight_decay=weight_decay, **options)
+
+    def step(self, closure=None, bs=5120):
+        """One step with the estimate as it stands; ``bs`` is the number of
+        samples (tokens) behind each gradient."""
+        loss = None
+        if closure is not None:
+            loss = self._closure_gradients(closure, create_graph=False)
+        for group in self.param_groups:
+            params = self._params(group)
+            if params:
+                self._core_step(group, params, {}, override={"bs": bs})
+        self._release_graph()
+        return loss
+
+    @torch.no_grad()
+    def update_hessian(self, closure=None):
+        """Fold :math:`\\hat g \\odot \\hat g` into the curvature estimate,
+        with :math:`\\hat g` in ``p.grad`` or from ``closure``."""
+        loss = None
+        if closure is not None:
+            loss = self._closure_gradients(closure, create_graph=False)
+        self.oracle_counts["sampled_grad"] += 1
+        for group in self.param_groups:
+            params = self._params(group)
+            if not params:
+                continue
+            method = self._method(group)
+            state = self._load(method, group, params)
+            estimate = method.curvature_estimate(torch, {"sampled_grad": [p.grad.detach() for p in params]})
+            self._store(method, group, params, method.update_hessian(state, estimate))
+        return loss
+
+
+class SophiaH(_CoreOptimizer):
+    """Sophia-H: a Hutchinson estimate every ``update_interval`` steps.
+
+    ``SophiaH(params, lr=1e-3, betas=(0.9, 0.99), rho=10, weight_decay=1e-2,
+    update_interval=10, eps=1e-12, guard="relu")``.  On the steps that
+    refresh the estimate the gradient's graph is needed:
+    ``loss.backward(create_graph=True)``, or ``step(closure)``.  See
+    :class:`secondorder.stochastic.SophiaH`.
+    """
+
+    _core = _SophiaH
+
+    def __init__(self, params, lr=1e-3, **options):
+        super().__init__(params, lr=lr, **options)
+
+    def hessian_due(self):
+        """Whether the next ``step`` computes a Hessian-vector product (so
+        the backward pass before it needs ``create_graph=True``)."""
+        return any("hvp" in n for n in self._needs().values())
+
+
+class SOAA(_CoreOptimizer):
+    """SOAA: needs the loss at every step (``step(closure)`` or
+    ``step(loss=...)``).  ``total_steps`` (default 10000) is the step
+    budget of the radius bounds.  See :class:`secondorder.stochastic.SOAA`.
+    """
+
+    _core = _SOAA
+
+    def __init__(self, params, lr=1e-3, **options):
+        super().__init__(params, lr=lr, **options)
+
+
+class NAMO(_CoreOptimizer):
+    """NAMO: matrices (``ndim >= 2``) orthogonalised, other parameters by
+    the AdamW rule; a group with ``orthogonalize=False`` (embeddings, the
+    output head) is all AdamW.  See :class:`secondorder.stochastic.NAMO`."""
+
+    _core = _NAMO
+
+    def __init__(self, params, lr=1e-2, **options):
+        super().__init__(params, lr=lr, **options)
+
+
+class NAMOD(_CoreOptimizer):
+    """NAMO-D (column-wise scales).  See :class:`secondorder.stochastic.NAMOD`."""
+
+    _core = _NAMOD
+
+    def __init__(self, params, lr=1e-2, **options):
+        super().__init__(params, lr=lr, **options)
+
+
+class Muon(_CoreOptimizer):
+    """Muon as :class:`torch.optim.Muon`, plus AdamW for the parameters that
+    are not matrices.  See :class:`secondorder.stochastic.Muon`."""
+
+    _core = _Muon
+
+    def __init__(self, params, lr=1e-3, **options):
+        super().__init__(params, lr=lr, **options)
+
+
+class MFAC(_CoreOptimizer):
+    """M-FAC (``lr=1e-3, momentum=0, weight_decay=0, ngrads=1024,
+    damp=1e-5``, the reference's defaults; one window per param group).
+    See :class:`secondorder.stochastic.MFAC`."""
+
+    _core = _MFAC
+
+    def __init__(self, params, lr=1e-3, **options):
+        super().__init__(params, lr=lr, **options)
+
+
+class AdamW(_CoreOptimizer):
+    """AdamW through the core (the same rule as :class:`torch.optim.AdamW`),
+    for comparisons that run every method through one code path."""
+
+    _core = _AdamW
+
+    def __init__(self, params, lr=1e-3, **options):
+        super().__init__(params, lr=lr, **options)
