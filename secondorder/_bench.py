@@ -591,6 +591,7 @@ SUITES = {
     "glm": bench_glm,
     "ot": bench_ot,
     "mfac": bench_mfac,
+    "stochastic": None,  # secondorder._bench_stochastic.bench_stochastic, imported when asked for
 }
 
 
@@ -609,6 +610,8 @@ def main(argv=None):
     parser.add_argument("--ot-draws", type=int, default=3)
     parser.add_argument("--ot-assignment-size", type=int, default=500)
     parser.add_argument("--ot-max-iter", type=int, default=None, help="iteration cap of every OT method")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per learning rate (stochastic table)")
+    parser.add_argument("--no-charlm", action="store_true", help="skip the character-level transformer (stochastic)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.suites) - set(SUITES))
     if unknown:
@@ -624,3 +627,7 @@ def main(argv=None):
         bench_ot(tuple(args.ot_sizes), draws=args.ot_draws, assignment_size=args.ot_assignment_size, max_iter=args.ot_max_iter)
     if "mfac" in suites:
         bench_mfac(tuple(args.mfac_dims), tuple(args.mfac_windows), repeat=max(args.repeat, 3))
+    if "stochastic" in suites:
+        from ._bench_stochastic import bench_stochastic
+
+        bench_stochastic(seeds=tuple(range(args.seeds)), charlm=not args.no_charlm)

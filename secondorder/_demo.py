@@ -244,6 +244,48 @@ def part_glm(out=print):
     return [_Curves("digits softmax regression", traces, "iteration", "gradient norm", xlog=True)]
 
 
+def part_stochastic(out=print):
+    """Part 4: the stochastic optimisers against AdamW, training softmax
+    regression on digits from minibatches."""
+    import time
+
+    out("\n== 4. Stochastic optimisers: softmax regression on load_digits, batch 64, 10 epochs, cosine schedule ==")
+    try:
+        from ._bench_stochastic import digits
+    except ImportError:  # pragma: no cover - scikit-learn is in the demo extra
+        return []
+    try:
+        X, y = digits()
+    except ImportError:
+        out("  (install scikit-learn for this part: pip install scikit-learn)")
+        return []
+    from .linear_model import SoftmaxLoss
+    from .stochastic import minimize
+
+    loss = SoftmaxLoss(X, y, alpha=1e-3)
+    mb = loss.minibatch()
+    # learning rates: each method's best point of `python -m secondorder bench stochastic`'s grid
+    runs = {"adamw": 0.0316, "sophia-h": 0.0316, "adahessian": 1.0, "namo": 0.178, "soaa": 0.0316, "mfac": 0.178}
+    out(f"  {'method':<12} {'lr':>7} {'train loss':>11} {'vs adamw':>9} {'HVPs':>5} {'ms/step':>8}")
+    traces, base = {}, None
+    for method, lr in runs.items():
+        options = {"lr": lr, "schedule": "cosine"}
+        if method == "namo":
+            options["shapes"] = [(10, 64), (10,)]
+        if method == "mfac":
+            options.update(ngrads=32, damp=0.1)
+        t0 = time.perf_counter()
+        res = minimize(mb.fun, loss.initial_params(), mb.data, method=method, hessp=mb.hessp, batch_size=64,
+                       epochs=10, seed=0, options=options)
+        ms = 1e3 * (time.perf_counter() - t0) / res.nit
+        final = loss.value(res.x)
+        base = base or final
+        out(f"  {method:<12} {lr:>7.3g} {final:>11.5f} {final / base:>9.3f} {res.nhvp:>5} {ms:>8.2f}")
+        smooth = np.convolve(res.loss_history, np.ones(29) / 29, mode="valid")
+        traces[method] = smooth
+    return [_Curves("digits softmax, minibatch loss (moving mean)", traces, "step", "loss", lead="adamw")]
+
+
 def _plot(rows, path):
     """One figure row per demo part."""
     try:
@@ -272,7 +314,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m secondorder demo", description=__doc__.splitlines()[0])
     parser.add_argument("--plot", default="secondorder_demo.png", help="where to write the convergence plot")
     args = parser.parse_args(argv)
-    rows = [part_minimize(), part_ot(), part_glm()]
+    rows = [part_minimize(), part_ot(), part_glm(), part_stochastic()]
     rows = [row for row in rows if row]
     path = _plot(rows, args.plot)
     print(f"\nconvergence plot written to {path}" if path else "\n(install matplotlib for the convergence plot)")

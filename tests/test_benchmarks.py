@@ -68,3 +68,18 @@ def test_glm_suite_runs_small_cases():
     assert bench.track_iterations("digits-softmax", "so:gns") >= 1
     with pytest.raises(NotImplementedError):
         bench.setup("sparse-100000x20000", "sk:newton-cholesky")
+
+
+def test_stochastic_suite_runs_small_cases():
+    mod = _load("bench_stochastic")
+    bench = mod.SoftmaxDigits()
+    bench.setup("sophia-h")
+    bench.time_10_epochs("sophia-h")
+    from secondorder._bench_stochastic import mlp_run, softmax_run
+
+    loss, seconds, calls = softmax_run("adahessian", 0.3, 0, epochs=1)
+    assert loss < 2.3 and seconds > 0 and calls == 2.0
+    pytest.importorskip("torch")
+    for method in ("torch.Muon", "SophiaG", "NAMOD"):
+        loss, seconds, calls = mlp_run(method, 0.03, 0, epochs=1, hidden=16)
+        assert loss < 2.3

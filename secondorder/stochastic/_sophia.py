@@ -98,8 +98,9 @@ class _Sophia(StochasticMethod):
         updates, ms = [], []
         for p, g, m, h in zip(params, grads, state["m"], state["h"]):
             m = b1 * m + (1.0 - b1) * g
-            ratio = xp.clip(xp.abs(m) / self._denominator(xp, h, scale), max=1.0)
-            updates.append(-(self.lr * self.weight_decay) * p - self.lr * (xp.sign(m) * ratio))
+            # sign(m) min(|m| / den, 1) is clip(m / den, -1, 1), the denominator being positive
+            step = xp.clip(m / self._denominator(xp, h, scale), min=-1.0, max=1.0)
+            updates.append(-(self.lr * self.weight_decay) * p - self.lr * step)
             ms.append(m)
         state["m"] = ms
         return updates, state

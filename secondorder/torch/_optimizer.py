@@ -54,7 +54,13 @@ class _CoreOptimizer(torch.optim.Optimizer):
     def _method(self, group, **override):
         hyper = {k: group[k] for k in self._core.defaults if k in group}
         hyper.update(override)
-        return self._core(**hyper)
+        key = repr(sorted(hyper.items()))
+        cache = self.__dict__.setdefault("_methods", {})
+        if key not in cache:
+            if len(cache) > 64:  # a schedule changes lr every step: keep the cache small
+                cache.clear()
+            cache[key] = self._core(**hyper)
+        return cache[key]
 
     def _params(self, group):
         return [p for p in group["params"] if p.grad is not None]
