@@ -265,7 +265,7 @@ def part_stochastic(out=print):
     loss = SoftmaxLoss(X, y, alpha=1e-3)
     mb = loss.minibatch()
     # learning rates: each method's best point of `python -m secondorder bench stochastic`'s grid
-    runs = {"adamw": 0.0316, "sophia-h": 0.0316, "adahessian": 1.0, "namo": 0.178, "soaa": 0.0316, "mfac": 0.178}
+    runs = {"adamw": 0.0316, "sophia-h": 0.0316, "adahessian": 0.0316, "namo": 0.178, "soaa": 0.0316, "mfac": 0.178}
     out(f"  {'method':<12} {'lr':>7} {'train loss':>11} {'vs adamw':>9} {'HVPs':>5} {'ms/step':>8}")
     traces, base = {}, None
     for method, lr in runs.items():
