@@ -47,7 +47,7 @@ class MLPDigits:
         self.data = digits()
         self.lr = MLP_LR.get(method, LR_GRID[1])
 
-    def time_10_epochs(self, method):
+    def time_2_epochs(self, method):
         mlp_run(method, self.lr, 0, data=self.data, epochs=2)
 
     def track_final_loss(self, method):

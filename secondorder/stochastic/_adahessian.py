@@ -50,9 +50,7 @@ from ..curvature._hutchinson import block_average
 from ._base import (
     StochasticMethod,
     adam_moments,
-    check_betas,
     check_nonnegative_real,
-    check_positive_real,
 )
 
 __all__ = ["AdaHessian"]
@@ -88,10 +86,6 @@ class AdaHessian(StochasticMethod):
     per_param = ("m", "v")
 
     def _check(self, h):
-        h["lr"] = check_nonnegative_real(h["lr"], "lr")
-        h["betas"] = check_betas(h["betas"])
-        h["eps"] = check_positive_real(h["eps"], "eps")
-        h["weight_decay"] = check_nonnegative_real(h["weight_decay"], "weight_decay")
         k = check_nonnegative_real(h["hessian_power"], "hessian_power")
         if k > 1.0:
             raise ValueError(f"`hessian_power` must be in [0, 1]; got {k!r}.")

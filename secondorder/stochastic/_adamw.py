@@ -20,7 +20,7 @@ References
 
 import math
 
-from ._base import StochasticMethod, adam_moments, check_betas, check_nonnegative_real, check_positive_real
+from ._base import StochasticMethod, adam_moments
 
 __all__ = ["AdamW", "adamw_direction"]
 
@@ -54,13 +54,6 @@ class AdamW(StochasticMethod):
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
     per_param = ("m", "v")
-
-    def _check(self, h):
-        h["lr"] = check_nonnegative_real(h["lr"], "lr")
-        h["betas"] = check_betas(h["betas"])
-        h["eps"] = check_positive_real(h["eps"], "eps")
-        h["weight_decay"] = check_nonnegative_real(h["weight_decay"], "weight_decay")
-        return h
 
     def _init(self, xp, params):
         return {"m": [xp.zeros_like(p) for p in params], "v": [xp.zeros_like(p) for p in params]}

@@ -137,11 +137,22 @@ def _real(value, name):
     return v
 
 
+# The hyperparameters most methods share, with one check (and message) each.
+_COMMON_CHECKS = {
+    "lr": check_nonnegative_real,
+    "betas": check_betas,
+    "eps": check_positive_real,
+    "weight_decay": check_nonnegative_real,
+    "momentum": check_unit_interval,
+}
+
+
 class StochasticMethod:
     """Base of the stochastic optimisers.
 
     Subclasses set ``defaults`` (every hyperparameter and its default: the
-    official code's), ``per_param`` (the names of the state entries that
+    official code's; those named in ``_COMMON_CHECKS`` are validated here),
+    ``per_param`` (the names of the state entries that
     hold one array per parameter) and implement ``_check`` (validate the
     hyperparameters), ``_init(xp, params)`` and
     ``_update(xp, t, grads, state, params, oracles)`` with ``t`` the 1-based
@@ -167,6 +178,9 @@ class StochasticMethod:
             )
         values = dict(self.defaults)
         values.update(hyper)
+        for key, check in _COMMON_CHECKS.items():
+            if key in values:
+                values[key] = check(values[key], key)
         self.hyper = self._check(values)
         for key, value in self.hyper.items():
             setattr(self, key, value)
@@ -175,7 +189,9 @@ class StochasticMethod:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
         return f"{type(self).__name__}({args})"
 
-    def _check(self, hyper):  # pragma: no cover - every method overrides it
+    def _check(self, hyper):
+        """Validate the method's own hyperparameters (the common ones,
+        ``_COMMON_CHECKS``, are checked already)."""
         return hyper
 
     def needs(self, state):

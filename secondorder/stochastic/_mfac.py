@@ -38,7 +38,7 @@ import numpy as np
 
 from .._backend import is_cupy
 from ..curvature._mfac import MFAC as MFACModel
-from ._base import StochasticMethod, check_nonnegative_real, check_positive_int, check_positive_real, check_unit_interval
+from ._base import StochasticMethod, check_positive_int, check_positive_real
 
 __all__ = ["MFAC"]
 
@@ -75,9 +75,6 @@ class MFAC(StochasticMethod):
     per_param = ()
 
     def _check(self, h):
-        h["lr"] = check_nonnegative_real(h["lr"], "lr")
-        h["momentum"] = check_unit_interval(h["momentum"], "momentum")
-        h["weight_decay"] = check_nonnegative_real(h["weight_decay"], "weight_decay")
         h["ngrads"] = check_positive_int(h["ngrads"], "ngrads")
         h["damp"] = check_positive_real(h["damp"], "damp")
         return h

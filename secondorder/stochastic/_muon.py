@@ -37,7 +37,6 @@ from ._base import (
     check_nonnegative_real,
     check_positive_int,
     check_positive_real,
-    check_unit_interval,
 )
 from ._newton_schulz import NS_COEFFICIENTS, newton_schulz, resolve_dtype
 
@@ -63,9 +62,6 @@ class _Orthogonalised(StochasticMethod):
     _adamw_eps_after_correction = True
 
     def _check_common(self, h):
-        h["lr"] = check_nonnegative_real(h["lr"], "lr")
-        h["weight_decay"] = check_nonnegative_real(h["weight_decay"], "weight_decay")
-        h["momentum"] = check_unit_interval(h["momentum"], "momentum")
         h["nesterov"] = bool(h["nesterov"])
         h["ns_steps"] = check_positive_int(h["ns_steps"], "ns_steps")
         return check_backup(h)
@@ -176,7 +172,6 @@ class Muon(_Orthogonalised):
 
     def _check(self, h):
         h = self._check_common(h)
-        h["eps"] = check_positive_real(h["eps"], "eps")
         h["adjust_lr_fn"] = check_choice(h["adjust_lr_fn"], "adjust_lr_fn", (None, "original", "match_rms_adamw"))
         try:
             h["ns_coefficients"] = tuple(float(c) for c in h["ns_coefficients"])

@@ -45,7 +45,7 @@ References
 
 import math
 
-from ._base import as_matrix, check_nonnegative_real, check_positive_real, check_unit_interval
+from ._base import as_matrix, check_nonnegative_real, check_unit_interval
 from ._muon import _Orthogonalised
 from ._newton_schulz import NS_COEFFICIENTS
 
@@ -104,7 +104,6 @@ class NAMO(_Orthogonalised):
     def _check(self, h):
         h = self._check_common(h)
         h["mu2"] = check_unit_interval(h["mu2"], "mu2")
-        h["eps"] = check_positive_real(h["eps"], "eps")
         h["scale_coeff"] = check_nonnegative_real(h["scale_coeff"], "scale_coeff")
         h["clamp"] = bool(h["clamp"])
         return h

@@ -46,9 +46,7 @@ References
 from ._base import (
     StochasticMethod,
     adam_moments,
-    check_betas,
     check_choice,
-    check_nonnegative_real,
     check_positive_int,
     check_positive_real,
     check_unit_interval,
@@ -88,13 +86,9 @@ class SOAA(StochasticMethod):
     per_param = ("m", "v")
 
     def _check(self, h):
-        h["lr"] = check_nonnegative_real(h["lr"], "lr")
-        h["betas"] = check_betas(h["betas"])
         h["gamma"] = check_unit_interval(h["gamma"], "gamma")
         if h["gamma"] == 0.0:
             raise ValueError("`gamma` must be in (0, 1); got 0.")
-        h["weight_decay"] = check_nonnegative_real(h["weight_decay"], "weight_decay")
-        h["eps"] = check_positive_real(h["eps"], "eps")
         h["total_steps"] = check_positive_int(h["total_steps"], "total_steps")
         h["fisher_scope"] = check_choice(h["fisher_scope"], "fisher_scope", ("global", "tensor"))
         h["d0"] = check_positive_real(h["d0"], "d0")

@@ -46,9 +46,7 @@ References
 
 from ._base import (
     StochasticMethod,
-    check_betas,
     check_choice,
-    check_nonnegative_real,
     check_positive_int,
     check_positive_real,
 )
@@ -61,11 +59,7 @@ class _Sophia(StochasticMethod):
     _oracle = None
 
     def _check(self, h):
-        h["lr"] = check_nonnegative_real(h["lr"], "lr")
-        h["betas"] = check_betas(h["betas"])
         h["rho"] = check_positive_real(h["rho"], "rho")
-        h["weight_decay"] = check_nonnegative_real(h["weight_decay"], "weight_decay")
-        h["eps"] = check_positive_real(h["eps"], "eps")
         k = h["update_interval"]
         h["update_interval"] = 0 if k == 0 and not isinstance(k, bool) else check_positive_int(k, "update_interval")
         return h

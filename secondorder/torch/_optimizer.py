@@ -138,8 +138,9 @@ class _CoreOptimizer(torch.optim.Optimizer):
         method = self._method(group, **(override or {}))
         state = self._load(method, group, params)
         grads = [p.grad.detach() for p in params]
-        checks = grads + [a for v in oracles.values() if isinstance(v, list) for a in v]
-        finite = all_finite(torch, checks) and (oracles.get("loss") is None or bool(torch.isfinite(torch.as_tensor(oracles["loss"]))))
+        loss_ok = oracles.get("loss") is None or bool(torch.isfinite(torch.as_tensor(oracles["loss"])))
+        # the inputs first (a NaN or inf would poison the state), then the update
+        finite = loss_ok and all_finite(torch, grads + [a for v in oracles.values() if isinstance(v, list) for a in v])
         if finite:
             updates, new_state = method.update(grads, state, [p.detach() for p in params], **oracles)
             finite = all_finite(torch, updates)

@@ -189,3 +189,48 @@ def test_errors_and_nonfinite():
 
     with pytest.raises(NonFiniteStepError):
         strict.step()
+
+
+def test_numpy_driver_takes_torch_tensors():
+    from secondorder.stochastic import minimize
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(200, 6, generator=g, dtype=torch.float64)
+    b = A @ torch.arange(6.0, dtype=torch.float64) + 0.01 * torch.randn(200, generator=g, dtype=torch.float64)
+
+    def fun(x, batch):
+        Ab, bb = batch
+        r = Ab @ x - bb
+        return float(0.5 * (r * r).mean()), Ab.T @ r / len(bb)
+
+    def hessp(x, v, batch):
+        Ab, _ = batch
+        return Ab.T @ (Ab @ v) / Ab.shape[0]
+
+    for method, options in (("adahessian", {"lr": 0.3}), ("mfac", {"lr": 0.3, "ngrads": 8, "damp": 1.0}),
+                            ("namo", {"lr": 0.3})):
+        res = minimize(fun, torch.zeros(6, dtype=torch.float64), (A, b), method=method, hessp=hessp,
+                       batch_size=20, epochs=40, seed=0, options={"schedule": "cosine", **options})
+        assert torch.is_tensor(res.x) and res.x.dtype == torch.float64
+        assert float(torch.linalg.vector_norm(res.x - torch.arange(6.0, dtype=torch.float64))) < 0.1, method
+
+
+def test_sophiag_closure_forms():
+    X, y = _data()
+    model = _model()
+    opt = so_torch.SophiaG(model.parameters(), lr=1e-2)
+    first = float(_loss(model, X, y).detach())
+    gen = torch.Generator().manual_seed(0)
+    for it in range(40):
+        opt.step(lambda: _loss(model, X, y), bs=40)
+        if it % 10 == 9:
+
+            def sampled():
+                logits = model(X)
+                labels = torch.multinomial(torch.softmax(logits.detach(), -1), 1, generator=gen).squeeze(-1)
+                return torch.nn.functional.cross_entropy(logits, labels)
+
+            opt.update_hessian(sampled)
+    assert float(_loss(model, X, y).detach()) < 0.8 * first
+    assert opt.oracle_counts["sampled_grad"] == 4
+    assert float(opt.state[next(model.parameters())]["h"].abs().sum()) > 0
