@@ -191,6 +191,7 @@ def minimize(
 
     schedule = _schedule(driver.get("schedule"), total)
     base_lr = method.lr
+    base_aux = getattr(method, "adamw_lr", None)  # Muon and NAMO's AdamW rate follows the schedule too
     sizes = [math.prod(s) for s in shapes]
     params = _split(xp, x, shapes, sizes)
     state = method.init(params)
@@ -206,7 +207,10 @@ def minimize(
                 stop = True
                 break
             if schedule is not None:
-                method.lr = base_lr * schedule(nit, total)
+                factor = schedule(nit, total)
+                method.lr = base_lr * factor
+                if base_aux is not None:
+                    method.adamw_lr = base_aux * factor
             needs = method.needs(state)
             value, g = _loss_and_grad(fun, jac, x, batch, xp, dtype, counts)
             oracles = {}
@@ -257,6 +261,8 @@ def minimize(
         if stop:
             break
     method.lr = base_lr
+    if base_aux is not None:
+        method.adamw_lr = base_aux
     if nit == 0:
         raise ValueError("`data` gave no batch: pass a non-empty array, tuple of arrays or iterable of batches.")
     if counts["nskip"]:
