@@ -31,6 +31,8 @@ cannot be), and the state holds Python scalars and arrays only.
 import math
 import numbers
 
+import numpy as np
+
 from array_api_compat import array_namespace
 
 __all__ = ["StochasticMethod", "ORACLES", "apply_updates", "all_finite", "NonFiniteStepError"]
@@ -257,7 +259,10 @@ class StochasticMethod:
             oracles["loss"] = _real(loss, "loss")
         xp = namespace(*params, *grads)
         t = state["step"] + 1
-        updates, new_state = self._update(xp, t, grads, dict(state), params, oracles)
+        # A NaN or inf input gives a non-finite step, which the drivers skip (or raise on); NumPy's
+        # warnings on the way would only repeat that.
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            updates, new_state = self._update(xp, t, grads, dict(state), params, oracles)
         new_state["step"] = t
         return updates, new_state
 

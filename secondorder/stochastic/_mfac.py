@@ -38,7 +38,7 @@ import numpy as np
 
 from .._backend import is_cupy
 from ..curvature._mfac import MFAC as MFACModel
-from ._base import StochasticMethod, check_positive_int, check_positive_real
+from ._base import StochasticMethod, all_finite, check_positive_int, check_positive_real
 
 __all__ = ["MFAC"]
 
@@ -85,6 +85,10 @@ class MFAC(StochasticMethod):
     def _update(self, xp, t, grads, state, params, oracles):
         flat = [xp.reshape(g + self.weight_decay * p if self.weight_decay else g, (-1,)) for g, p in zip(grads, params)]
         g = _host(xp, xp.concat(flat) if len(flat) > 1 else flat[0])
+        if not all_finite(xp, flat):
+            # the window takes finite gradients only: leave it as it is and
+            # return the non-finite step, which drivers skip
+            return [g_ * math.nan for g_ in grads], state
         u = state["model"].update_and_ihvp(g)
         if self.momentum > 0.0:
             v = state["velocity"]

@@ -227,11 +227,13 @@ def minimize(
             if "loss" in needs:
                 oracles["loss"] = value
             grads = _split(xp, g, shapes, sizes)
-            finite = math.isfinite(value) and all_finite(xp, [g] + [a for v in oracles.values() if isinstance(v, list) for a in v])
+            finite = math.isfinite(value)
             if finite:
                 updates, new_state = method.update(grads, state, params, **oracles)
                 step = _concat(xp, updates)
-                finite = all_finite(xp, [step])
+                # the update and the inputs in one test (an inf gradient may be clipped out of the step
+                # but would poison the state, which is then not kept)
+                finite = all_finite(xp, [step, g] + [a for v in oracles.values() if isinstance(v, list) for a in v])
             if not finite:
                 if on_nonfinite == "raise":
                     raise NonFiniteStepError(

@@ -6,6 +6,8 @@ Each class keeps PyTorch's conventions (param groups, ``state_dict``,
 the same code as in the NumPy driver.
 """
 
+import math
+
 import torch
 
 from ..stochastic import MFAC as _MFAC
@@ -138,12 +140,13 @@ class _CoreOptimizer(torch.optim.Optimizer):
         method = self._method(group, **(override or {}))
         state = self._load(method, group, params)
         grads = [p.grad.detach() for p in params]
-        loss_ok = oracles.get("loss") is None or bool(torch.isfinite(torch.as_tensor(oracles["loss"])))
-        # the inputs first (a NaN or inf would poison the state), then the update
-        finite = loss_ok and all_finite(torch, grads + [a for v in oracles.values() if isinstance(v, list) for a in v])
+        finite = oracles.get("loss") is None or math.isfinite(oracles["loss"])
         if finite:
             updates, new_state = method.update(grads, state, [p.detach() for p in params], **oracles)
-            finite = all_finite(torch, updates)
+            # One test of the update and the inputs together: a NaN or inf in a gradient or an oracle
+            # need not reach the update (Sophia clips it) but would poison the state, which is then
+            # not kept.
+            finite = all_finite(torch, updates + grads + [a for v in oracles.values() if isinstance(v, list) for a in v])
         if not finite:
             if self.on_nonfinite == "raise":
                 raise NonFiniteStepError(

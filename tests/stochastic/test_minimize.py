@@ -144,18 +144,21 @@ def test_float32_and_counts():
     assert res.nit == 7
 
 
-def test_nonfinite_steps_are_skipped_or_raised():
+@pytest.mark.parametrize("method, bad", [("adamw", np.nan), ("mfac", np.nan), ("sophia-h", np.inf), ("namo", np.inf)])
+def test_nonfinite_steps_are_skipped_or_raised(method, bad):
     calls = {"n": 0}
 
     def fun(x, batch):
         calls["n"] += 1
-        g = np.full(3, np.nan) if calls["n"] == 3 else x - 1.0
+        g = np.full(3, bad) if calls["n"] == 3 else x - 1.0
         return 0.5 * float(np.sum((x - 1) ** 2)), g
 
     data = np.zeros((50, 1))
     with pytest.warns(RuntimeWarning, match="1 of 10 steps were skipped"):
-        res = minimize(fun, np.zeros(3), data, batch_size=5, options={"lr": 0.1})
+        res = minimize(fun, np.zeros(3), data, method=method, hessp=lambda x, v, b: v, batch_size=5,
+                       options={"lr": 0.1})
     assert res.nskip == 1 and np.all(np.isfinite(res.x))
+    assert np.all(np.isfinite(res.loss_history))  # the state was not poisoned: later steps are finite
     calls["n"] = 0
     with pytest.raises(NonFiniteStepError, match="step 3"):
         minimize(fun, np.zeros(3), data, batch_size=5, options={"on_nonfinite": "raise"})
