@@ -123,15 +123,18 @@ class _CoreOptimizer(torch.optim.Optimizer):
         params = [p for g in self.param_groups if "hvp" in needs.get(id(g), ()) for p in self._params(g)]
         if not params:
             return {}
-        for p in params:
-            if p.grad.grad_fn is None:
-                raise RuntimeError(
-                    f"{type(self).__name__} needs the graph of the gradient for its Hessian-vector product: call "
-                    "loss.backward(create_graph=True) before step(), or pass a closure that returns the loss "
-                    "(step(closure) then builds the graph itself)."
-                )
+        linked = [p for p in params if p.grad.grad_fn is not None]
+        if not linked:
+            raise RuntimeError(
+                f"{type(self).__name__} needs the graph of the gradient for its Hessian-vector product: call "
+                "loss.backward(create_graph=True) before step(), or pass a closure that returns the loss "
+                "(step(closure) then builds the graph itself)."
+            )
         probes = [2 * torch.randint_like(p, high=2, memory_format=torch.preserve_format) - 1 for p in params]
-        products = torch.autograd.grad([p.grad for p in params], params, grad_outputs=probes)
+        # a gradient without a graph does not depend on the parameters: its rows of H are zero
+        z_linked = [z for p, z in zip(params, probes) if p.grad.grad_fn is not None]
+        found = torch.autograd.grad([p.grad for p in linked], params, grad_outputs=z_linked, allow_unused=True)
+        products = [torch.zeros_like(p) if hz is None else hz for p, hz in zip(params, found)]
         self.oracle_counts["hvp"] += 1
         return {p: (z, hz) for p, z, hz in zip(params, probes, products)}
 

@@ -234,3 +234,13 @@ def test_sophiag_closure_forms():
     assert float(_loss(model, X, y).detach()) < 0.8 * first
     assert opt.oracle_counts["sampled_grad"] == 4
     assert float(opt.state[next(model.parameters())]["h"].abs().sum()) > 0
+
+
+def test_hessian_product_with_a_parameter_of_constant_gradient():
+    w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))  # enters linearly: its gradient has no graph
+    opt = so_torch.SophiaH([w, b], lr=0.1, update_interval=1)
+    for _ in range(3):
+        opt.step(lambda: (w**2).sum() + b.sum())
+    assert float(opt.state[b]["h"].abs().sum()) == 0.0  # its Hessian rows are zero
+    assert float(opt.state[w]["h"].min()) > 0.0  # 2 on the diagonal, seen through the probes
