@@ -6,9 +6,9 @@ from threadpoolctl import threadpool_limits
 
 from secondorder._bench_stochastic import LR_GRID, NUMPY_METHODS, TORCH_METHODS, digits, mlp_run, softmax_run
 
-# Each method's best point of LR_GRID in `python -m secondorder bench stochastic`.
-SOFTMAX_LR = {"adahessian": LR_GRID[4], "mfac": LR_GRID[3]}
-MLP_LR = {"AdaHessian": LR_GRID[3], "MFAC": LR_GRID[1]}
+# Each method's best point of LR_GRID in `python -m secondorder bench stochastic` (the default: LR_GRID[2]).
+SOFTMAX_LR = {"sophia-g": LR_GRID[1], "muon": LR_GRID[3], "namo": LR_GRID[3], "namo-d": LR_GRID[3], "mfac": LR_GRID[3]}
+MLP_LR = {"AdaHessian": LR_GRID[3], "SophiaG": LR_GRID[1], "SophiaH": LR_GRID[1], "MFAC": LR_GRID[4]}
 
 
 class SoftmaxDigits:
@@ -45,7 +45,7 @@ class MLPDigits:
             raise NotImplementedError from None
         torch.set_num_threads(1)
         self.data = digits()
-        self.lr = MLP_LR.get(method, LR_GRID[1])
+        self.lr = MLP_LR.get(method, LR_GRID[2])
 
     def time_2_epochs(self, method):
         mlp_run(method, self.lr, 0, data=self.data, epochs=2)
