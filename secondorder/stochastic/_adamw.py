@@ -54,6 +54,7 @@ class AdamW(StochasticMethod):
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
     per_param = ("m", "v")
+    elementwise = True
 
     def _init(self, xp, params):
         return {"m": [xp.zeros_like(p) for p in params], "v": [xp.zeros_like(p) for p in params]}

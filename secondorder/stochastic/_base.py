@@ -200,6 +200,16 @@ class StochasticMethod:
         """The oracles (a subset of ``ORACLES``) the next ``update`` needs."""
         return frozenset()
 
+    #: Whether the update treats every entry alike, whatever tensor it is in,
+    #: so that running it on the concatenation of the tensors gives the same
+    #: numbers (front ends then make one call per group).
+    elementwise = False
+
+    def elementwise_for(self, state):
+        """``elementwise`` for this configuration (a method may depend on
+        its options)."""
+        return self.elementwise
+
     def init(self, params):
         """The initial state for ``params``, a list of arrays."""
         params = _as_list(params, "params")

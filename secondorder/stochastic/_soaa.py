@@ -97,6 +97,10 @@ class SOAA(StochasticMethod):
     def needs(self, state):
         return frozenset({"loss"})
 
+    def elementwise_for(self, state):
+        # the Fisher factor sums over every entry with the global scope
+        return self.fisher_scope == "global"
+
     def _init(self, xp, params):
         return {
             "m": [xp.zeros_like(p) for p in params],

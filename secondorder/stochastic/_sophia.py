@@ -56,6 +56,7 @@ __all__ = ["SophiaG", "SophiaH"]
 
 class _Sophia(StochasticMethod):
     per_param = ("m", "h")
+    elementwise = True
     _oracle = None
 
     def _check(self, h):

@@ -73,7 +73,7 @@ class _CoreOptimizer(torch.optim.Optimizer):
             state = method.init([p.detach() for p in params])
             self._store(method, group, params, state)
             return state
-        state = {k[len(_GROUP) :]: v for k, v in first.items() if k.startswith(_GROUP)}
+        state = {k[len(_GROUP) :]: v for k, v in first.items() if k.startswith(_GROUP) and k != _GROUP + "flat"}
         for key in method.per_param:
             state[key] = [self.state[p].get(key) for p in params]
         return state
@@ -143,24 +143,33 @@ class _CoreOptimizer(torch.optim.Optimizer):
         method = self._method(group, **(override or {}))
         state = self._load(method, group, params)
         grads = [p.grad.detach() for p in params]
-        finite = oracles.get("loss") is None or math.isfinite(oracles["loss"])
-        if finite:
-            updates, new_state = method.update(grads, state, [p.detach() for p in params], **oracles)
+        if oracles.get("loss") is not None and not math.isfinite(oracles["loss"]):
+            return self._skip()
+        if _Batched.applies(method, params, state):
+            batch = _Batched(method, params, self.state[group["params"][0]])
+            update, new_state, checks = batch.update(grads, state, oracles)
             # One test of the update and the inputs together: a NaN or inf in a gradient or an oracle
             # need not reach the update (Sophia clips it) but would poison the state, which is then
             # not kept.
-            finite = all_finite(torch, updates + grads + [a for v in oracles.values() if isinstance(v, list) for a in v])
-        if not finite:
-            if self.on_nonfinite == "raise":
-                raise NonFiniteStepError(
-                    f"{type(self).__name__}: the gradient, an oracle or the update holds NaN or inf "
-                    "(lower the learning rate, or pass on_nonfinite='skip')."
-                )
-            self.n_skipped += 1
-            return
-        for p, u in zip(params, updates):
-            p.add_(u)
+            if not all_finite(torch, checks):
+                return self._skip()
+            torch._foreach_add_(params, batch.split(update))
+            new_state = batch.commit(new_state)
+        else:
+            updates, new_state = method.update(grads, state, [p.detach() for p in params], **oracles)
+            if not all_finite(torch, updates + grads + [a for v in oracles.values() if isinstance(v, list) for a in v]):
+                return self._skip()
+            for p, u in zip(params, updates):
+                p.add_(u)
         self._store(method, group, params, new_state)
+
+    def _skip(self):
+        if self.on_nonfinite == "raise":
+            raise NonFiniteStepError(
+                f"{type(self).__name__}: the gradient, an oracle or the update holds NaN or inf "
+                "(lower the learning rate, or pass on_nonfinite='skip')."
+            )
+        self.n_skipped += 1
 
     def step(self, closure=None, *, loss=None):
         """One step.
@@ -208,6 +217,90 @@ class _CoreOptimizer(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is not None and p.grad.grad_fn is not None:
                     p.grad = p.grad.detach()
+
+
+class _Batched:
+    """One call of an element-wise method's core on all of a group's tensors
+    at once, concatenated.
+
+    For the methods whose update treats every entry alike (``elementwise``
+    in the core: AdamW, Sophia, SOAA with a global Fisher sum) the result is
+    the same, entry for entry, as tensor by tensor, but the array-API core
+    then issues each of its operations once per group instead of once per
+    tensor: on a model of many small tensors, the difference between an
+    optimiser step that costs a fraction of the backward pass and one that
+    costs as much.  The state stays per parameter, as views of one buffer
+    per state entry kept in the group's state (``"group:flat"``), which the
+    next step uses as it is while the views still cover it in order; after
+    a ``load_state_dict`` or a change in the set of gradients the buffers
+    are rebuilt from the per-parameter state.
+    """
+
+    def __init__(self, method, params, first_state):
+        self.method = method
+        self.params = params
+        self.shapes = [p.shape for p in params]
+        self.sizes = [p.numel() for p in params]
+        self.first_state = first_state
+        self.ids = tuple(id(p) for p in params)
+
+    @staticmethod
+    def applies(method, params, state):
+        if len(params) < 2 or not method.elementwise_for(state):
+            return False
+        dtype = params[0].dtype
+        return all(p.dtype == dtype for p in params)
+
+    def flat(self, arrays):
+        return torch.cat([a.reshape(-1) for a in arrays])
+
+    def split(self, flat):
+        return [part.view(shape) for part, shape in zip(flat.split(self.sizes), self.shapes)]
+
+    def _buffer(self, key, views):
+        """The flat buffer under ``views``, when they are its pieces in order."""
+        flat = self.first_state.get(_GROUP + "flat")
+        if not flat or flat["ids"] != self.ids or key not in flat:
+            return None
+        buffer = flat[key]
+        start, size = buffer.data_ptr(), buffer.element_size()
+        offset = 0
+        for v, n in zip(views, self.sizes):
+            if v is None or v.data_ptr() != start + offset * size or not v.is_contiguous():
+                return None
+            offset += n
+        return buffer if offset == buffer.numel() else None
+
+    def update(self, grads, state, oracles):
+        """``(flat update, new state, arrays to check)``; the state is
+        committed by :meth:`commit` once the step is accepted."""
+        method = self.method
+        packed = dict(state)
+        self.buffers, self.views = {}, {}
+        for key in method.per_param:
+            buffer = self._buffer(key, state[key])
+            self.buffers[key], self.views[key] = buffer, state[key]
+            packed[key] = [buffer if buffer is not None else self.flat(state[key])]
+        flat_oracles = {k: ([self.flat(v)] if isinstance(v, list) else v) for k, v in oracles.items()}
+        g = self.flat(grads)
+        (update,), new = method.update([g], packed, [self.flat([p.detach() for p in self.params])], **flat_oracles)
+        checks = [update, g] + [a for v in flat_oracles.values() if isinstance(v, list) for a in v]
+        return update, new, checks
+
+    def commit(self, new):
+        """The new state with per-parameter views of the flat buffers."""
+        flat = {"ids": self.ids}
+        for key in self.method.per_param:
+            buffer = self.buffers[key]
+            if buffer is not None:
+                buffer.copy_(new[key][0])  # the views in the parameters' state follow
+                new[key] = self.views[key]
+            else:
+                buffer = new[key][0]
+                new[key] = self.split(buffer)
+            flat[key] = buffer
+        self.first_state[_GROUP + "flat"] = flat
+        return new
 
 
 class AdaHessian(_CoreOptimizer):
