@@ -103,6 +103,17 @@ class AdaHessian(StochasticMethod):
     def needs(self, state):
         return frozenset({"hvp"})
 
+    def elementwise_for(self, params):
+        # the estimate of an entry is its own |Hz| unless it is averaged with others
+        mode = self.spatial_average
+        if mode == "none":
+            return True
+        if mode == "conv":
+            return all(p.ndim != 4 for p in params)
+        if mode == "row":
+            return all(p.ndim <= 1 for p in params)
+        return False
+
     def _init(self, xp, params):
         return {"m": [xp.zeros_like(p) for p in params], "v": [xp.zeros_like(p) for p in params]}
 

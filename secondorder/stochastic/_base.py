@@ -205,9 +205,9 @@ class StochasticMethod:
     #: numbers (front ends then make one call per group).
     elementwise = False
 
-    def elementwise_for(self, state):
-        """``elementwise`` for this configuration (a method may depend on
-        its options)."""
+    def elementwise_for(self, params):
+        """``elementwise`` for this configuration and these parameters (a
+        method may depend on its options and on the tensors' shapes)."""
         return self.elementwise
 
     def init(self, params):

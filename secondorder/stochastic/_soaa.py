@@ -97,7 +97,7 @@ class SOAA(StochasticMethod):
     def needs(self, state):
         return frozenset({"loss"})
 
-    def elementwise_for(self, state):
+    def elementwise_for(self, params):
         # the Fisher factor sums over every entry with the global scope
         return self.fisher_scope == "global"
 

@@ -224,7 +224,8 @@ class _Batched:
     at once, concatenated.
 
     For the methods whose update treats every entry alike (``elementwise``
-    in the core: AdamW, Sophia, SOAA with a global Fisher sum) the result is
+    in the core: AdamW, Sophia, SOAA with a global Fisher sum, AdaHessian
+    where no estimate is averaged over entries) the result is
     the same, entry for entry, as tensor by tensor, but the array-API core
     then issues each of its operations once per group instead of once per
     tensor: on a model of many small tensors, the difference between an
@@ -246,7 +247,7 @@ class _Batched:
 
     @staticmethod
     def applies(method, params, state):
-        if len(params) < 2 or not method.elementwise_for(state):
+        if len(params) < 2 or not method.elementwise_for(params):
             return False
         dtype = params[0].dtype
         return all(p.dtype == dtype for p in params)

@@ -247,7 +247,7 @@ def test_hessian_product_with_a_parameter_of_constant_gradient():
 
 
 @pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
-@pytest.mark.parametrize("name", ["AdamW", "SophiaH", "SOAA"])
+@pytest.mark.parametrize("name", ["AdamW", "SophiaH", "SOAA", "AdaHessian"])
 def test_batched_groups_equal_tensor_by_tensor(name):
     """The element-wise methods run once per group on the concatenated tensors;
     the numbers are those of the core tensor by tensor, through a state_dict
@@ -259,14 +259,15 @@ def test_batched_groups_equal_tensor_by_tensor(name):
     twin = copy.deepcopy(model)
     kw = {"lr": 1e-2}
     opt = getattr(so_torch, name)(model.parameters(), **kw)
-    core = {"AdamW": stochastic.AdamW, "SophiaH": stochastic.SophiaH, "SOAA": stochastic.SOAA}[name](**kw)
+    core = {"AdamW": stochastic.AdamW, "SophiaH": stochastic.SophiaH, "SOAA": stochastic.SOAA,
+            "AdaHessian": stochastic.AdaHessian}[name](**kw)
     params = [p.detach().clone() for p in twin.parameters()]
     state = None
     for it in range(12):
         frozen = it == 5  # the last bias gets no gradient at this step
         opt.zero_grad()
         loss = _loss(model, X, y)
-        loss.backward(create_graph=name == "SophiaH")
+        loss.backward(create_graph=name in ("SophiaH", "AdaHessian"))
         if frozen:
             list(model.parameters())[-1].grad = None
         torch.manual_seed(it)
