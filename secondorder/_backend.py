@@ -106,7 +106,12 @@ def _array_module_name(a):
     module = type(a).__module__.split(".")[0]
     if module == "cupy" or module == "cupyx":
         return "cupy"
-    return "numpy"
+    if module == "numpy" or isinstance(a, (list, tuple)):
+        return "numpy"
+    from array_api_compat import is_array_api_obj
+
+    # any other array-API library (PyTorch, JAX, array-api-strict) is its own namespace
+    return module if is_array_api_obj(a) else "numpy"
 
 
 def set_backend(name):
@@ -160,30 +165,47 @@ def backend(name):
 
 
 def get_namespace(*arrays):
-    """Return the array namespace (``numpy`` or ``cupy``) of ``arrays``.
+    """Return the array namespace of ``arrays``.
 
-    ``None`` entries and Python scalars are ignored; lists and other
-    array-likes count as NumPy.  A backend forced with :func:`set_backend`
-    wins over the inputs' own.
+    NumPy arrays (and lists, scalars) give the ``numpy`` module, CuPy arrays
+    the ``cupy`` module (their fast paths: numba and CUDA kernels); arrays of
+    any other library of the Python array API standard (PyTorch, JAX,
+    array-api-strict) give its namespace from
+    :func:`array_api_compat.array_namespace`, and results come back in it.
+    ``None`` entries and Python scalars are ignored.  A backend forced with
+    :func:`set_backend` wins over the inputs' own (and applies to NumPy and
+    CuPy arrays).
 
     Raises
     ------
     TypeError
-        When NumPy and CuPy arrays are mixed, or CuPy arrays meet a backend
-        forced to NumPy.
+        When arrays of different libraries are mixed, or other arrays meet
+        a forced backend.
     """
     names = set()
+    others = []
     for a in arrays:
         if a is None or isinstance(a, (int, float, complex, bool)):
             continue
-        names.add(_array_module_name(a))
+        name = _array_module_name(a)
+        names.add(name)
+        if name not in _BACKENDS:
+            others.append(a)
     if len(names) > 1:
         raise TypeError(
-            "All array inputs must live on the same backend, but NumPy and CuPy "
-            "arrays were mixed. Move them to one device first (cupy.asarray(a) or "
-            "cupy.asnumpy(a))."
+            f"All array inputs must come from one array library, but {' and '.join(sorted(names))} arrays were "
+            "mixed. Convert them to one library first (for NumPy and CuPy: cupy.asarray(a) or cupy.asnumpy(a))."
         )
     forced = _forced["name"]
+    if others:
+        if forced is not None:
+            raise TypeError(
+                f"The backend is forced to {forced!r} (set_backend) but {names.pop()} arrays were passed; "
+                "call set_backend(None) to compute in their own library."
+            )
+        from array_api_compat import array_namespace
+
+        return array_namespace(*others)
     if forced == "numpy":
         if names == {"cupy"}:
             raise TypeError(

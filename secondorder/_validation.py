@@ -20,14 +20,22 @@ __all__ = [
 ]
 
 
+def _numpy_like(xp):
+    return hasattr(xp, "issubdtype")  # NumPy and CuPy; other namespaces keep to the standard
+
+
 def float_dtype(xp, a):
     """The floating dtype a computation on ``a`` runs in: float32 stays
     float32, every other real dtype (ints, bools, float16) becomes float64."""
     dtype = getattr(a, "dtype", None)
     if dtype is not None and dtype == xp.float32:
         return xp.float32
-    if dtype is not None and xp.issubdtype(dtype, xp.complexfloating):
-        raise TypeError("complex input is not supported; pass a real array.")
+    if dtype is not None:
+        complex_ = (
+            xp.issubdtype(dtype, xp.complexfloating) if _numpy_like(xp) else xp.isdtype(dtype, "complex floating")
+        )
+        if complex_:
+            raise TypeError("complex input is not supported; pass a real array.")
     return xp.float64
 
 
@@ -39,13 +47,18 @@ def as_float_vector(a, name, xp=None, dtype=None, copy=True):
         arr = xp.asarray(a)
     except Exception as exc:
         raise TypeError(f"`{name}` must be an array of real numbers; got {type(a).__name__}.") from exc
-    if arr.dtype == object or not (
-        xp.issubdtype(arr.dtype, xp.number) or arr.dtype == xp.bool_
-    ):
+    if _numpy_like(xp):
+        numeric = arr.dtype != object and (xp.issubdtype(arr.dtype, xp.number) or arr.dtype == xp.bool_)
+    else:
+        numeric = xp.isdtype(arr.dtype, ("bool", "numeric"))
+    if not numeric:
         raise TypeError(f"`{name}` must be an array of real numbers; got dtype {arr.dtype}.")
     dtype = dtype or float_dtype(xp, arr)
-    arr = xp.array(arr, dtype=dtype, copy=True) if copy else xp.asarray(arr, dtype=dtype)
-    arr = arr.reshape(-1)
+    if _numpy_like(xp):
+        arr = xp.array(arr, dtype=dtype, copy=True) if copy else xp.asarray(arr, dtype=dtype)
+        arr = arr.reshape(-1)
+    else:
+        arr = xp.reshape(xp.astype(arr, dtype, copy=copy), (-1,))
     check_finite(arr, name, xp=xp)
     return arr
 
@@ -106,7 +119,7 @@ def check_output(value, shape, name, xp, dtype):
         raise TypeError(
             f"`{name}` must return an array of shape {shape}; got {type(value).__name__}."
         ) from exc
-    if arr.shape != shape:
+    if tuple(arr.shape) != tuple(shape):
         raise ValueError(
             f"`{name}` returned an array of shape {arr.shape}, expected {shape} "
             "(the size of x0); check that it returns one entry per variable."

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._array_api import copy
 from .._backend import get_namespace
 from .._validation import check_output
 from ._base import Curvature, is_curvature
@@ -54,7 +55,7 @@ class HessianCallable(Curvature):
         if self._model is None:
             if self._x is None:
                 raise RuntimeError("call update(x) before using the model.")
-            H = self._hess(self._x.copy(), *self.args)
+            H = self._hess(copy(get_namespace(self._x), self._x), *self.args)
             self._counts["nhev"] += 1
             if is_curvature(H):
                 model = H

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from .._backend import get_namespace, is_cupy, kernels
+from .._array_api import array_min, cho_solve, cholesky, copy, diagonal, norm, trust_region_eig
+from .._backend import get_namespace
 from .._validation import check_output
 from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
 
@@ -103,7 +104,7 @@ class DenseHessian(Curvature):
             if self._x is None:
                 raise RuntimeError("call update(x) before using the model.")
             x = self._x
-            self._H = self._checked(self._hess(x.copy(), *self.args), x.shape[0], x.dtype)
+            self._H = self._checked(self._hess(copy(self._xp, x), *self.args), x.shape[0], x.dtype)
             self.nhev += 1
         return self._H
 
@@ -111,7 +112,7 @@ class DenseHessian(Curvature):
         return self.matrix @ v
 
     def diagonal(self):
-        return self._xp.diagonal(self.matrix).copy()
+        return diagonal(self._xp, self.matrix)
 
     def _eigh(self):
         if self._eig is None:
@@ -146,9 +147,9 @@ class DenseHessian(Curvature):
         if self._use_eigh():
             w, Q = self._eigh()
             d = w + shift
-            if not float(d.min()) > 0.0:
+            if not array_min(self._xp, d) > 0.0:
                 raise NotPositiveDefiniteError(
-                    f"H + {shift:g} I is not positive definite (smallest eigenvalue {float(w.min()):g})."
+                    f"H + {shift:g} I is not positive definite (smallest eigenvalue {array_min(self._xp, w):g})."
                 )
             return Q @ (self._project(v) / d)
         if self._chol is None or self._chol[0] != shift:
@@ -167,39 +168,19 @@ class DenseHessian(Curvature):
             except NotPositiveDefiniteError:
                 pass
             else:
-                if float(self._xp.linalg.norm(s)) <= radius:
+                if norm(self._xp, s) <= radius:
                     return s
         w, Q = self._eigh()
-        xp = self._xp
-        c, _, _ = kernels(xp).trust_region_eig(w, self._project(g), radius)
-        return Q @ xp.asarray(c, dtype=Q.dtype)
+        return Q @ trust_region_eig(self._xp, w, self._project(g), radius)
 
 
 def _cholesky(xp, H, shift):
-    """Lower Cholesky factor of ``H + shift I``."""
-    n = H.shape[0]
-    A = H.copy()
-    A[xp.arange(n), xp.arange(n)] += shift
-    if is_cupy(xp):
-        L = xp.linalg.cholesky(A)
-        # cuSOLVER does not raise on an indefinite matrix; it leaves NaNs.
-        if not bool(xp.all(xp.isfinite(xp.diagonal(L)))):
-            raise NotPositiveDefiniteError(f"H + {shift:g} I is not positive definite.")
-        return L
-    import scipy.linalg
-
+    """A Cholesky factorisation of ``H + shift I`` (for ``_cho_solve``)."""
     try:
-        return scipy.linalg.cho_factor(A, lower=True, overwrite_a=True, check_finite=False)
+        return cholesky(xp, H, shift)
     except np.linalg.LinAlgError as exc:
         raise NotPositiveDefiniteError(f"H + {shift:g} I is not positive definite.") from exc
 
 
 def _cho_solve(xp, factor, v):
-    if is_cupy(xp):
-        from cupyx.scipy.linalg import solve_triangular
-
-        y = solve_triangular(factor, v, lower=True)
-        return solve_triangular(factor, y, lower=True, trans="T")
-    import scipy.linalg
-
-    return scipy.linalg.cho_solve(factor, v, check_finite=False)
+    return cho_solve(xp, factor, v)

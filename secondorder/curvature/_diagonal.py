@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from .._backend import get_namespace, kernels
+from .._array_api import array_min, copy, trust_region_eig
+from .._backend import get_namespace
 from .._validation import check_finite, check_nonnegative, check_output
 from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
 
@@ -62,16 +63,15 @@ class DiagonalModel(Curvature):
 
     def solve(self, v, shift=0.0):
         d = self.diagonal() + float(shift)
-        if not float(d.min()) > 0.0:
+        dmin = array_min(self._xp, d)
+        if not dmin > 0.0:
             raise NotPositiveDefiniteError(
-                f"diag(d) + {float(shift):g} I is not positive definite (min entry {float(d.min()):g})."
+                f"diag(d) + {float(shift):g} I is not positive definite (min entry {dmin:g})."
             )
         return v / d
 
     def trust_step(self, g, radius):
-        xp = self._xp
-        c, _, _ = kernels(xp).trust_region_eig(self.diagonal(), g, radius)
-        return xp.asarray(c, dtype=g.dtype)
+        return trust_region_eig(self._xp, self.diagonal(), g, radius)
 
 
 class DiagonalHessian(DiagonalModel):
@@ -90,7 +90,7 @@ class DiagonalHessian(DiagonalModel):
         x = self._x
         if callable(self._diag):
             self.nhev += 1
-            value = self._diag(x.copy(), *self.args)
+            value = self._diag(copy(self._xp, x), *self.args)
         else:
             value = self._diag
         return check_output(value, x.shape, "diag", self._xp, x.dtype)

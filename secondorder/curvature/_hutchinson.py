@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._array_api import copy
 from .._backend import get_namespace
 from .._validation import check_int, check_output
 from ._diagonal import DiagonalModel
@@ -117,10 +118,10 @@ class HutchinsonDiagonal(DiagonalModel):
         est = xp.zeros_like(x)
         for _ in range(self.n_probes):
             z = self._probe(x.shape[0], x.dtype)
-            Hz = check_output(self._hessp(x.copy(), z, *self.args), x.shape, "hessp", xp, x.dtype)
+            Hz = check_output(self._hessp(copy(xp, x), z, *self.args), x.shape, "hessp", xp, x.dtype)
             self.nhev += 1
-            est += z * Hz
-        est /= self.n_probes
+            est = est + z * Hz
+        est = est / self.n_probes
         est = block_average(est, self.block_size, xp)
         if self.absolute:
             est = xp.abs(est)

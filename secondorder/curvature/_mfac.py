@@ -18,16 +18,48 @@ with condition number about :math:`1 + \sigma_{\max}(GG^T)/(\lambda m)`; its
 algebra runs in float64 whatever the dtype of the gradients.
 """
 
+import functools
 import math
 
 import numpy as np
 
+from .._array_api import from_numpy, to_numpy
 from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_int, check_output, check_positive
 from ._base import Curvature, NotPositiveDefiniteError
 from ._dense import _cholesky
 
 __all__ = ["MFAC", "MFACStatic"]
+
+
+def _on_host(method):
+    """Run an MFAC method on NumPy copies of the arguments when they come
+    from an array library other than NumPy and CuPy (the window's algebra
+    uses LAPACK's triangular solves and numba kernels, which the array API
+    standard lacks), and return its arrays in the caller's library."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if getattr(self, "_inside", False):  # a call from another method: arrays are the model's own
+            return method(self, *args, **kwargs)
+        like = next((a for a in args if hasattr(a, "shape")), None)
+        if like is not None:
+            xp = get_namespace(like)
+            self._caller = (xp, like) if not (xp is np or is_cupy(xp)) else None
+        caller = getattr(self, "_caller", None)
+        if caller is not None:
+            args = [to_numpy(a) if hasattr(a, "shape") else a for a in args]
+        self._inside = True
+        try:
+            out = method(self, *args, **kwargs)
+        finally:
+            self._inside = False
+        if caller is None or not hasattr(out, "shape"):
+            return out
+        xp, like = caller
+        return from_numpy(xp, out, like)
+
+    return wrapper
 
 
 def _solve_upper_transposed(xp, U, b):
@@ -153,6 +185,7 @@ class MFAC(Curvature):
             return xp.arange(k)
         return (self._next + xp.arange(k)) % self.window
 
+    @_on_host
     def add(self, g):
         """Put ``g`` in the window (dropping the oldest when full).
 
@@ -188,6 +221,7 @@ class MFAC(Curvature):
         self._eig = None
         return col
 
+    @_on_host
     def fill(self, grads):
         """Replace the window by the last ``window`` rows of ``grads``.
 
@@ -212,6 +246,7 @@ class MFAC(Curvature):
         self._factored = False
         self._eig = None
 
+    @_on_host
     def update(self, x, g=None, **data):
         """Curvature protocol: the gradient at the new point joins the window."""
         if g is None:
@@ -257,6 +292,7 @@ class MFAC(Curvature):
         corr = self._G[:k].T @ xp.asarray(y, dtype=self._G.dtype)
         return (v / lam - corr / (lam * lam)).astype(v.dtype, copy=False)
 
+    @_on_host
     def solve(self, v, shift=0.0):
         r"""``(F + shift I)^{-1} v`` in :math:`O(dm + m^2)`."""
         lam = self.damp + float(shift)
@@ -268,10 +304,12 @@ class MFAC(Curvature):
         Gv = xp.asarray(self._G[: self.n_grads] @ v.astype(self._G.dtype, copy=False), dtype=xp.float64)
         return self._inverse_apply(v, Gv, lam, use_chol=float(shift) == 0.0)
 
+    @_on_host
     def ihvp(self, v):
         """Inverse-Fisher-vector product :math:`F^{-1} v`."""
         return self.solve(v, 0.0)
 
+    @_on_host
     def update_and_ihvp(self, g):
         """Add ``g`` to the window and return :math:`F^{-1} g` with the new
         window, in two passes over ``G`` (the M-FAC optimiser's step)."""
@@ -279,6 +317,7 @@ class MFAC(Curvature):
         g = self._G[(self._next - 1) % self.window]
         return self._inverse_apply(g, Gg, self.damp, use_chol=True)
 
+    @_on_host
     def matvec(self, v):
         k = self.n_grads
         if k == 0:
@@ -286,6 +325,7 @@ class MFAC(Curvature):
         G = self._G[:k]
         return (self.damp * v + (G.T @ (G @ v.astype(G.dtype, copy=False))) / self.window).astype(v.dtype, copy=False)
 
+    @_on_host
     def diagonal(self):
         """:math:`\\lambda + \\frac1m \\sum_i g_i^2`, :math:`O(dm)`."""
         if self._G is None:
@@ -293,6 +333,7 @@ class MFAC(Curvature):
         G = self._G[: self.n_grads]
         return self.damp + (G * G).sum(axis=0) / self.window
 
+    @_on_host
     def trust_step(self, g, radius):
         r"""Exact minimiser of :math:`g^Ts + \frac12 s^T F s` over :math:`\|s\| \le \Delta`."""
         xp = get_namespace(g)

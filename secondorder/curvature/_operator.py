@@ -2,6 +2,7 @@
 
 import math
 
+from .._array_api import copy, norm
 from .._backend import get_namespace
 from .._validation import check_output
 from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
@@ -115,7 +116,7 @@ class OperatorHessian(Curvature):
             raise RuntimeError("call update(x) before using the model.")
         x = self._x
         if self._hessp is not None:
-            out = self._hessp(x.copy(), v.copy(), *self.args)
+            out = self._hessp(copy(self._xp, x), copy(self._xp, v), *self.args)
             name = "hessp"
         else:
             op = self._operator
@@ -149,21 +150,21 @@ class OperatorHessian(Curvature):
         r"""``(H + shift I)^{-1} v`` by (preconditioned) conjugate gradients."""
         shift = float(shift)
         xp = self._xp
-        vnorm = float(xp.linalg.norm(v))
+        vnorm = norm(xp, v)
         if vnorm == 0.0:
             return xp.zeros_like(v)
         tol = self._tol(vnorm)
         if self._warm is not None and self._warm[0] is v:
-            s = self._warm[1].copy()
+            s = copy(xp, self._warm[1])
             r = v - (self.matvec(s) + shift * s)
         else:
             s = xp.zeros_like(v)
-            r = v.copy()
+            r = copy(xp, v)
         y = self._precondition(r, shift, first=True)
-        p = y.copy()
+        p = copy(xp, y)
         ry = float(r @ y)
         for _ in range(self._maxiter(v.shape[0])):
-            if float(xp.linalg.norm(r)) <= tol:
+            if norm(xp, r) <= tol:
                 break
             Ap, pAp = self._product(p, shift)
             self.ncg += 1
@@ -172,14 +173,14 @@ class OperatorHessian(Curvature):
                     f"H + {shift:g} I is not positive definite (negative curvature met by CG)."
                 )
             alpha = ry / pAp
-            s += alpha * p
-            r -= alpha * Ap
+            s = s + alpha * p
+            r = r - alpha * Ap
             y = self._precondition(r, shift)
             ry_new = float(r @ y)
             p = y + (ry_new / ry) * p
             ry = ry_new
         self._warm = (v, s)
-        return s.copy()
+        return copy(xp, s)
 
     def trust_step(self, g, radius):
         r"""(Preconditioned) Steihaug-CG step for ``min g.s + s.H.s/2`` in the trust region.
@@ -191,12 +192,12 @@ class OperatorHessian(Curvature):
         xp = self._xp
         radius = float(radius)
         self.hits_boundary = False
-        gnorm = float(xp.linalg.norm(g))
+        gnorm = norm(xp, g)
         z = xp.zeros_like(g)
         if gnorm == 0.0:
             return z
         tol = self._tol(gnorm)
-        r = g.copy()
+        r = copy(xp, g)
         y = self._precondition(r, first=True)
         p = -y
         ry = float(r @ y)
@@ -214,7 +215,7 @@ class OperatorHessian(Curvature):
                 return z + _to_boundary(zMz, zMp, pMp, radius) * p
             z = z + alpha * p
             r = r + alpha * Bp
-            if float(xp.linalg.norm(r)) < tol:
+            if norm(xp, r) < tol:
                 break
             y = self._precondition(r)
             ry_new = float(r @ y)

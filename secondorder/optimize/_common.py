@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
+from .._backend import get_namespace
 from .._validation import check_int, check_positive
 
 __all__ = [
@@ -32,13 +33,13 @@ def check_unknown_options(unknown):
         warnings.warn(f"Unknown solver options: {names}", OptimizeWarning, stacklevel=4)
 
 
-def default_gtol(dtype):
+def default_gtol(dtype, xp=np):
     """Gradient-norm tolerance a dtype can reach on well-scaled problems."""
-    return 1e-3 if np.dtype(dtype) == np.float32 else 1e-5
+    return 1e-3 if dtype == xp.float32 else 1e-5
 
 
 def resolve_common(x0, gtol, maxiter):
-    gtol = default_gtol(x0.dtype) if gtol is None else check_positive(gtol, "gtol")
+    gtol = default_gtol(x0.dtype, get_namespace(x0)) if gtol is None else check_positive(gtol, "gtol")
     maxiter = 200 * x0.shape[0] if maxiter is None else check_int(maxiter, "maxiter", minimum=0)
     return gtol, maxiter
 

@@ -22,6 +22,7 @@ doubles after an accepted step and halves after a rejected one.
 
 import math
 
+from .._array_api import copy, norm
 from .._validation import check_int, check_positive
 from ..curvature._base import NonFiniteCurvatureError, NotPositiveDefiniteError
 from ._common import IterationTable, check_unknown_options, make_result, resolve_common
@@ -145,7 +146,7 @@ def _minimize_gns(
         raise ValueError(f"`fun` returned {f} at x0; start from a point where the objective is finite.")
     if not bool(xp.all(xp.isfinite(g))):
         raise ValueError("`jac` returned NaN or inf at x0; start from a point where the gradient is finite.")
-    gnorm = float(xp.linalg.norm(g))
+    gnorm = norm(xp, g)
     table = IterationTable(disp, ("iter", "f(x)", "||g||", "gamma", "trials", "nfev"))
     table.row(0, f, gnorm, gamma, 0, obj.nfev)
 
@@ -241,7 +242,7 @@ def _minimize_gns(
         best_gnorm = min(best_gnorm, gnorm)
         gamma = min(2.0 * gamma, _GAMMA_MAX)
         table.row(nit, f, gnorm, gamma, trials, obj.nfev)
-        if callback(x=x.copy(), fun=f, jac=g.copy(), nit=nit, gamma=gamma):
+        if callback(x=copy(xp, x), fun=f, jac=copy(xp, g), nit=nit, gamma=gamma):
             status = 99
             break
 

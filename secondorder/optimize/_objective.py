@@ -4,6 +4,7 @@ import inspect
 
 from scipy.optimize import OptimizeResult
 
+from .._array_api import copy
 from .._validation import check_output
 
 __all__ = ["Objective", "Callback"]
@@ -51,7 +52,7 @@ class Objective:
         except (TypeError, ValueError) as exc:
             size = getattr(f, "size", None)
             if size == 1:
-                return float(self.xp.asarray(f).reshape(()))
+                return float(self.xp.reshape(self.xp.asarray(f), ()))
             raise ValueError(
                 f"`fun` must return a scalar; got {type(f).__name__}"
                 + (f" of shape {getattr(f, 'shape', None)}" if hasattr(f, "shape") else "")
@@ -69,7 +70,7 @@ class Objective:
         if self._jac is True:
             return self.fun_and_grad(x)[0]
         self.nfev += 1
-        return self._value(self._fun(x.copy(), *self.args))
+        return self._value(self._fun(copy(self.xp, x), *self.args))
 
     def grad(self, x):
         """The gradient at x, checked for shape."""
@@ -78,14 +79,14 @@ class Objective:
                 return self._memo[1]
             return self.fun_and_grad(x)[1]
         self.njev += 1
-        return check_output(self._jac(x.copy(), *self.args), self.shape, "jac", self.xp, self.dtype)
+        return check_output(self._jac(copy(self.xp, x), *self.args), self.shape, "jac", self.xp, self.dtype)
 
     def fun_and_grad(self, x):
         """(f(x), gradient at x)."""
         if self._jac is True:
             self.nfev += 1
             self.njev += 1
-            f, g = self._unpack(self._fun(x.copy(), *self.args))
+            f, g = self._unpack(self._fun(copy(self.xp, x), *self.args))
             g = check_output(g, self.shape, "fun (gradient part)", self.xp, self.dtype)
             self._memo = (x, g)
             return self._value(f), g

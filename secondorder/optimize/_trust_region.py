@@ -15,6 +15,7 @@ scipy's constants, so results line up with its ``trust-*`` methods.
 
 import math
 
+from .._array_api import copy, norm
 from .._validation import check_nonnegative, check_positive
 from ..curvature._base import NonFiniteCurvatureError
 from ._common import IterationTable, check_unknown_options, make_result, resolve_common
@@ -112,7 +113,7 @@ def _minimize_trust_region(
         raise ValueError(f"`fun` returned {f} at x0; start from a point where the objective is finite.")
     if not bool(xp.all(xp.isfinite(g))):
         raise ValueError("`jac` returned NaN or inf at x0; start from a point where the gradient is finite.")
-    gnorm = float(xp.linalg.norm(g))
+    gnorm = norm(xp, g)
     table = IterationTable(disp, ("iter", "f(x)", "||g||", "radius", "rho", "nfev"))
     table.row(0, f, gnorm, radius, 0.0, obj.nfev)
 
@@ -128,7 +129,7 @@ def _minimize_trust_region(
         if nit >= maxiter:
             status = 1
             break
-        if radius < eps * max(1.0, float(xp.linalg.norm(x))):
+        if radius < eps * max(1.0, norm(xp, x)):
             status = 2
             message = (
                 "Desired error not necessarily achieved due to precision loss: the trust radius "
@@ -146,7 +147,7 @@ def _minimize_trust_region(
             message = f"{exc} Check the curvature model at this point."
             break
         nit += 1
-        pnorm = float(xp.linalg.norm(p))
+        pnorm = norm(xp, p)
         boundary = getattr(model, "hits_boundary", None)
         hits_boundary = bool(boundary) if boundary is not None else pnorm >= 0.99 * radius
         predicted = -(float(g @ p) + 0.5 * float(p @ Hp))
@@ -162,7 +163,7 @@ def _minimize_trust_region(
             g_new = obj.grad(x_new)
             if bool(xp.all(xp.isfinite(g_new))):
                 rho = -0.5 * float((g + g_new) @ p) / predicted
-                if rho <= eta and float(xp.linalg.norm(g_new)) < gnorm:
+                if rho <= eta and norm(xp, g_new) < gnorm:
                     rho = 0.5  # a smaller gradient is progress too; keep the radius
             else:
                 rho = -math.inf
@@ -181,7 +182,7 @@ def _minimize_trust_region(
                 radius = 0.25 * min(radius, pnorm)
             else:
                 x, f, g = x_new, f_new, g_new
-                gnorm = float(xp.linalg.norm(g))
+                gnorm = norm(xp, g)
                 fresh = True
         elif stalled >= _MAX_STALLED:
             status = 2
@@ -191,7 +192,7 @@ def _minimize_trust_region(
             )
             break
         table.row(nit, f, gnorm, radius, rho if math.isfinite(rho) else -1.0, obj.nfev)
-        if callback(x=x.copy(), fun=f, jac=g.copy(), nit=nit, trust_radius=radius):
+        if callback(x=copy(xp, x), fun=f, jac=copy(xp, g), nit=nit, trust_radius=radius):
             status = 99
             break
 

@@ -23,8 +23,8 @@ steps are about :math:`m\,\tilde g/\|\tilde g\|^2` long.
 
 The window is one global matrix over all parameters, updated in place (a
 copy per step would cost :math:`O(dm)`): a state is not reusable after
-``update``.  It lives in NumPy (or CuPy) arrays; parameters of another
-library are exchanged with it through DLPack on the CPU.
+``update``.  It lives in NumPy (or CuPy) arrays; the model exchanges the
+vectors of other libraries with it on the host.
 
 References
 ----------
@@ -36,24 +36,10 @@ import math
 
 import numpy as np
 
-from .._backend import is_cupy
 from ..curvature._mfac import MFAC as MFACModel
 from ._base import StochasticMethod, all_finite, check_positive_int, check_positive_real
 
 __all__ = ["MFAC"]
-
-
-def _host(xp, a):
-    """``a`` as an array the M-FAC model takes (NumPy or CuPy)."""
-    if xp.__name__.split(".")[-1] in ("numpy", "cupy"):
-        return a
-    try:
-        return np.from_dlpack(a)
-    except Exception as exc:
-        raise TypeError(
-            "MFAC keeps its window in NumPy or CuPy arrays; parameters of this library must be on the CPU "
-            f"(exchanged through DLPack), which failed: {exc}"
-        ) from exc
 
 
 class MFAC(StochasticMethod):
@@ -84,7 +70,7 @@ class MFAC(StochasticMethod):
 
     def _update(self, xp, t, grads, state, params, oracles):
         flat = [xp.reshape(g + self.weight_decay * p if self.weight_decay else g, (-1,)) for g, p in zip(grads, params)]
-        g = _host(xp, xp.concat(flat) if len(flat) > 1 else flat[0])
+        g = xp.concat(flat) if len(flat) > 1 else flat[0]
         if not all_finite(xp, flat):
             # the window takes finite gradients only: leave it as it is and
             # return the non-finite step, which drivers skip
@@ -94,17 +80,9 @@ class MFAC(StochasticMethod):
             v = state["velocity"]
             u = (1.0 - self.momentum) * u if v is None else self.momentum * v + (1.0 - self.momentum) * u
             state["velocity"] = u
-        if not (is_cupy(xp) or xp.__name__.split(".")[-1] == "numpy"):
-            u = xp.asarray(u, device=_device(params[0]))
         updates, start = [], 0
         for p in params:
             size = math.prod(p.shape)
             updates.append(-self.lr * xp.astype(xp.reshape(u[start : start + size], p.shape), p.dtype))
             start += size
         return updates, state
-
-
-def _device(a):
-    from array_api_compat import device
-
-    return device(a)

@@ -1,0 +1,155 @@
+"""What the array API standard lacks, in one place, per namespace.
+
+Generic code calls these helpers with the namespace ``xp`` of its arrays:
+``numpy`` and ``cupy`` (the modules, for their fast paths), or any other
+array-API namespace from :func:`array_api_compat.array_namespace` (PyTorch,
+JAX, array-api-strict).  Each helper uses the library's own function where
+it has one and otherwise goes through NumPy on the host (small arrays only:
+an eigenvalue vector, a factor of a dense Hessian).
+"""
+
+import numpy as np
+
+from ._backend import is_cupy
+
+__all__ = [
+    "is_numpy",
+    "copy",
+    "norm",
+    "array_min",
+    "diagonal",
+    "to_numpy",
+    "from_numpy",
+    "cholesky",
+    "cho_solve",
+    "trust_region_eig",
+]
+
+
+def is_numpy(xp):
+    """Whether ``xp`` is NumPy itself (the numba kernels' namespace)."""
+    return xp is np
+
+
+def _is_torch(xp):
+    return xp.__name__.split(".")[-1] == "torch"
+
+
+def copy(xp, a):
+    """A copy of ``a`` (``a.copy()`` is not in the standard)."""
+    if xp is np or is_cupy(xp):
+        return a.copy()
+    return xp.asarray(a, copy=True)
+
+
+def norm(xp, a):
+    """The Euclidean norm of the vector ``a``, as a Python float."""
+    if xp is np or is_cupy(xp):
+        return float(xp.linalg.norm(a))
+    return float(xp.linalg.vector_norm(a))
+
+
+def array_min(xp, a):
+    """The smallest entry of ``a``, as a Python float."""
+    return float(xp.min(a))
+
+
+def diagonal(xp, A):
+    """A copy of the main diagonal of the matrix ``A``."""
+    if xp is np or is_cupy(xp):
+        return xp.diagonal(A).copy()
+    return copy(xp, xp.linalg.diagonal(A))
+
+
+def to_numpy(a):
+    """``a`` as a NumPy array on the host."""
+    if isinstance(a, np.ndarray):
+        return a
+    if type(a).__module__.split(".")[0] == "cupy":
+        return a.get()
+    try:
+        return np.from_dlpack(a)
+    except Exception:
+        # a device array, or a library without DLPack on the host: its own conversion
+        return np.asarray(a.cpu() if hasattr(a, "cpu") else a)
+
+
+def from_numpy(xp, a, like):
+    """The NumPy array ``a`` in ``like``'s namespace, dtype and device."""
+    if xp is np:
+        return a.astype(like.dtype, copy=False)
+    from array_api_compat import device
+
+    return xp.asarray(a, dtype=like.dtype, device=device(like))
+
+
+class _HostFactor:
+    """A Cholesky factor kept on the host for namespaces without a
+    triangular solve (the standard has none)."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+
+def cholesky(xp, A, shift):
+    """A Cholesky factorisation of ``A + shift I`` for :func:`cho_solve`.
+
+    Raises ``numpy.linalg.LinAlgError`` when the matrix is not positive
+    definite (callers turn it into their own error).
+    """
+    n = A.shape[0]
+    if xp is np or is_cupy(xp):
+        B = A.copy()
+        B[xp.arange(n), xp.arange(n)] += shift
+        if is_cupy(xp):
+            L = xp.linalg.cholesky(B)
+            # cuSOLVER does not raise on an indefinite matrix; it leaves NaNs.
+            if not bool(xp.all(xp.isfinite(xp.diagonal(L)))):
+                raise np.linalg.LinAlgError("not positive definite")
+            return L
+        import scipy.linalg
+
+        return scipy.linalg.cho_factor(B, lower=True, overwrite_a=True, check_finite=False)
+    if _is_torch(xp):
+        import torch
+
+        L, info = torch.linalg.cholesky_ex(A + shift * torch.eye(n, dtype=A.dtype, device=A.device))
+        if int(info) != 0:
+            raise np.linalg.LinAlgError("not positive definite")
+        return L
+    import scipy.linalg
+
+    B = to_numpy(A) + shift * np.eye(n)
+    return _HostFactor(scipy.linalg.cho_factor(B, lower=True, check_finite=False))
+
+
+def cho_solve(xp, factor, v):
+    """``(A + shift I)^{-1} v`` from :func:`cholesky`'s factor."""
+    if is_cupy(xp):
+        from cupyx.scipy.linalg import solve_triangular
+
+        y = solve_triangular(factor, v, lower=True)
+        return solve_triangular(factor, y, lower=True, trans="T")
+    import scipy.linalg
+
+    if xp is np:
+        return scipy.linalg.cho_solve(factor, v, check_finite=False)
+    if isinstance(factor, _HostFactor):
+        return from_numpy(xp, scipy.linalg.cho_solve(factor.factor, to_numpy(v), check_finite=False), v)
+    import torch
+
+    return torch.cholesky_solve(v[:, None], factor)[:, 0]
+
+
+def trust_region_eig(xp, w, b, radius):
+    """The exact trust-region step in an eigenbasis (see the kernel
+    ``trust_region_eig``), in ``b``'s namespace and dtype.  The kernel runs
+    on NumPy/CuPy arrays; other namespaces hand it host copies of the two
+    vectors."""
+    from ._backend import kernels
+
+    if xp is np or is_cupy(xp):
+        c, _, _ = kernels(xp).trust_region_eig(w, b, radius)
+        return xp.asarray(c, dtype=b.dtype)
+    c, _, _ = kernels(np).trust_region_eig(to_numpy(w), to_numpy(b), radius)
+    return from_numpy(xp, np.asarray(c), b)

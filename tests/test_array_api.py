@@ -1,0 +1,134 @@
+"""minimize and the curvature models on other array libraries: the same
+numbers as with NumPy, and arrays of the caller's library back."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import secondorder as so
+from secondorder._array_api import to_numpy
+from secondorder.curvature import DenseHessian, DiagonalHessian, HutchinsonDiagonal, OperatorHessian
+
+
+def _namespaces():
+    out = [pytest.param("numpy", id="numpy")]
+    out.append(pytest.param("array_api_strict", id="array-api-strict"))
+    out.append(pytest.param("torch", id="torch", marks=pytest.mark.torch))
+    return out
+
+
+@pytest.fixture(params=_namespaces())
+def nx(request):
+    """(module to build arrays with, its array-API namespace), as POT's ``nx``."""
+    mod = pytest.importorskip(request.param)
+    from array_api_compat import array_namespace
+
+    def make(a):
+        return mod.asarray(np.array(a, dtype=np.float64))  # a copy: torch wants writable memory
+
+    xp = array_namespace(make([0.0]))
+    return make, xp
+
+
+def _problem(xp, n=8, seed=0):
+    """A smooth strongly convex problem written with array-API functions:
+    f(x) = sum log(1 + exp(a_i.x - b_i)) / m + |x|^2 / 2 + sum x^4 / 4."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((20, n))
+    b = rng.standard_normal(20)
+
+    def parts(x):
+        Aa, ba = xp.asarray(A, dtype=x.dtype), xp.asarray(b, dtype=x.dtype)
+        z = Aa @ x - ba
+        s = 1.0 / (1.0 + xp.exp(-z))
+        return Aa, z, s
+
+    def fun(x):
+        _, z, _ = parts(x)
+        return float(xp.mean(xp.log(1.0 + xp.exp(z))) + 0.5 * xp.sum(x * x) + 0.25 * xp.sum(x**4))
+
+    def jac(x):
+        Aa, _, s = parts(x)
+        return xp.matrix_transpose(Aa) @ s / Aa.shape[0] + x + x**3
+
+    def hess(x):
+        Aa, _, s = parts(x)
+        w = s * (1.0 - s) / Aa.shape[0]
+        H = xp.matrix_transpose(Aa) @ (Aa * w[:, None])
+        return H + xp.eye(n, dtype=x.dtype) + xp.eye(n, dtype=x.dtype) * (3.0 * x * x)[None, :]
+
+    def hessp(x, v):
+        return hess(x) @ v
+
+    def diag(x):
+        return xp.linalg.diagonal(hess(x))
+
+    return fun, jac, hess, hessp, diag, np.linspace(-1.0, 1.5, n)
+
+
+CASES = [
+    ("gns", "dense"),
+    ("gns", "hessp"),
+    ("gns", "hutchinson"),
+    ("trust-region", "dense"),
+    ("trust-region", "hessp"),
+    ("trust-region", "diagonal"),
+    ("gns", "mfac"),
+    ("trust-region", "mfac"),
+    ("gns", "diag-fisher"),
+]
+
+
+@pytest.mark.parametrize("method, curvature", CASES)
+def test_minimize_in_the_callers_namespace(nx, method, curvature):
+    make, xp = nx
+    results = {}
+    from array_api_compat import array_namespace
+
+    for label, (mk, space) in {"numpy": (np.asarray, np), "other": (make, xp)}.items():
+        fun, jac, hess, hessp, diag, x0 = _problem(space if label == "other" else array_namespace(np.zeros(1)))
+        kwargs = {"jac": jac}
+        options = {"gtol": 1e-10}
+        if curvature == "dense":
+            kwargs["hess"] = hess
+        elif curvature == "hessp":
+            kwargs["hessp"] = hessp
+        elif curvature == "hutchinson":
+            kwargs["hessp"] = hessp
+            options.update(curvature="hutchinson", curvature_options={"seed": 3, "n_probes": 4})
+        elif curvature == "diagonal":
+            kwargs["hess"] = DiagonalHessian(diag)
+        else:
+            options.update(curvature=curvature, gtol=1e-6)
+        res = so.minimize(fun, mk(x0), method=method, options=options, **kwargs)
+        assert res.success, res.message
+        results[label] = res
+    other = results["other"]
+    assert type(other.x) is type(make([0.0])) and type(other.jac) is type(make([0.0]))
+    assert_allclose(to_numpy(other.x), results["numpy"].x, rtol=1e-10, atol=1e-12)
+    assert other.nit == results["numpy"].nit
+
+
+def test_models_solve_in_the_callers_namespace(nx):
+    make, xp = nx
+    rng = np.random.default_rng(1)
+    M = rng.standard_normal((6, 6))
+    H = M @ M.T + 6 * np.eye(6)
+    v = rng.standard_normal(6)
+    x = make(np.zeros(6))
+    for model in (
+        DenseHessian(make(H), factorization="cholesky"),
+        DenseHessian(make(H), factorization="eigh"),
+        OperatorHessian(lambda x, p: make(H) @ p, rtol=1e-12),
+        DiagonalHessian(make(np.diag(H))),
+        HutchinsonDiagonal(lambda x, p: make(H) @ p, n_probes=3, seed=0),
+    ):
+        model.update(x, make(v))
+        out = model.solve(make(v), shift=0.5)
+        assert type(out) is type(x)
+        if isinstance(model, (DenseHessian, OperatorHessian)):
+            expected = np.linalg.solve(H + 0.5 * np.eye(6), v)
+            assert_allclose(to_numpy(out), expected, rtol=1e-8)
+        step = model.trust_step(make(v), 0.1)
+        assert type(step) is type(x)
+        assert float(np.linalg.norm(to_numpy(step))) <= 0.1 * (1 + 1e-8)
