@@ -8,6 +8,8 @@ it has one and otherwise goes through NumPy on the host (small arrays only:
 an eigenvalue vector, a factor of a dense Hessian).
 """
 
+import functools
+
 import numpy as np
 
 from ._backend import is_cupy
@@ -23,6 +25,7 @@ __all__ = [
     "cholesky",
     "cho_solve",
     "trust_region_eig",
+    "host_roundtrip",
 ]
 
 
@@ -74,12 +77,15 @@ def to_numpy(a):
         return np.asarray(a.cpu() if hasattr(a, "cpu") else a)
 
 
-def from_numpy(xp, a, like):
-    """The NumPy array ``a`` in ``like``'s namespace, dtype and device."""
+def from_numpy(xp, a, like, keep_dtype=False):
+    """The NumPy array ``a`` in ``like``'s namespace and device, and in its
+    dtype unless ``keep_dtype``."""
     if xp is np:
-        return a.astype(like.dtype, copy=False)
+        return a if keep_dtype else a.astype(like.dtype, copy=False)
     from array_api_compat import device
 
+    if keep_dtype:
+        return xp.asarray(a, device=device(like))
     return xp.asarray(a, dtype=like.dtype, device=device(like))
 
 
@@ -153,3 +159,61 @@ def trust_region_eig(xp, w, b, radius):
         return xp.asarray(c, dtype=b.dtype)
     c, _, _ = kernels(np).trust_region_eig(to_numpy(w), to_numpy(b), radius)
     return from_numpy(xp, np.asarray(c), b)
+
+
+def _foreign(value):
+    """Whether ``value`` is an array of a library other than NumPy and CuPy."""
+    from array_api_compat import is_array_api_obj
+
+    if value is None or isinstance(value, (np.ndarray, np.generic, int, float, complex, bool, str)):
+        return False
+    return is_array_api_obj(value) and type(value).__module__.split(".")[0] not in ("cupy", "cupyx")
+
+
+def _arrays_in(values):
+    for v in values:
+        if isinstance(v, (tuple, list)):
+            yield from _arrays_in(v)
+        elif hasattr(v, "shape") and hasattr(v, "dtype"):
+            yield v
+
+
+def _to_host(value):
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_host(v) for v in value)
+    return to_numpy(value) if _foreign(value) else value
+
+
+def _from_host(xp, value, like):
+    from array_api_compat import device
+
+    if isinstance(value, np.ndarray):
+        return xp.asarray(value, device=device(like))
+    if isinstance(value, tuple):
+        return tuple(_from_host(xp, v, like) for v in value)
+    if isinstance(value, dict):
+        return {k: _from_host(xp, v, like) for k, v in value.items()}
+    return value
+
+
+def host_roundtrip(func):
+    """Let a function whose kernels run on NumPy take the arrays of any
+    array-API library: arguments of another library (PyTorch, JAX,
+    array-api-strict) are copied to NumPy, and the arrays of the result
+    (also inside tuples and dicts) come back in that library, on the device
+    of its inputs.  NumPy and CuPy arrays pass through untouched; arrays of
+    different libraries together are an error, as everywhere."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        arrays = list(_arrays_in(list(args) + list(kwargs.values())))
+        foreign = [a for a in arrays if _foreign(a)]
+        if not foreign:
+            return func(*args, **kwargs)
+        from ._backend import get_namespace
+
+        xp = get_namespace(*arrays)  # raises when libraries are mixed
+        out = func(*_to_host(list(args)), **{k: _to_host(v) for k, v in kwargs.items()})
+        return _from_host(xp, out, foreign[0])
+
+    return wrapper

@@ -64,7 +64,11 @@ class HessianCallable(Curvature):
             else:
                 x = self._x
                 xp = get_namespace(x)
-                dtype = xp.float32 if getattr(H, "dtype", None) == xp.float32 else x.dtype
+                try:
+                    H = xp.asarray(H)  # in x's library, so that dtypes compare
+                except Exception as exc:
+                    raise TypeError(f"`hess` must return an array; got {type(H).__name__}.") from exc
+                dtype = xp.float32 if H.dtype == xp.float32 else x.dtype
                 H = check_output(H, (x.shape[0], x.shape[0]), "hess", xp, dtype)
                 model = DenseHessian(H, **self._options)
             model.update(self._x, self._g, **self._data)

@@ -7,7 +7,8 @@ import numpy as np
 import scipy.sparse
 from scipy.sparse.linalg import LinearOperator
 
-from .._backend import kernels
+from .._array_api import _foreign, from_numpy, host_roundtrip, to_numpy
+from .._backend import get_namespace, kernels
 from .._validation import check_finite, check_nonnegative
 from ..curvature import HessianCallable
 
@@ -84,6 +85,10 @@ class GLMLoss:
     n_outputs = 1
 
     def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None, check_input=True):
+        # Arrays of another array-API library (PyTorch, JAX, array-api-strict) are copied to NumPy for
+        # the kernels; the parameters and results then live in that library.
+        self._caller = (get_namespace(X), X) if _foreign(X) else None
+        X, y, sample_weight = (to_numpy(a) if _foreign(a) else a for a in (X, y, sample_weight))
         self.X = check_X(X, check_finite_values=check_input)
         n, self.n_features = self.X.shape
         if n == 0:
@@ -147,8 +152,10 @@ class GLMLoss:
         return self._k.__name__ == "cpu" and (self.sparse or self.X.flags.c_contiguous)
 
     def initial_params(self):
-        """Zeros of the loss's dtype: the usual starting point."""
-        return np.zeros(self.n_params, dtype=self.dtype)
+        """Zeros of the loss's dtype (and of ``X``'s array library): the
+        usual starting point."""
+        w = np.zeros(self.n_params, dtype=self.dtype)
+        return w if self._caller is None else from_numpy(self._caller[0], w, self._caller[1])
 
     # ---------------------------------------------------------- evaluation
     def _point(self, w):
@@ -166,14 +173,17 @@ class GLMLoss:
         self._cache = [(w.copy(), value, grad, state)] + self._cache[:1]
         return value, grad, state
 
+    @host_roundtrip
     def value(self, w):
         """The loss :math:`f(w)`."""
         return self._point(w)[0]
 
+    @host_roundtrip
     def grad(self, w):
         """The gradient :math:`\\nabla f(w)`, in ``w``'s dtype."""
         return self._point(w)[1].astype(np.asarray(w).dtype, copy=True)
 
+    @host_roundtrip
     def value_and_grad(self, w):
         """``(f(w), grad f(w))`` from one pass over ``X``: use as
         ``minimize(loss.value_and_grad, w0, jac=True, ...)``."""
@@ -183,6 +193,7 @@ class GLMLoss:
     def __call__(self, w):
         return self.value(w)
 
+    @host_roundtrip
     def hessp(self, w, v):
         """The Hessian-vector product :math:`\\nabla^2 f(w) v` (one pass)."""
         return self._product(w, v, "exact", None)
@@ -199,6 +210,7 @@ class GLMLoss:
         self.n_passes += 1
         return self._join(out / total + self.alpha * V, out_b / total, v.dtype)
 
+    @host_roundtrip
     def hess(self, w):
         """The dense Hessian :math:`\\nabla^2 f(w)` (n_params x n_params)."""
         return self._dense(w, "exact", None)
@@ -285,12 +297,13 @@ class GLMLoss:
         if solver == "dense":
 
             def hess(w):
-                return self._dense(w, kind, rows).astype(np.asarray(w).dtype, copy=False)
+                w = to_numpy(w)
+                return self._dense(w, kind, rows).astype(w.dtype, copy=False)
 
         else:
 
             def hess(w):
-                w = np.array(w, copy=True)
+                w = np.array(to_numpy(w), copy=True)
                 dtype = w.dtype
                 return LinearOperator(
                     (n_params, n_params), matvec=lambda v: self._product(w, np.ravel(v).astype(dtype), kind, rows), dtype=dtype
@@ -351,13 +364,15 @@ class MinibatchOracles:
     def __init__(self, loss):
         self.loss = loss
         self.data = np.arange(loss.n_samples)
+        if loss._caller is not None:  # indices of the caller's library, as its parameters
+            self.data = from_numpy(loss._caller[0], self.data, loss._caller[1], keep_dtype=True)
         self._last = (None, None)
 
     def _sub(self, rows):
         # The gradient and the products of one step share the batch: keep its
         # subset (and the per-sample state cached at w) for the next calls.
         if self._last[0] is not rows:
-            self._last = (rows, self.loss._subset(np.asarray(rows)))
+            self._last = (rows, self.loss._subset(to_numpy(rows)))
         return self._last[1]
 
     def fun(self, w, rows):
@@ -368,11 +383,12 @@ class MinibatchOracles:
         """The Hessian of the minibatch loss times ``v``."""
         return self._sub(rows).hessp(w, v)
 
+    @host_roundtrip
     def sampled_jac(self, w, rows, rng):
         """The gradient of the data term at labels drawn from the model."""
         sub = self._sub(rows)
         labels = sub._sample_labels(sub._point(w)[2], rng)
-        sampled = self.loss._subset(np.asarray(rows), y=labels)
+        sampled = self.loss._subset(rows, y=labels)
         g = sampled._point(w)[1]
         coef, _ = sampled._split(w)
         K, d = coef.shape

@@ -2,11 +2,13 @@
 
 import numpy as np
 
+from .._array_api import host_roundtrip
 from .._backend import get_namespace
 
 __all__ = ["dist", "grid_cost"]
 
 
+@host_roundtrip
 def dist(x1, x2=None, metric="sqeuclidean", p=2):
     r"""Cost matrix between two point clouds, as POT's ``ot.dist``.
 

@@ -2,6 +2,7 @@ r"""Stabilised Sinkhorn scaling iterations (absorption)."""
 
 import math
 
+from .._array_api import host_roundtrip
 from .._backend import kernels
 from ._sinkhorn_log import _no_options, initial_potentials
 from ._utils import Solution, plan_result, prepare
@@ -76,6 +77,7 @@ def solve_stabilized(problem, numItermax, stopThr, verbose=False, warmstart=None
     return scaling_iterations(problem, f, g, numItermax, stopThr, verbose)
 
 
+@host_roundtrip
 def sinkhorn_stabilized(a, b, M, reg, numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, **kwargs):
     r"""Entropic OT by Sinkhorn's scaling iterations with absorption.
 

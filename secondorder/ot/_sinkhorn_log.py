@@ -2,12 +2,14 @@ r"""Log-domain Sinkhorn."""
 
 import math
 
+from .._array_api import host_roundtrip
 from .._backend import kernels
 from ._utils import Solution, plan_result, prepare
 
 __all__ = ["sinkhorn_log"]
 
 
+@host_roundtrip
 def sinkhorn_log(a, b, M, reg, numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, **kwargs):
     r"""Entropic OT by Sinkhorn iterations on the dual potentials, in the log domain.
 

@@ -2,6 +2,7 @@ r"""Sinkhorn-Newton-Sparse (SNS)."""
 
 import math
 
+from .._array_api import host_roundtrip
 from .._backend import is_cupy, kernels
 from .._validation import check_int, check_positive
 from ._scaling import scaling_iterations
@@ -21,6 +22,7 @@ _SINKHORN_BUDGET = 250
 _RATE_WINDOW = 10
 
 
+@host_roundtrip
 def sinkhorn_newton_sparse(
     a,
     b,

@@ -1,0 +1,49 @@
+"""The GLM losses built from PyTorch or array-api-strict arrays: the same
+numbers as from NumPy, parameters and results in the caller's library, and
+the solvers on top of them."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import secondorder as so
+from secondorder._array_api import to_numpy
+from secondorder.linear_model import LogisticLoss, SoftmaxLoss
+from secondorder.stochastic import minimize as stochastic_minimize
+
+
+@pytest.fixture(params=["array_api_strict", pytest.param("torch", marks=pytest.mark.torch)])
+def make(request):
+    mod = pytest.importorskip(request.param)
+    return lambda a: mod.asarray(np.array(a))
+
+
+@pytest.mark.parametrize("cls", [LogisticLoss, SoftmaxLoss])
+def test_loss_in_the_callers_library(make, cls):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    y = (rng.random(120) < 0.5).astype(np.int64) if cls is LogisticLoss else rng.integers(0, 3, 120)
+    ref = cls(X, y, alpha=1e-2)
+    loss = cls(make(X), make(y), alpha=1e-2)
+    kind = type(make([0.0]))
+    w0 = loss.initial_params()
+    assert type(w0) is kind
+    w = make(rng.standard_normal(ref.n_params) * 0.3)
+    v = make(rng.standard_normal(ref.n_params))
+    value, g = loss.value_and_grad(w)
+    ref_value, ref_g = ref.value_and_grad(to_numpy(w))
+    assert value == pytest.approx(ref_value, rel=1e-14)
+    assert type(g) is kind and type(loss.hessp(w, v)) is kind and type(loss.hess(w)) is kind
+    assert_allclose(to_numpy(g), ref_g, rtol=1e-13)
+    assert_allclose(to_numpy(loss.hessp(w, v)), ref.hessp(to_numpy(w), to_numpy(v)), rtol=1e-13)
+    res = so.minimize(loss.value_and_grad, w0, jac=True, hess=loss.curvature(), method="gns")
+    ref_res = so.minimize(ref.value_and_grad, ref.initial_params(), jac=True, hess=ref.curvature(), method="gns")
+    assert type(res.x) is kind
+    assert_allclose(to_numpy(res.x), ref_res.x, rtol=1e-10, atol=1e-12)
+    mb, ref_mb = loss.minibatch(), ref.minibatch()
+    out = stochastic_minimize(mb.fun, w0, mb.data, method="sophia-g", sampled_jac=mb.sampled_jac, seed=0,
+                              epochs=2, options={"lr": 1e-2})
+    ref_out = stochastic_minimize(ref_mb.fun, ref.initial_params(), ref_mb.data, method="sophia-g",
+                                  sampled_jac=ref_mb.sampled_jac, seed=0, epochs=2, options={"lr": 1e-2})
+    assert type(out.x) is kind
+    assert_allclose(to_numpy(out.x), ref_out.x, rtol=1e-12)
