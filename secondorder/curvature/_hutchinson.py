@@ -3,7 +3,6 @@
 import numpy as np
 
 from .._array_api import copy
-from .._backend import get_namespace
 from .._validation import check_int, check_output
 from ._diagonal import DiagonalModel
 

@@ -34,8 +34,6 @@ References
 
 import math
 
-import numpy as np
-
 from ..curvature._mfac import MFAC as MFACModel
 from ._base import StochasticMethod, all_finite, check_positive_int, check_positive_real
 
