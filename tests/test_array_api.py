@@ -109,6 +109,28 @@ def test_minimize_in_the_callers_namespace(nx, method, curvature):
     assert other.nit == results["numpy"].nit
 
 
+def test_gauss_newton_in_the_callers_namespace(nx):
+    from secondorder.curvature import GaussNewton
+
+    make, xp = nx
+    rng = np.random.default_rng(2)
+    J = rng.standard_normal((9, 5))
+    w = rng.random(9) + 0.5
+    v = rng.standard_normal(5)
+    G = J.T @ (w[:, None] * J) + 0.1 * np.eye(5)
+    Ja, wa = make(J), make(w)
+    dense = GaussNewton(jac=lambda x: Ja, weights=lambda x: wa, damp=0.1)
+    free = GaussNewton(jvp=lambda x, u: Ja @ u, vjp=lambda x, u: Ja.T @ u, weights=lambda x: wa, damp=0.1)
+    for model in (dense, free):
+        model.update(make(np.zeros(5)), make(v))
+        out = model.matvec(make(v))
+        assert type(out) is type(Ja)
+        assert_allclose(to_numpy(out), G @ v, rtol=1e-12)
+    out = dense.solve(make(v))
+    assert type(out) is type(Ja)
+    assert_allclose(to_numpy(out), np.linalg.solve(G, v), rtol=1e-10)
+
+
 def test_models_solve_in_the_callers_namespace(nx):
     make, xp = nx
     rng = np.random.default_rng(1)

@@ -1,6 +1,9 @@
 """Generalised Gauss-Newton model ``J^T W J``."""
 
-from .._backend import get_namespace
+import numpy as np
+
+from .._array_api import copy
+from .._backend import get_namespace, is_cupy
 from .._validation import check_nonnegative
 from ._base import Curvature
 from ._dense import DenseHessian
@@ -66,7 +69,7 @@ class GaussNewton(Curvature):
     ncg = property(lambda self: self._count("ncg"))
 
     def _W(self, x, xp):
-        return None if self._weights is None else xp.asarray(self._weights(x.copy(), *self.args), dtype=x.dtype)
+        return None if self._weights is None else xp.asarray(self._weights(copy(xp, x), *self.args), dtype=x.dtype)
 
     def _apply_W(self, W, u):
         if W is None:
@@ -96,14 +99,18 @@ class GaussNewton(Curvature):
         if J.ndim != 2 or J.shape[1] != x.shape[0]:
             raise ValueError(f"`jac` returned shape {J.shape}, expected (n_residuals, {x.shape[0]}).")
         W = self._W(x, xp)
+        Jt = J.T
         if W is None:
-            H = J.T @ J
+            H = Jt @ J
         elif W.ndim == 1:
-            H = J.T @ (W[:, None] * J)
+            H = Jt @ (W[:, None] * J)
         else:
-            H = J.T @ (W @ J)
+            H = Jt @ (W @ J)
         if self.damp:
-            H[xp.arange(H.shape[0]), xp.arange(H.shape[0])] += self.damp
+            if xp is np or is_cupy(xp):
+                H[xp.arange(H.shape[0]), xp.arange(H.shape[0])] += self.damp
+            else:  # the standard has no in-place update at integer indices
+                H = H + self.damp * xp.eye(H.shape[0], dtype=H.dtype)
         return H
 
     def _model(self):
