@@ -154,3 +154,22 @@ def test_models_solve_in_the_callers_namespace(nx):
         step = model.trust_step(make(v), 0.1)
         assert type(step) is type(x)
         assert float(np.linalg.norm(to_numpy(step))) <= 0.1 * (1 + 1e-8)
+
+
+def test_mfac_static_in_the_callers_namespace(nx):
+    from secondorder.curvature import MFACStatic
+
+    make, xp = nx
+    rng = np.random.default_rng(4)
+    G = rng.standard_normal((6, 10))
+    v = rng.standard_normal(10)
+    ref = MFACStatic(G, damp=1e-2)
+    model = MFACStatic(make(G), damp=1e-2)
+    kind = type(make([0.0]))
+    for name, args in (("ihvp", (v,)), ("solve", (v,)), ("inverse_diagonal", ()), ("obs_scores", (v,))):
+        out = getattr(model, name)(*[make(a) for a in args])
+        assert type(out) is kind, name
+        assert_allclose(to_numpy(out), getattr(ref, name)(*args), rtol=1e-12, atol=1e-14)
+    cols = model.inverse_columns(np.array([1, 3]))
+    assert type(cols) is kind
+    assert_allclose(to_numpy(cols), ref.inverse_columns(np.array([1, 3])), rtol=1e-12)

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .._array_api import from_numpy, to_numpy
+from .._array_api import _from_host, to_numpy
 from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_int, check_output, check_positive
 from ._base import Curvature, NotPositiveDefiniteError
@@ -43,7 +43,7 @@ def _on_host(method):
         if getattr(self, "_inside", False):  # a call from another method: arrays are the model's own
             return method(self, *args, **kwargs)
         like = next((a for a in args if hasattr(a, "shape")), None)
-        if like is not None:
+        if like is not None and not getattr(self, "_caller_fixed", False):
             xp = get_namespace(like)
             self._caller = (xp, like) if not (xp is np or is_cupy(xp)) else None
         caller = getattr(self, "_caller", None)
@@ -54,10 +54,10 @@ def _on_host(method):
             out = method(self, *args, **kwargs)
         finally:
             self._inside = False
-        if caller is None or not hasattr(out, "shape"):
+        if caller is None:
             return out
         xp, like = caller
-        return from_numpy(xp, out, like)
+        return _from_host(xp, out, like)
 
     return wrapper
 
@@ -389,6 +389,10 @@ class MFACStatic(Curvature):
 
     def __init__(self, grads, damp=1e-5):
         xp = get_namespace(grads)
+        if not (xp is np or is_cupy(xp)):
+            # the algebra runs on NumPy; results go back to the gradients' library
+            self._caller, self._caller_fixed = (xp, grads), True
+            grads, xp = to_numpy(grads), np
         G = xp.asarray(grads)
         if G.ndim != 2 or G.shape[0] == 0 or G.shape[1] == 0:
             raise ValueError(f"`grads` must be a non-empty (m, d) array, one gradient per row; got shape {G.shape}.")
@@ -410,9 +414,11 @@ class MFACStatic(Curvature):
         self.ncg = 0
         self._diag_inv = None
 
+    @_on_host
     def update(self, x, g=None, **data):
         """The gradients are fixed: nothing to do."""
 
+    @_on_host
     def solve(self, v, shift=0.0):
         if float(shift) != 0.0:
             raise NotImplementedError("MFACStatic solves with its own damping only; build it with damp + shift.")
@@ -420,16 +426,20 @@ class MFACStatic(Curvature):
         lam = self.damp
         return (v / lam - W.T @ (W @ v.astype(W.dtype, copy=False)) / (lam * lam)).astype(v.dtype, copy=False)
 
+    @_on_host
     def ihvp(self, v):
         """:math:`F^{-1} v`."""
         return self.solve(v)
 
+    @_on_host
     def matvec(self, v):
         raise NotImplementedError("MFACStatic stores the inverse; use MFAC for products with F.")
 
+    @_on_host
     def trust_step(self, g, radius):
         raise NotImplementedError("MFACStatic is meant for pruning; use MFAC for trust-region steps.")
 
+    @_on_host
     def inverse_diagonal(self):
         """:math:`\\operatorname{diag}(F^{-1})`, :math:`O(dm)`."""
         if self._diag_inv is None:
@@ -437,11 +447,13 @@ class MFACStatic(Curvature):
             self._diag_inv = 1.0 / self.damp - (W * W).sum(axis=0) / self.damp**2
         return self._diag_inv
 
+    @_on_host
     def inverse_element(self, j, q):
         """:math:`[F^{-1}]_{jq}` in :math:`O(m)`."""
         W = self._W
         return float(j == q) / self.damp - float(W[:, j] @ W[:, q]) / self.damp**2
 
+    @_on_host
     def inverse_columns(self, idx):
         """:math:`F^{-1}[:, idx]`, shape (d, len(idx)), :math:`O(dm\\,|idx|)`."""
         xp = self._xp
@@ -451,6 +463,7 @@ class MFACStatic(Curvature):
         cols[idx, xp.arange(idx.shape[0])] += 1.0 / self.damp
         return cols
 
+    @_on_host
     def obs_scores(self, w):
         r"""OBS saliencies :math:`\rho_q = w_q^2 / (2 [F^{-1}]_{qq})`: the
         increase of the quadratic model when weight ``q`` is removed and the
@@ -465,6 +478,7 @@ class MFACStatic(Curvature):
             raise ValueError("`w` holds NaN or inf.")
         return w
 
+    @_on_host
     def prune(self, w, n_prune, joint=True):
         r"""Remove the ``n_prune`` weights of lowest OBS score and correct the rest.
 
