@@ -19,7 +19,7 @@ from ..stochastic import AdamW as _AdamW
 from ..stochastic import Muon as _Muon
 from ..stochastic import SophiaG as _SophiaG
 from ..stochastic import SophiaH as _SophiaH
-from ..stochastic._base import NonFiniteStepError, all_finite
+from ..stochastic._base import NonFiniteStepError, all_finite, check_nonnegative_real
 
 __all__ = ["AdaHessian", "SophiaG", "SophiaH", "SOAA", "NAMO", "NAMOD", "Muon", "MFAC", "AdamW"]
 
@@ -54,15 +54,22 @@ class _CoreOptimizer(torch.optim.Optimizer):
 
     # ---------------------------------------------------------------- state
     def _method(self, group, **override):
+        """The core method with the group's hyperparameters.  One object per
+        setting is kept; the learning rate, which a scheduler changes every
+        step, is set on it rather than being part of the setting."""
         hyper = {k: group[k] for k in self._core.defaults if k in group}
         hyper.update(override)
+        lr = hyper.pop("lr")
         key = repr(sorted(hyper.items()))
         cache = self.__dict__.setdefault("_methods", {})
-        if key not in cache:
-            if len(cache) > 64:  # a schedule changes lr every step: keep the cache small
+        method = cache.get(key)
+        if method is None:
+            if len(cache) > 64:
                 cache.clear()
-            cache[key] = self._core(**hyper)
-        return cache[key]
+            method = cache[key] = self._core(lr=lr, **hyper)
+        if method.lr != lr:
+            method.lr = check_nonnegative_real(lr, "lr")
+        return method
 
     def _params(self, group):
         return [p for p in group["params"] if p.grad is not None]
