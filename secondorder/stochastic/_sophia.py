@@ -92,10 +92,17 @@ class _Sophia(StochasticMethod):
         scale = self._scale()
         updates, ms = [], []
         for p, g, m, h in zip(params, grads, state["m"], state["h"]):
-            m = b1 * m + (1.0 - b1) * g
+            # Augmented assignments act on arrays created here only (in place where the library allows,
+            # a new array where it does not, as in JAX): half the temporaries, and the state's arrays
+            # are never written.
+            m = b1 * m
+            m += (1.0 - b1) * g
             # sign(m) min(|m| / den, 1) is clip(m / den, -1, 1), the denominator being positive
             step = xp.clip(m / self._denominator(xp, h, scale), min=-1.0, max=1.0)
-            updates.append(-(self.lr * self.weight_decay) * p - self.lr * step)
+            step *= -self.lr
+            if self.weight_decay:
+                step -= (self.lr * self.weight_decay) * p
+            updates.append(step)
             ms.append(m)
         state["m"] = ms
         return updates, state
@@ -146,7 +153,9 @@ class SophiaG(_Sophia):
         return [g * g for g in oracles["sampled_grad"]]
 
     def _denominator(self, xp, h, scale):
-        return scale * h + self.eps
+        den = scale * h
+        den += self.eps
+        return den
 
 
 class SophiaH(_Sophia):
