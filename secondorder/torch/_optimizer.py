@@ -148,8 +148,13 @@ class _CoreOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def _core_step(self, group, params, oracles, override=None):
         method = self._method(group, **(override or {}))
-        state = self._load(method, group, params)
         grads = [p.grad.detach() for p in params]
+        if any(g.is_sparse for g in grads):
+            raise RuntimeError(
+                f"{type(self).__name__} does not support sparse gradients (from an Embedding with sparse=True, "
+                "say); use dense gradients for its parameters."
+            )
+        state = self._load(method, group, params)
         if oracles.get("loss") is not None and not math.isfinite(oracles["loss"]):
             return self._skip()
         if _Batched.applies(method, params, state):
@@ -256,8 +261,8 @@ class _Batched:
     def applies(method, params, state):
         if len(params) < 2 or not method.elementwise_for(params):
             return False
-        dtype = params[0].dtype
-        return all(p.dtype == dtype for p in params)
+        dtype, device = params[0].dtype, params[0].device
+        return all(p.dtype == dtype and p.device == device for p in params)
 
     def flat(self, arrays):
         return torch.cat([a.reshape(-1) for a in arrays])

@@ -303,3 +303,11 @@ def test_batched_groups_equal_tensor_by_tensor(name):
         state = sub_state
     for p, q in zip(model.parameters(), params):
         np.testing.assert_allclose(p.detach().numpy(), q.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_sparse_gradients_are_a_clear_error():
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    opt = so_torch.AdamW(emb.parameters())
+    emb(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(RuntimeError, match="sparse gradients"):
+        opt.step()
