@@ -585,14 +585,24 @@ def bench_glm(names=None, gtol=1e-8, scale=1.0, repeat=2, out=print):
     return summary
 
 
+def _stochastic(*args, **kwargs):
+    """The stochastic optimisers' tables (``secondorder._bench_stochastic``,
+    imported when asked for: it needs scikit-learn, and PyTorch for two of
+    its tables)."""
+    from ._bench_stochastic import bench_stochastic
+
+    return bench_stochastic(*args, **kwargs)
+
+
 SUITES = {
     "minimize": bench_minimize,
     "trust-region": bench_trust_region,
     "glm": bench_glm,
     "ot": bench_ot,
     "mfac": bench_mfac,
-    "stochastic": None,  # secondorder._bench_stochastic.bench_stochastic, imported when asked for
+    "stochastic": _stochastic,
 }
+
 
 
 def main(argv=None):
@@ -628,6 +638,4 @@ def main(argv=None):
     if "mfac" in suites:
         bench_mfac(tuple(args.mfac_dims), tuple(args.mfac_windows), repeat=max(args.repeat, 3))
     if "stochastic" in suites:
-        from ._bench_stochastic import bench_stochastic
-
-        bench_stochastic(seeds=tuple(range(args.seeds)), charlm=not args.no_charlm)
+        _stochastic(seeds=tuple(range(args.seeds)), charlm=not args.no_charlm)
