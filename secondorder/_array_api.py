@@ -15,23 +15,19 @@ import numpy as np
 from ._backend import is_cupy
 
 __all__ = [
-    "is_numpy",
     "copy",
     "norm",
     "array_min",
     "diagonal",
     "to_numpy",
     "from_numpy",
+    "from_host",
     "cholesky",
     "cho_solve",
     "trust_region_eig",
     "host_roundtrip",
+    "is_foreign",
 ]
-
-
-def is_numpy(xp):
-    """Whether ``xp`` is NumPy itself (the numba kernels' namespace)."""
-    return xp is np
 
 
 def _is_torch(xp):
@@ -77,15 +73,12 @@ def to_numpy(a):
         return np.asarray(a.cpu() if hasattr(a, "cpu") else a)
 
 
-def from_numpy(xp, a, like, keep_dtype=False):
-    """The NumPy array ``a`` in ``like``'s namespace and device, and in its
-    dtype unless ``keep_dtype``."""
+def from_numpy(xp, a, like):
+    """The NumPy array ``a`` in ``like``'s namespace, dtype and device."""
     if xp is np:
-        return a if keep_dtype else a.astype(like.dtype, copy=False)
+        return a.astype(like.dtype, copy=False)
     from array_api_compat import device
 
-    if keep_dtype:
-        return xp.asarray(a, device=device(like))
     return xp.asarray(a, dtype=like.dtype, device=device(like))
 
 
@@ -161,13 +154,14 @@ def trust_region_eig(xp, w, b, radius):
     return from_numpy(xp, np.asarray(c), b)
 
 
-def _foreign(value):
-    """Whether ``value`` is an array of a library other than NumPy and CuPy."""
-    from array_api_compat import is_array_api_obj
+def is_foreign(value):
+    """Whether ``value`` is an array of a library other than NumPy and CuPy
+    (the backend module's classification)."""
+    from ._backend import _BACKENDS, _array_module_name
 
     if value is None or isinstance(value, (np.ndarray, np.generic, int, float, complex, bool, str)):
         return False
-    return is_array_api_obj(value) and type(value).__module__.split(".")[0] not in ("cupy", "cupyx")
+    return _array_module_name(value) not in _BACKENDS
 
 
 def _arrays_in(values):
@@ -181,18 +175,20 @@ def _arrays_in(values):
 def _to_host(value):
     if isinstance(value, (tuple, list)):
         return type(value)(_to_host(v) for v in value)
-    return to_numpy(value) if _foreign(value) else value
+    return to_numpy(value) if is_foreign(value) else value
 
 
-def _from_host(xp, value, like):
+def from_host(xp, value, like):
+    """The NumPy arrays in ``value`` (also inside tuples and dicts) in
+    namespace ``xp`` on ``like``'s device, each keeping its dtype."""
     from array_api_compat import device
 
     if isinstance(value, np.ndarray):
         return xp.asarray(value, device=device(like))
     if isinstance(value, tuple):
-        return tuple(_from_host(xp, v, like) for v in value)
+        return tuple(from_host(xp, v, like) for v in value)
     if isinstance(value, dict):
-        return {k: _from_host(xp, v, like) for k, v in value.items()}
+        return {k: from_host(xp, v, like) for k, v in value.items()}
     return value
 
 
@@ -207,13 +203,13 @@ def host_roundtrip(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         arrays = list(_arrays_in(list(args) + list(kwargs.values())))
-        foreign = [a for a in arrays if _foreign(a)]
+        foreign = [a for a in arrays if is_foreign(a)]
         if not foreign:
             return func(*args, **kwargs)
         from ._backend import get_namespace
 
         xp = get_namespace(*arrays)  # raises when libraries are mixed
         out = func(*_to_host(list(args)), **{k: _to_host(v) for k, v in kwargs.items()})
-        return _from_host(xp, out, foreign[0])
+        return from_host(xp, out, foreign[0])
 
     return wrapper

@@ -156,7 +156,7 @@ class DenseHessian(Curvature):
             self._chol = (shift, _cholesky(self._xp, self.matrix, shift))
             self.nfact += 1
             self._nchol_here += 1
-        return _cho_solve(self._xp, self._chol[1], v)
+        return cho_solve(self._xp, self._chol[1], v)
 
     def trust_step(self, g, radius):
         r"""Exact minimiser of ``g.s + s.H.s/2`` over ``||s|| <= radius``."""
@@ -175,12 +175,9 @@ class DenseHessian(Curvature):
 
 
 def _cholesky(xp, H, shift):
-    """A Cholesky factorisation of ``H + shift I`` (for ``_cho_solve``)."""
+    """A Cholesky factorisation of ``H + shift I`` (for ``cho_solve``), its
+    failure as :class:`NotPositiveDefiniteError`."""
     try:
         return cholesky(xp, H, shift)
     except np.linalg.LinAlgError as exc:
         raise NotPositiveDefiniteError(f"H + {shift:g} I is not positive definite.") from exc
-
-
-def _cho_solve(xp, factor, v):
-    return cho_solve(xp, factor, v)

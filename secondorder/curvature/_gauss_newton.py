@@ -99,13 +99,12 @@ class GaussNewton(Curvature):
         if J.ndim != 2 or J.shape[1] != x.shape[0]:
             raise ValueError(f"`jac` returned shape {J.shape}, expected (n_residuals, {x.shape[0]}).")
         W = self._W(x, xp)
-        Jt = J.T
         if W is None:
-            H = Jt @ J
+            H = J.T @ J
         elif W.ndim == 1:
-            H = Jt @ (W[:, None] * J)
+            H = J.T @ (W[:, None] * J)
         else:
-            H = Jt @ (W @ J)
+            H = J.T @ (W @ J)
         if self.damp:
             if xp is np or is_cupy(xp):
                 H[xp.arange(H.shape[0]), xp.arange(H.shape[0])] += self.damp

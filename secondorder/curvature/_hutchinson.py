@@ -119,8 +119,8 @@ class HutchinsonDiagonal(DiagonalModel):
             z = self._probe(x.shape[0], x.dtype)
             Hz = check_output(self._hessp(copy(xp, x), z, *self.args), x.shape, "hessp", xp, x.dtype)
             self.nhev += 1
-            est = est + z * Hz
-        est = est / self.n_probes
+            est += z * Hz
+        est /= self.n_probes
         est = block_average(est, self.block_size, xp)
         if self.absolute:
             est = xp.abs(est)

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .._array_api import _from_host, to_numpy
+from .._array_api import from_host, to_numpy
 from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_int, check_output, check_positive
 from ._base import Curvature, NotPositiveDefiniteError
@@ -57,7 +57,7 @@ def _on_host(method):
         if caller is None:
             return out
         xp, like = caller
-        return _from_host(xp, out, like)
+        return from_host(xp, out, like)
 
     return wrapper
 

@@ -173,8 +173,10 @@ class OperatorHessian(Curvature):
                     f"H + {shift:g} I is not positive definite (negative curvature met by CG)."
                 )
             alpha = ry / pAp
-            s = s + alpha * p
-            r = r - alpha * Ap
+            # s and r are this solve's own arrays: update them in place (a new
+            # array where the library has no in-place operators, as JAX)
+            s += alpha * p
+            r -= alpha * Ap
             y = self._precondition(r, shift)
             ry_new = float(r @ y)
             p = y + (ry_new / ry) * p

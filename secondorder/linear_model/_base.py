@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse
 from scipy.sparse.linalg import LinearOperator
 
-from .._array_api import _foreign, from_numpy, host_roundtrip, to_numpy
+from .._array_api import is_foreign, from_host, from_numpy, host_roundtrip, to_numpy
 from .._backend import get_namespace, kernels
 from .._validation import check_finite, check_nonnegative
 from ..curvature import HessianCallable
@@ -87,8 +87,8 @@ class GLMLoss:
     def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None, check_input=True):
         # Arrays of another array-API library (PyTorch, JAX, array-api-strict) are copied to NumPy for
         # the kernels; the parameters and results then live in that library.
-        self._caller = (get_namespace(X), X) if _foreign(X) else None
-        X, y, sample_weight = (to_numpy(a) if _foreign(a) else a for a in (X, y, sample_weight))
+        self._caller = (get_namespace(X), X) if is_foreign(X) else None
+        X, y, sample_weight = (to_numpy(a) if is_foreign(a) else a for a in (X, y, sample_weight))
         self.X = check_X(X, check_finite_values=check_input)
         n, self.n_features = self.X.shape
         if n == 0:
@@ -365,7 +365,7 @@ class MinibatchOracles:
         self.loss = loss
         self.data = np.arange(loss.n_samples)
         if loss._caller is not None:  # indices of the caller's library, as its parameters
-            self.data = from_numpy(loss._caller[0], self.data, loss._caller[1], keep_dtype=True)
+            self.data = from_host(loss._caller[0], self.data, loss._caller[1])
         self._last = (None, None)
 
     def _sub(self, rows):

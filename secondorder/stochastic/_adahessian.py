@@ -46,12 +46,9 @@ References
 import math
 import numbers
 
+from .._validation import check_nonnegative
 from ..curvature._hutchinson import block_average
-from ._base import (
-    StochasticMethod,
-    adam_moments,
-    check_nonnegative_real,
-)
+from ._base import StochasticMethod, adam_moments
 
 __all__ = ["AdaHessian"]
 
@@ -86,7 +83,7 @@ class AdaHessian(StochasticMethod):
     per_param = ("m", "v")
 
     def _check(self, h):
-        k = check_nonnegative_real(h["hessian_power"], "hessian_power")
+        k = check_nonnegative(h["hessian_power"], "hessian_power")
         if k > 1.0:
             raise ValueError(f"`hessian_power` must be in [0, 1]; got {k!r}.")
         h["hessian_power"] = k
@@ -144,7 +141,7 @@ class AdaHessian(StochasticMethod):
         updates, ms, vs = [], [], []
         for p, g, m, v, z, hz in zip(params, grads, state["m"], state["v"], oracles["probes"], oracles["hvp"]):
             D = self.diagonal_estimate(xp, z, hz)
-            m, v = adam_moments(xp, m, v, g, D * D, b1, b2)
+            m, v = adam_moments(m, v, g, D * D, b1, b2)
             if k == 1.0:
                 denom = xp.sqrt(v) / sqrt_bc2 + self.eps
             else:

@@ -62,7 +62,7 @@ class AdamW(StochasticMethod):
     def _update(self, xp, t, grads, state, params, oracles):
         updates, ms, vs = [], [], []
         for p, g, m, v in zip(params, grads, state["m"], state["v"]):
-            m, v = adam_moments(xp, m, v, g, g * g, *self.betas)
+            m, v = adam_moments(m, v, g, g * g, *self.betas)
             step = adamw_direction(xp, m, v, t, self.betas, self.eps)
             updates.append(-(self.lr * self.weight_decay) * p - self.lr * step)
             ms.append(m)

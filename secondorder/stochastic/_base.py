@@ -32,8 +32,9 @@ import math
 import numbers
 
 import numpy as np
-
 from array_api_compat import array_namespace
+
+from .._validation import check_nonnegative, check_positive
 
 __all__ = ["StochasticMethod", "ORACLES", "apply_updates", "all_finite", "NonFiniteStepError"]
 
@@ -45,7 +46,13 @@ class NonFiniteStepError(FloatingPointError):
 
 
 def namespace(*arrays):
-    """The array-API namespace of ``arrays`` (one library, or a clear error)."""
+    """The array-API namespace of ``arrays`` (one library, or a clear error).
+
+    Unlike :func:`secondorder._backend.get_namespace`, which hands NumPy and
+    CuPy arrays their own modules for the numba and CUDA kernels, this is
+    always the standard's namespace (``array_api_compat.numpy`` for NumPy):
+    the methods use only the standard's functions.
+    """
     try:
         return array_namespace(*arrays)
     except TypeError as exc:
@@ -100,26 +107,6 @@ def check_betas(value, name="betas"):
     return (check_unit_interval(b1, f"{name}[0]"), check_unit_interval(b2, f"{name}[1]"))
 
 
-def check_nonnegative_real(value, name):
-    v = _real(value, name)
-    if not (v >= 0.0) or math.isinf(v):
-        raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
-    return v
-
-
-def check_positive_real(value, name):
-    v = _real(value, name)
-    if not (v > 0.0) or math.isinf(v):
-        raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}.")
-    return v
-
-
-def check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
-    return int(value)
-
-
 def check_choice(value, name, choices):
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}.")
@@ -141,10 +128,10 @@ def _real(value, name):
 
 # The hyperparameters most methods share, with one check (and message) each.
 _COMMON_CHECKS = {
-    "lr": check_nonnegative_real,
+    "lr": check_nonnegative,
     "betas": check_betas,
-    "eps": check_positive_real,
-    "weight_decay": check_nonnegative_real,
+    "eps": check_positive,
+    "weight_decay": check_nonnegative,
     "momentum": check_unit_interval,
 }
 
@@ -287,7 +274,7 @@ def _check_like(arrays, params, name):
             )
 
 
-def adam_moments(xp, m, v, g, d2, beta1, beta2):
+def adam_moments(m, v, g, d2, beta1, beta2):
     """Adam's moment EMAs: ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) d2``
     (``d2`` is ``g*g`` for Adam, the squared Hessian diagonal for AdaHessian)."""
     return beta1 * m + (1.0 - beta1) * g, beta2 * v + (1.0 - beta2) * d2

@@ -34,8 +34,9 @@ References
 
 import math
 
+from .._validation import check_int, check_positive
 from ..curvature._mfac import MFAC as MFACModel
-from ._base import StochasticMethod, all_finite, check_positive_int, check_positive_real
+from ._base import StochasticMethod, all_finite
 
 __all__ = ["MFAC"]
 
@@ -59,8 +60,8 @@ class MFAC(StochasticMethod):
     per_param = ()
 
     def _check(self, h):
-        h["ngrads"] = check_positive_int(h["ngrads"], "ngrads")
-        h["damp"] = check_positive_real(h["damp"], "damp")
+        h["ngrads"] = check_int(h["ngrads"], "ngrads", minimum=1)
+        h["damp"] = check_positive(h["damp"], "damp")
         return h
 
     def _init(self, xp, params):

@@ -1,17 +1,18 @@
 """``minimize`` over minibatches: the stochastic methods for callables."""
 
-import inspect
 import math
 import warnings
 
 import numpy as np
-from array_api_compat import array_namespace, is_array_api_obj
+from array_api_compat import array_namespace, device, is_array_api_obj
 from scipy.optimize import OptimizeResult
 
+from .._validation import check_int, check_output
 from ..curvature._hutchinson import rademacher
+from ..optimize._objective import Callback
 from ._adahessian import AdaHessian
 from ._adamw import AdamW
-from ._base import NonFiniteStepError, StochasticMethod, all_finite, check_positive_int
+from ._base import NonFiniteStepError, StochasticMethod, all_finite
 from ._mfac import MFAC
 from ._muon import Muon
 from ._namo import NAMO, NAMOD
@@ -154,10 +155,10 @@ def minimize(
         raise TypeError("`fun` must be callable as fun(x, batch).")
     if jac is not True and not callable(jac):
         raise TypeError("`jac` must be True (fun returns the gradient too) or a callable jac(x, batch).")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    epochs = check_int(epochs, "epochs", minimum=1)
     if maxiter is not None:
-        maxiter = check_positive_int(maxiter, "maxiter")
+        maxiter = check_int(maxiter, "maxiter", minimum=1)
     options = dict(options or {})
     driver = {k: options.pop(k) for k in _DRIVER_OPTIONS if k in options}
     on_nonfinite = driver.get("on_nonfinite", "skip")
@@ -198,7 +199,7 @@ def minimize(
     counts = {"nfev": 0, "njev": 0, "nhvp": 0, "nsjev": 0, "nskip": 0}
     history, epoch_losses = [], []
     status, message, nit = 0, "reached the step budget", 0
-    new_style = _takes_intermediate_result(callback)
+    callback = Callback(callback)
     stop = False
     for _ in range(epochs):
         losses = []
@@ -215,7 +216,7 @@ def minimize(
             value, g = _loss_and_grad(fun, jac, x, batch, xp, dtype, counts)
             oracles = {}
             if "hvp" in needs:
-                probes = [rademacher(rng, s, xp, dtype, _device(x)) for s in shapes]
+                probes = [rademacher(rng, s, xp, dtype, device(x)) for s in shapes]
                 flat = _concat(xp, probes)
                 hv = _checked(xp, hessp(x, flat, batch), x.shape[0], dtype, "hessp")
                 counts["nhvp"] += 1
@@ -248,14 +249,8 @@ def minimize(
             nit += 1
             history.append(value)
             losses.append(value)
-            if callback is not None:
-                try:
-                    if new_style:
-                        callback(intermediate_result=OptimizeResult(x=x, fun=value, nit=nit))
-                    else:
-                        callback(x)
-                except StopIteration:
-                    status, message, stop = 99, "`callback` raised StopIteration", True
+            if callback(x=x, fun=value, nit=nit):
+                status, message, stop = 99, "`callback` raised StopIteration", True
             if stop:
                 break
         if losses:
@@ -361,13 +356,7 @@ def _batcher(data, batch_size, rng):
 def _take(xp, a, idx):
     if isinstance(a, np.ndarray):
         return a[idx]
-    return xp.take(a, xp.asarray(idx, device=_device(a)), axis=0)
-
-
-def _device(a):
-    from array_api_compat import device
-
-    return device(a)
+    return xp.take(a, xp.asarray(idx, device=device(a)), axis=0)
 
 
 def _concat(xp, arrays):
@@ -384,15 +373,11 @@ def _split(xp, x, shapes, sizes):
 
 
 def _checked(xp, value, n, dtype, name):
-    try:
-        arr = xp.asarray(value, dtype=dtype)
-    except Exception as exc:
-        raise TypeError(f"`{name}` must return an array of {n} numbers; got {type(value).__name__}.") from exc
-    if arr.ndim != 1 or arr.shape[0] != n:
-        arr = xp.reshape(arr, (-1,)) if math.prod(arr.shape) == n else arr
-    if arr.shape != (n,):
-        raise ValueError(f"`{name}` returned shape {tuple(arr.shape)}; expected ({n},), one entry per parameter.")
-    return arr
+    """A user callable's vector: any shape holding ``n`` entries is flattened."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) != 1 and math.prod(shape) == n:
+        value = xp.reshape(xp.asarray(value), (-1,))
+    return check_output(value, (n,), name, xp, dtype)
 
 
 def _loss_and_grad(fun, jac, x, batch, xp, dtype, counts):
@@ -410,12 +395,3 @@ def _loss_and_grad(fun, jac, x, batch, xp, dtype, counts):
     except (TypeError, ValueError) as exc:
         raise TypeError(f"`fun` must return a real scalar loss; got {type(value).__name__}.") from exc
     return value, _checked(xp, g, x.shape[0], dtype, "jac" if jac is not True else "fun's gradient")
-
-
-def _takes_intermediate_result(callback):
-    if callback is None:
-        return False
-    try:
-        return list(inspect.signature(callback).parameters) == ["intermediate_result"]
-    except (TypeError, ValueError):
-        return False

@@ -27,17 +27,9 @@ References
 
 import math
 
+from .._validation import check_int, check_nonnegative, check_positive
 from ._adamw import adamw_direction
-from ._base import (
-    StochasticMethod,
-    adam_moments,
-    as_matrix,
-    check_betas,
-    check_choice,
-    check_nonnegative_real,
-    check_positive_int,
-    check_positive_real,
-)
+from ._base import StochasticMethod, adam_moments, as_matrix, check_betas, check_choice
 from ._newton_schulz import NS_COEFFICIENTS, newton_schulz, resolve_dtype
 
 __all__ = ["Muon"]
@@ -45,11 +37,11 @@ __all__ = ["Muon"]
 
 def check_backup(h):
     """Validate the AdamW options shared by Muon, NAMO and NAMO-D."""
-    h["adamw_lr"] = None if h["adamw_lr"] is None else check_nonnegative_real(h["adamw_lr"], "adamw_lr")
+    h["adamw_lr"] = None if h["adamw_lr"] is None else check_nonnegative(h["adamw_lr"], "adamw_lr")
     h["adamw_betas"] = check_betas(h["adamw_betas"], "adamw_betas")
-    h["adamw_eps"] = check_positive_real(h["adamw_eps"], "adamw_eps")
+    h["adamw_eps"] = check_positive(h["adamw_eps"], "adamw_eps")
     if h["adamw_weight_decay"] is not None:
-        h["adamw_weight_decay"] = check_nonnegative_real(h["adamw_weight_decay"], "adamw_weight_decay")
+        h["adamw_weight_decay"] = check_nonnegative(h["adamw_weight_decay"], "adamw_weight_decay")
     h["orthogonalize"] = bool(h["orthogonalize"])
     return h
 
@@ -63,7 +55,7 @@ class _Orthogonalised(StochasticMethod):
 
     def _check_common(self, h):
         h["nesterov"] = bool(h["nesterov"])
-        h["ns_steps"] = check_positive_int(h["ns_steps"], "ns_steps")
+        h["ns_steps"] = check_int(h["ns_steps"], "ns_steps", minimum=1)
         return check_backup(h)
 
     def is_matrix(self, p):
@@ -102,7 +94,7 @@ class _Orthogonalised(StochasticMethod):
         betas = self.adamw_betas
         lr = self.lr if self.adamw_lr is None else self.adamw_lr
         wd = self.weight_decay if self.adamw_weight_decay is None else self.adamw_weight_decay
-        m1, m2 = adam_moments(xp, m1, m2, g, g * g, *betas)
+        m1, m2 = adam_moments(m1, m2, g, g * g, *betas)
         step = adamw_direction(xp, m1, m2, t, betas, self.adamw_eps, self._adamw_eps_after_correction)
         return -(lr * wd) * p - lr * step, m1, m2
 

@@ -45,7 +45,8 @@ References
 
 import math
 
-from ._base import as_matrix, check_nonnegative_real, check_unit_interval
+from .._validation import check_nonnegative
+from ._base import as_matrix, check_unit_interval
 from ._muon import _Orthogonalised
 from ._newton_schulz import NS_COEFFICIENTS
 
@@ -104,7 +105,7 @@ class NAMO(_Orthogonalised):
     def _check(self, h):
         h = self._check_common(h)
         h["mu2"] = check_unit_interval(h["mu2"], "mu2")
-        h["scale_coeff"] = check_nonnegative_real(h["scale_coeff"], "scale_coeff")
+        h["scale_coeff"] = check_nonnegative(h["scale_coeff"], "scale_coeff")
         h["clamp"] = bool(h["clamp"])
         return h
 
@@ -165,7 +166,7 @@ class NAMOD(NAMO):
 
     def _check(self, h):
         h = super()._check(h)
-        c = check_nonnegative_real(h["col_clamp"], "col_clamp")
+        c = check_nonnegative(h["col_clamp"], "col_clamp")
         if c > 1.0:
             raise ValueError(f"`col_clamp` must be in [0, 1]; got {c!r}.")
         h["col_clamp"] = c

@@ -43,14 +43,8 @@ References
    estimation", Neural Networks, 2023.
 """
 
-from ._base import (
-    StochasticMethod,
-    adam_moments,
-    check_choice,
-    check_positive_int,
-    check_positive_real,
-    check_unit_interval,
-)
+from .._validation import check_int, check_positive
+from ._base import StochasticMethod, adam_moments, check_choice, check_unit_interval
 
 __all__ = ["SOAA"]
 
@@ -89,9 +83,9 @@ class SOAA(StochasticMethod):
         h["gamma"] = check_unit_interval(h["gamma"], "gamma")
         if h["gamma"] == 0.0:
             raise ValueError("`gamma` must be in (0, 1); got 0.")
-        h["total_steps"] = check_positive_int(h["total_steps"], "total_steps")
+        h["total_steps"] = check_int(h["total_steps"], "total_steps", minimum=1)
         h["fisher_scope"] = check_choice(h["fisher_scope"], "fisher_scope", ("global", "tensor"))
-        h["d0"] = check_positive_real(h["d0"], "d0")
+        h["d0"] = check_positive(h["d0"], "d0")
         return h
 
     def needs(self, state):
@@ -116,7 +110,7 @@ class SOAA(StochasticMethod):
         bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
         ms, vs, mh, vh = [], [], [], []
         for g, m, v in zip(grads, state["m"], state["v"]):
-            m, v = adam_moments(xp, m, v, g, g * g, b1, b2)
+            m, v = adam_moments(m, v, g, g * g, b1, b2)
             ms.append(m)
             vs.append(v)
             mh.append(m / bc1)

@@ -44,12 +44,8 @@ References
    ICLR 2024.
 """
 
-from ._base import (
-    StochasticMethod,
-    check_choice,
-    check_positive_int,
-    check_positive_real,
-)
+from .._validation import check_int, check_positive
+from ._base import StochasticMethod, check_choice
 
 __all__ = ["SophiaG", "SophiaH"]
 
@@ -60,9 +56,8 @@ class _Sophia(StochasticMethod):
     _oracle = None
 
     def _check(self, h):
-        h["rho"] = check_positive_real(h["rho"], "rho")
-        k = h["update_interval"]
-        h["update_interval"] = 0 if k == 0 and not isinstance(k, bool) else check_positive_int(k, "update_interval")
+        h["rho"] = check_positive(h["rho"], "rho")
+        h["update_interval"] = check_int(h["update_interval"], "update_interval", minimum=0)  # 0: the caller refreshes
         return h
 
     def needs(self, state):
@@ -143,7 +138,7 @@ class SophiaG(_Sophia):
 
     def _check(self, h):
         h = super()._check(h)
-        h["bs"] = check_positive_real(h["bs"], "bs")
+        h["bs"] = check_positive(h["bs"], "bs")
         return h
 
     def _scale(self):

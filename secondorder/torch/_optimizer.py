@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from .._validation import check_nonnegative
 from ..stochastic import MFAC as _MFAC
 from ..stochastic import NAMO as _NAMO
 from ..stochastic import NAMOD as _NAMOD
@@ -19,7 +20,7 @@ from ..stochastic import AdamW as _AdamW
 from ..stochastic import Muon as _Muon
 from ..stochastic import SophiaG as _SophiaG
 from ..stochastic import SophiaH as _SophiaH
-from ..stochastic._base import NonFiniteStepError, all_finite, check_nonnegative_real
+from ..stochastic._base import NonFiniteStepError, all_finite
 
 __all__ = ["AdaHessian", "SophiaG", "SophiaH", "SOAA", "NAMO", "NAMOD", "Muon", "MFAC", "AdamW"]
 
@@ -68,7 +69,7 @@ class _CoreOptimizer(torch.optim.Optimizer):
                 cache.clear()
             method = cache[key] = self._core(lr=lr, **hyper)
         if method.lr != lr:
-            method.lr = check_nonnegative_real(lr, "lr")
+            method.lr = check_nonnegative(lr, "lr")
         return method
 
     def _params(self, group):
@@ -118,9 +119,8 @@ class _CoreOptimizer(torch.optim.Optimizer):
             if all(p.grad is None for p in params):
                 if not torch.is_tensor(loss) or not loss.requires_grad:
                     raise RuntimeError("the closure must return the loss tensor (with its graph) or call backward.")
-                used = [p for p in params]
-                grads = torch.autograd.grad(loss, used, create_graph=create_graph, allow_unused=True)
-                for p, g in zip(used, grads):
+                grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
+                for p, g in zip(params, grads):
                     p.grad = g
         return loss
 
