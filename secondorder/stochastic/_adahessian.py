@@ -81,6 +81,7 @@ class AdaHessian(StochasticMethod):
         "signed_blocks": False,
     }
     per_param = ("m", "v")
+    decoupled_decay = True
 
     def _check(self, h):
         k = check_nonnegative(h["hessian_power"], "hessian_power")
@@ -139,14 +140,14 @@ class AdaHessian(StochasticMethod):
         bc1 = 1.0 - b1**t
         sqrt_bc2 = math.sqrt(1.0 - b2**t)
         updates, ms, vs = [], [], []
-        for p, g, m, v, z, hz in zip(params, grads, state["m"], state["v"], oracles["probes"], oracles["hvp"]):
+        for g, m, v, z, hz in zip(grads, state["m"], state["v"], oracles["probes"], oracles["hvp"]):
             D = self.diagonal_estimate(xp, z, hz)
             m, v = adam_moments(m, v, g, D * D, b1, b2)
             if k == 1.0:
                 denom = xp.sqrt(v) / sqrt_bc2 + self.eps
             else:
                 denom = xp.sqrt(v) ** k / sqrt_bc2**k + self.eps
-            updates.append(-self.lr * (m / bc1 / denom + self.weight_decay * p))
+            updates.append(-self.lr * (m / bc1 / denom))  # the weight decay is added by update()
             ms.append(m)
             vs.append(v)
         state["m"], state["v"] = ms, vs

@@ -55,16 +55,17 @@ class AdamW(StochasticMethod):
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
     per_param = ("m", "v")
     elementwise = True
+    decoupled_decay = True
 
     def _init(self, xp, params):
         return {"m": [xp.zeros_like(p) for p in params], "v": [xp.zeros_like(p) for p in params]}
 
     def _update(self, xp, t, grads, state, params, oracles):
         updates, ms, vs = [], [], []
-        for p, g, m, v in zip(params, grads, state["m"], state["v"]):
+        for g, m, v in zip(grads, state["m"], state["v"]):
             m, v = adam_moments(m, v, g, g * g, *self.betas)
             step = adamw_direction(xp, m, v, t, self.betas, self.eps)
-            updates.append(-(self.lr * self.weight_decay) * p - self.lr * step)
+            updates.append(-self.lr * step)  # the weight decay is added by update()
             ms.append(m)
             vs.append(v)
         state["m"], state["v"] = ms, vs

@@ -187,6 +187,16 @@ class StochasticMethod:
         """The oracles (a subset of ``ORACLES``) the next ``update`` needs."""
         return frozenset()
 
+    #: Whether the update is ``step - lr * weight_decay * params`` with a
+    #: ``step`` that does not read the parameters (decoupled weight decay):
+    #: ``update(..., decay=False)`` then needs no ``params``, and the caller
+    #: scales the parameters by :meth:`decay_factor` itself.
+    decoupled_decay = False
+
+    def decay_factor(self):
+        """:math:`1 - \\eta\\lambda`, the factor of decoupled weight decay."""
+        return 1.0 - self.lr * self.weight_decay
+
     #: Whether the update treats every entry alike, whatever tensor it is in,
     #: so that running it on the concatenation of the tensors gives the same
     #: numbers (front ends then make one call per group).
@@ -210,7 +220,7 @@ class StochasticMethod:
         state["step"] = 0
         return state
 
-    def update(self, grads, state, params, *, loss=None, hvp=None, probes=None, sampled_grad=None):
+    def update(self, grads, state, params=None, *, loss=None, hvp=None, probes=None, sampled_grad=None, decay=True):
         """One step: ``(updates, new_state)``; ``params + updates`` are the
         new parameters.
 
@@ -220,8 +230,10 @@ class StochasticMethod:
             The minibatch gradient, one array per parameter (same shapes).
         state : dict
             From :meth:`init` or the previous ``update``; not modified.
-        params : list of arrays
-            The current parameters; not modified.
+        params : list of arrays, optional
+            The current parameters; not modified.  Needed unless
+            ``decay=False`` for a method with decoupled weight decay (as in
+            optax, where ``params`` is optional for the same reason).
         loss : float, optional
             The minibatch loss at ``params``, where ``needs`` asks for it.
         hvp, probes : lists of arrays, optional
@@ -230,10 +242,23 @@ class StochasticMethod:
         sampled_grad : list of arrays, optional
             The gradient at labels sampled from the model, where ``needs``
             asks for it.
+        decay : bool, default True
+            ``False``: leave the decoupled weight decay out of the updates
+            (methods with ``decoupled_decay`` only); the caller then
+            multiplies the parameters by :meth:`decay_factor` before adding
+            them, in place, without the step reading the parameters.
         """
-        params = _as_list(params, "params")
         grads = _as_list(grads, "grads")
-        _check_like(grads, params, "grads")
+        if not decay and not self.decoupled_decay:
+            raise ValueError(f"{type(self).__name__} has no decoupled weight decay to leave out: pass decay=True.")
+        if params is None:
+            if decay or not self.decoupled_decay:
+                raise ValueError(f"{type(self).__name__}.update needs `params` (unless decay=False where the method "
+                                 "has decoupled weight decay).")
+            params = grads  # only for their shapes: the step of such a method does not read the parameters
+        else:
+            params = _as_list(params, "params")
+            _check_like(grads, params, "grads")
         needs = self.needs(state)
         oracles = {"loss": loss, "hvp": hvp, "probes": probes, "sampled_grad": sampled_grad}
         for need in needs:
@@ -260,6 +285,9 @@ class StochasticMethod:
         # warnings on the way would only repeat that.
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             updates, new_state = self._update(xp, t, grads, dict(state), params, oracles)
+            if self.decoupled_decay and decay and self.weight_decay:
+                rate = self.lr * self.weight_decay
+                updates = [u - rate * p for u, p in zip(updates, params)]
         new_state["step"] = t
         return updates, new_state
 

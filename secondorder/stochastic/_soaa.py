@@ -78,6 +78,7 @@ class SOAA(StochasticMethod):
         "d0": 1.0,
     }
     per_param = ("m", "v")
+    decoupled_decay = True
 
     def _check(self, h):
         h["gamma"] = check_unit_interval(h["gamma"], "gamma")
@@ -122,9 +123,9 @@ class SOAA(StochasticMethod):
         else:
             ratios = [1.0 + n / q for n, q in zip(num, den)]
         updates, predicted = [], 0.0
-        for p, a, b, r in zip(params, mh, vh, ratios):
+        for a, b, r in zip(mh, vh, ratios):
             u = d * a / (xp.maximum(d * r * b, xp.sqrt(b)) + eps)
-            updates.append(-(lr * self.weight_decay) * p - lr * u)
+            updates.append(-lr * u)  # the weight decay is added by update()
             predicted += float(xp.sum(a * u)) - 0.5 * float(xp.sum(b * u * u))
         loss = oracles["loss"]
         loss_avg = b1 * state["loss_avg"] + (1.0 - b1) * loss

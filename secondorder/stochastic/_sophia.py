@@ -53,6 +53,7 @@ __all__ = ["SophiaG", "SophiaH"]
 class _Sophia(StochasticMethod):
     per_param = ("m", "h")
     elementwise = True
+    decoupled_decay = True
     _oracle = None
 
     def _check(self, h):
@@ -86,7 +87,7 @@ class _Sophia(StochasticMethod):
         b1 = self.betas[0]
         scale = self._scale()
         updates, ms = [], []
-        for p, g, m, h in zip(params, grads, state["m"], state["h"]):
+        for g, m, h in zip(grads, state["m"], state["h"]):
             # Augmented assignments act on arrays created here only (in place where the library allows,
             # a new array where it does not, as in JAX): half the temporaries, and the state's arrays
             # are never written.
@@ -94,9 +95,7 @@ class _Sophia(StochasticMethod):
             m += (1.0 - b1) * g
             # sign(m) min(|m| / den, 1) is clip(m / den, -1, 1), the denominator being positive
             step = xp.clip(m / self._denominator(xp, h, scale), min=-1.0, max=1.0)
-            step *= -self.lr
-            if self.weight_decay:
-                step -= (self.lr * self.weight_decay) * p
+            step *= -self.lr  # the weight decay is added by update()
             updates.append(step)
             ms.append(m)
         state["m"] = ms

@@ -21,6 +21,7 @@ from ..stochastic import Muon as _Muon
 from ..stochastic import SophiaG as _SophiaG
 from ..stochastic import SophiaH as _SophiaH
 from ..stochastic._base import NonFiniteStepError, all_finite
+from . import _sophia_foreach
 
 __all__ = ["AdaHessian", "SophiaG", "SophiaH", "SOAA", "NAMO", "NAMOD", "Muon", "MFAC", "AdamW"]
 
@@ -61,7 +62,11 @@ class _CoreOptimizer(torch.optim.Optimizer):
         hyper = {k: group[k] for k in self._core.defaults if k in group}
         hyper.update(override)
         lr = hyper.pop("lr")
-        key = repr(sorted(hyper.items()))
+        try:
+            key = tuple(hyper.items())
+            hash(key)
+        except TypeError:  # an unhashable setting (a list of betas)
+            key = repr(sorted(hyper.items()))
         cache = self.__dict__.setdefault("_methods", {})
         method = cache.get(key)
         if method is None:
@@ -82,6 +87,13 @@ class _CoreOptimizer(torch.optim.Optimizer):
             self._store(method, group, params, state)
             return state
         state = {k[len(_GROUP) :]: v for k, v in first.items() if k.startswith(_GROUP) and k != _GROUP + "flat"}
+        for p in params:
+            if method.per_param and not any(key in self.state[p] for key in method.per_param):
+                # a parameter whose first gradient comes after the group's first step starts afresh
+                fresh = method.init([p.detach()])
+                for key in method.per_param:
+                    if fresh[key][0] is not None:
+                        self.state[p][key] = fresh[key][0]
         for key in method.per_param:
             state[key] = [self.state[p].get(key) for p in params]
         return state
@@ -145,15 +157,19 @@ class _CoreOptimizer(torch.optim.Optimizer):
         self.oracle_counts["hvp"] += 1
         return {p: (z, hz) for p, z, hz in zip(params, probes, products)}
 
-    @torch.no_grad()
-    def _core_step(self, group, params, oracles, override=None):
-        method = self._method(group, **(override or {}))
+    def _grads(self, params):
         grads = [p.grad.detach() for p in params]
         if any(g.is_sparse for g in grads):
             raise RuntimeError(
                 f"{type(self).__name__} does not support sparse gradients (from an Embedding with sparse=True, "
                 "say); use dense gradients for its parameters."
             )
+        return grads
+
+    @torch.no_grad()
+    def _core_step(self, group, params, oracles, override=None):
+        method = self._method(group, **(override or {}))
+        grads = self._grads(params)
         state = self._load(method, group, params)
         if oracles.get("loss") is not None and not math.isfinite(oracles["loss"]):
             return self._skip()
@@ -165,6 +181,8 @@ class _CoreOptimizer(torch.optim.Optimizer):
             # not kept.
             if not all_finite(torch, checks):
                 return self._skip()
+            if method.decoupled_decay and method.weight_decay:
+                torch._foreach_mul_(params, method.decay_factor())
             torch._foreach_add_(params, batch.split(update))
             new_state = batch.commit(new_state)
         else:
@@ -284,19 +302,29 @@ class _Batched:
             offset += n
         return buffer if offset == buffer.numel() else None
 
+    def pack(self, state):
+        """The state with each per-parameter entry as one flat array (the
+        group's buffer where the entries are still its views)."""
+        packed = dict(state)
+        self.buffers, self.views = {}, {}
+        for key in self.method.per_param:
+            buffer = self._buffer(key, state[key])
+            self.buffers[key], self.views[key] = buffer, state[key]
+            packed[key] = [buffer if buffer is not None else self.flat(state[key])]
+        return packed
+
     def update(self, grads, state, oracles):
         """``(flat update, new state, arrays to check)``; the state is
         committed by :meth:`commit` once the step is accepted."""
         method = self.method
-        packed = dict(state)
-        self.buffers, self.views = {}, {}
-        for key in method.per_param:
-            buffer = self._buffer(key, state[key])
-            self.buffers[key], self.views[key] = buffer, state[key]
-            packed[key] = [buffer if buffer is not None else self.flat(state[key])]
+        packed = self.pack(state)
         flat_oracles = {k: ([self.flat(v)] if isinstance(v, list) else v) for k, v in oracles.items()}
         g = self.flat(grads)
-        (update,), new = method.update([g], packed, [self.flat([p.detach() for p in self.params])], **flat_oracles)
+        if method.decoupled_decay:
+            # the caller applies the weight decay to the parameters in place: no copy of them is read
+            (update,), new = method.update([g], packed, None, decay=False, **flat_oracles)
+        else:
+            (update,), new = method.update([g], packed, [self.flat([p.detach() for p in self.params])], **flat_oracles)
         checks = [update, g] + [a for v in flat_oracles.values() if isinstance(v, list) for a in v]
         return update, new, checks
 
@@ -306,7 +334,8 @@ class _Batched:
         for key in self.method.per_param:
             buffer = self.buffers[key]
             if buffer is not None:
-                buffer.copy_(new[key][0])  # the views in the parameters' state follow
+                if new[key][0] is not buffer:  # an entry the step left alone is not copied onto itself
+                    buffer.copy_(new[key][0])  # the views in the parameters' state follow
                 new[key] = self.views[key]
             else:
                 buffer = new[key][0]
@@ -339,11 +368,38 @@ class AdaHessian(_CoreOptimizer):
                          hessian_power=hessian_power, **options)
 
 
-class SophiaG(_CoreOptimizer):
+class _Sophia(_CoreOptimizer):
+    """Sophia's front ends: with ``foreach=True`` (the default) the step runs
+    on PyTorch's multi-tensor kernels, in place (``_sophia_foreach``);
+    ``foreach=False`` runs the array-API core, as the other classes do."""
+
+    def __init__(self, params, lr, foreach=None, **options):
+        self.foreach = True if foreach is None else bool(foreach)
+        super().__init__(params, lr=lr, **options)
+
+    @torch.no_grad()
+    def _core_step(self, group, params, oracles, override=None):
+        if not self.foreach:
+            return super()._core_step(group, params, oracles, override)
+        method = self._method(group, **(override or {}))
+        grads = self._grads(params)
+        state = self._load(method, group, params)
+        if not _sophia_foreach.finite(grads + [a for v in oracles.values() if isinstance(v, list) for a in v]):
+            return self._skip()
+        if method._oracle in method.needs(state):  # Sophia-H's refresh, at the start of the step as in the core
+            _sophia_foreach.refresh_(method, state["h"], oracles)
+        _sophia_foreach.step_(method, params, grads, state["m"], state["h"])
+        state["step"] += 1
+        self._store(method, group, params, state)
+
+
+class SophiaG(_Sophia):
     """Sophia-G; a drop-in for the official ``SophiaG`` (``sophia-opt``).
 
     ``SophiaG(params, lr=1e-4, betas=(0.965, 0.99), rho=0.04,
-    weight_decay=0.1, *, maximize=False, capturable=False)``,
+    weight_decay=0.1, *, maximize=False, capturable=False, foreach=None)``
+    (``foreach``: the step on PyTorch's multi-tensor kernels, in place,
+    unless ``False``, which runs the array-API core),
     ``step(closure=None, bs=5120)`` and ``update_hessian()``, which folds
     the squared gradients in ``p.grad`` (from a backward pass at labels
     sampled from the model) into the estimate, as the reference does.
@@ -354,11 +410,16 @@ class SophiaG(_CoreOptimizer):
     _core = _SophiaG
 
     def __init__(self, params, lr=1e-4, betas=(0.965, 0.99), rho=0.04, weight_decay=1e-1, *, maximize=False,
-                 capturable=False, **options):
+                 capturable=False, foreach=None, **options):
         if maximize:
             raise ValueError("SophiaG: maximize=True is not supported; minimise the negated objective.")
-        options.setdefault("update_interval", 0)  # the training loop calls update_hessian, as in the reference
-        super().__init__(params, lr=lr, betas=betas, rho=rho, weight_decay=weight_decay, **options)
+        if options.get("update_interval", 0):
+            raise ValueError(
+                "SophiaG: the estimate is refreshed when the training loop calls update_hessian() (after a "
+                "backward pass at sampled labels), as with the reference; do not pass update_interval."
+            )
+        options["update_interval"] = 0
+        super().__init__(params, lr=lr, betas=betas, rho=rho, weight_decay=weight_decay, foreach=foreach, **options)
 
     def step(self, closure=None, bs=5120):
         """One step with the estimate as it stands; ``bs`` is the number of
@@ -386,17 +447,31 @@ class SophiaG(_CoreOptimizer):
             if not params:
                 continue
             method = self._method(group)
+            sampled = self._grads(params)
+            if not _sophia_foreach.finite(sampled):  # a NaN or inf estimate would stop every later step
+                self._skip()
+                continue
+            if self.foreach:
+                state = self._load(method, group, params)
+                _sophia_foreach.refresh_(method, state["h"], {"sampled_grad": sampled})
+                self._store(method, group, params, state)
+                continue
             state = self._load(method, group, params)
-            estimate = method.curvature_estimate(torch, {"sampled_grad": [p.grad.detach() for p in params]})
-            self._store(method, group, params, method.update_hessian(state, estimate))
+            if _Batched.applies(method, params, state):
+                batch = _Batched(method, params, self.state[group["params"][0]])
+                estimate = method.curvature_estimate(torch, {"sampled_grad": [batch.flat(sampled)]})
+                new_state = batch.commit(method.update_hessian(batch.pack(state), estimate))
+            else:
+                new_state = method.update_hessian(state, method.curvature_estimate(torch, {"sampled_grad": sampled}))
+            self._store(method, group, params, new_state)
         return loss
 
 
-class SophiaH(_CoreOptimizer):
+class SophiaH(_Sophia):
     """Sophia-H: a Hutchinson estimate every ``update_interval`` steps.
 
     ``SophiaH(params, lr=1e-3, betas=(0.9, 0.99), rho=10, weight_decay=1e-2,
-    update_interval=10, eps=1e-12, guard="relu")``.  On the steps that
+    update_interval=10, eps=1e-12, guard="relu", foreach=None)``.  On the steps that
     refresh the estimate the gradient's graph is needed:
     ``loss.backward(create_graph=True)``, or ``step(closure)``.  See
     :class:`secondorder.stochastic.SophiaH`.

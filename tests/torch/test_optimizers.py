@@ -31,11 +31,12 @@ def _assert_same(m1, m2, rtol=1e-10):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=rtol, atol=1e-12)
 
 
-def test_sophiag_matches_the_official_sophiag():
+@pytest.mark.parametrize("foreach", [True, False])
+def test_sophiag_matches_the_official_sophiag(foreach):
     sophia = pytest.importorskip("sophia_opt")
     X, y = _data()
     ours_m, ref_m = _model(), _model()
-    ours = so_torch.SophiaG(ours_m.parameters(), lr=1e-2, rho=0.05, weight_decay=0.1)
+    ours = so_torch.SophiaG(ours_m.parameters(), lr=1e-2, rho=0.05, weight_decay=0.1, foreach=foreach)
     ref = sophia.SophiaG(ref_m.parameters(), lr=1e-2, rho=0.05, weight_decay=0.1)
     for it in range(100):
         for model, opt in ((ours_m, ours), (ref_m, ref)):
@@ -303,6 +304,42 @@ def test_batched_groups_equal_tensor_by_tensor(name):
         state = sub_state
     for p, q in zip(model.parameters(), params):
         np.testing.assert_allclose(p.detach().numpy(), q.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+@pytest.mark.parametrize("name, options", [("SophiaG", {}), ("SophiaH", {}), ("SophiaH", {"guard": "max"})])
+def test_sophia_foreach_equals_the_core(name, options):
+    """The multi-tensor in-place step gives the numbers of the array-API core:
+    with the estimate refreshed (inside the step or by update_hessian), a
+    parameter whose first gradient comes late, and steps skipped for a NaN
+    gradient and an inf estimate, which leave parameters and state as they were."""
+    X, y = _data()
+    models = [_model(), _model()]
+    if name == "SophiaH":
+        options["update_interval"] = 3
+    opts = [getattr(so_torch, name)(m.parameters(), lr=1e-2, weight_decay=0.1, foreach=f, **options)
+            for m, f in zip(models, (True, False))]
+    for it in range(25):
+        for model, opt in zip(models, opts):
+            opt.zero_grad()
+            _loss(model, X[it % 4 :: 4], y[it % 4 :: 4]).backward(create_graph=name == "SophiaH")
+            if it < 4:
+                list(model.parameters())[-1].grad = None  # the last bias joins at step 5
+            if it == 10:
+                list(model.parameters())[0].grad[0, 0] = float("nan")
+            torch.manual_seed(it)
+            opt.step(bs=10) if name == "SophiaG" else opt.step()
+            if name == "SophiaG" and it % 5 == 4:
+                opt.zero_grad()
+                _loss(model, X, torch.roll(y, it)).backward()
+                if it == 14:
+                    list(model.parameters())[1].grad[0] = float("inf")
+                opt.update_hessian()
+    assert opts[0].n_skipped == opts[1].n_skipped == (2 if name == "SophiaG" else 1)
+    _assert_same(*models, rtol=1e-12)
+    for p, q in zip(*(m.parameters() for m in models)):
+        for key in ("m", "h"):
+            np.testing.assert_allclose(opts[0].state[p][key].numpy(), opts[1].state[q][key].numpy(), rtol=1e-12, atol=1e-14)
 
 
 def test_sparse_gradients_are_a_clear_error():
