@@ -7,10 +7,11 @@ loops live in three kernel packages with the same function names:
 ``secondorder._kernels.cpu``
     numba kernels (compiled lazily on first call, cached on disk);
 ``secondorder._kernels.gpu``
-    CuPy kernels;
+    numba-CUDA kernels launched on CuPy arrays;
 ``secondorder._kernels.fallback``
-    pure-NumPy versions of every kernel, used for testing and when numba is
-    disabled or missing.
+    namespace-generic (NumPy/CuPy) versions of every kernel, used for
+    testing, when numba is disabled or missing, and for each kernel a
+    package has no version of its own.
 
 :func:`kernels` returns the table that fits a namespace.
 
@@ -35,6 +36,7 @@ __all__ = [
     "set_backend",
     "backend",
     "kernels",
+    "use_kernels",
     "numba_enabled",
     "cupy_available",
     "is_cupy",
@@ -50,7 +52,7 @@ _TRUTHY = {"1", "true", "yes", "on"}
 _BACKENDS = ("numpy", "cupy")
 _tables = {}
 _cupy_state = {}
-_forced = {"name": None}
+_forced = {"name": None, "kernels": None}
 
 
 def _env_flag(name):
@@ -225,6 +227,8 @@ def get_namespace(*arrays):
 
 
 def _table_name(xp):
+    if _forced["kernels"] is not None:
+        return _forced["kernels"]
     if is_cupy(xp):
         return "gpu"
     return "cpu" if numba_enabled() else "fallback"
@@ -247,10 +251,34 @@ def kernels(xp=np, name=None):
     """
     name = name or _table_name(xp)
     if name not in _tables:
+        from ._kernels import NAMES
+
         package = importlib.import_module(f"secondorder._kernels.{name}")
-        table = {k: getattr(package, k) for k in package.__all__}
+        fallback = importlib.import_module("secondorder._kernels.fallback")
+        own = set(package.__all__)
+        # one list of names; a package without its own version of a kernel takes the generic one
+        table = {k: getattr(package if k in own else fallback, k) for k in NAMES}
         _tables[name] = types.SimpleNamespace(__name__=name, **table)
     return _tables[name]
+
+
+@contextlib.contextmanager
+def use_kernels(name):
+    """Run every solver with the kernel table ``name`` whatever the arrays
+    (``"cpu"``, ``"gpu"``, ``"fallback"``; ``None``: chosen from the arrays).
+
+    For tests and benchmarks: with ``NUMBA_ENABLE_CUDASIM=1``,
+    ``use_kernels("gpu")`` runs the CUDA kernels in numba's simulator on
+    NumPy arrays, end to end through the solvers.
+    """
+    if name not in (None, "cpu", "gpu", "fallback"):
+        raise ValueError(f"`name` must be 'cpu', 'gpu', 'fallback' or None; got {name!r}.")
+    previous = _forced["kernels"]
+    _forced["kernels"] = name
+    try:
+        yield
+    finally:
+        _forced["kernels"] = previous
 
 
 def jit(func=None, *, parallel=False):

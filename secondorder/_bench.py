@@ -594,6 +594,14 @@ def _stochastic(*args, **kwargs):
     return bench_stochastic(*args, **kwargs)
 
 
+def _gpu(*args, **kwargs):
+    """The GPU table (:func:`secondorder._bench_gpu.bench_gpu`); without a
+    device it says so and runs nothing."""
+    from ._bench_gpu import bench_gpu
+
+    return bench_gpu(*args, **kwargs)
+
+
 SUITES = {
     "minimize": bench_minimize,
     "trust-region": bench_trust_region,
@@ -601,6 +609,7 @@ SUITES = {
     "ot": bench_ot,
     "mfac": bench_mfac,
     "stochastic": _stochastic,
+    "gpu": _gpu,
 }
 
 
@@ -622,11 +631,13 @@ def main(argv=None):
     parser.add_argument("--ot-max-iter", type=int, default=None, help="iteration cap of every OT method")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per learning rate (stochastic table)")
     parser.add_argument("--no-charlm", action="store_true", help="skip the character-level transformer (stochastic)")
+    parser.add_argument("--gpu", action="store_true", help="the GPU table only (the same as the suite name gpu)")
+    parser.add_argument("--gpu-ot-sizes", type=int, nargs="*", default=[10_000, 20_000])
     args = parser.parse_args(argv)
     unknown = sorted(set(args.suites) - set(SUITES))
     if unknown:
         parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
-    suites = args.suites or list(SUITES)
+    suites = ["gpu"] if args.gpu else (args.suites or list(SUITES))
     if "minimize" in suites:
         bench_minimize(args.only, args.gtol, args.repeat)
     if "trust-region" in suites:
@@ -639,3 +650,5 @@ def main(argv=None):
         bench_mfac(tuple(args.mfac_dims), tuple(args.mfac_windows), repeat=max(args.repeat, 3))
     if "stochastic" in suites:
         _stochastic(seeds=tuple(range(args.seeds)), charlm=not args.no_charlm)
+    if "gpu" in suites:
+        _gpu(ot_sizes=tuple(args.gpu_ot_sizes), repeat=args.repeat)

@@ -1,7 +1,24 @@
-import numpy as np
-import pytest
+import os
 
-from secondorder._backend import cupy_available
+
+def _cuda_device():
+    # Asked of CuPy, before numba is imported: numba reads NUMBA_ENABLE_CUDASIM once, at import.
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+if not _cuda_device():
+    # Without a device the CUDA kernels run in numba's simulator (the tests marked `cudasim`).
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from secondorder._backend import cupy_available  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):

@@ -83,3 +83,15 @@ def test_stochastic_suite_runs_small_cases():
     for method in ("torch.Muon", "SophiaG", "NAMOD"):
         loss, seconds, calls = mlp_run(method, 0.03, 0, epochs=1, hidden=16)
         assert loss < 2.3
+
+
+def test_gpu_suite_skips_without_a_device():
+    from secondorder._backend import cupy_available
+
+    mod = _load("bench_gpu")
+    if cupy_available():
+        pytest.skip("a device is present: the suite runs")
+    with pytest.raises(NotImplementedError):
+        mod.SinkhornGPU().setup(10_000, "gpu")
+    with pytest.raises(NotImplementedError):
+        mod.MFACStepGPU().setup()

@@ -1,5 +1,26 @@
-"""Kernel packages: ``cpu`` (numba), ``gpu`` (CuPy) and ``fallback`` (NumPy).
+"""Kernel packages: ``cpu`` (numba), ``gpu`` (numba-CUDA on CuPy arrays) and
+``fallback`` (namespace-generic NumPy/CuPy code).
 
-Each package exports the same names in ``__all__``; fetch a table with
-:func:`secondorder._backend.kernels`.  Nothing here is imported eagerly.
+``NAMES`` is the one list of kernels.  ``fallback`` has all of them; ``cpu``
+and ``gpu`` export (in ``__all__``) the ones they have their own version of,
+and :func:`secondorder._backend.kernels` takes the rest from ``fallback``.
+Nothing here is imported eagerly.
 """
+
+NAMES = (
+    "chol_drop_first_upper",
+    "gram_matvec",
+    "gram_matvec_csr",
+    "logistic_grad",
+    "logistic_grad_csr",
+    "softmax_grad",
+    "softmax_grad_csr",
+    "softmax_hessp",
+    "softmax_hessp_csr",
+    "lse_cols",
+    "lse_rows",
+    "scaled_kernel",
+    "sns_eval",
+    "transport_cost",
+    "trust_region_eig",
+)

@@ -1,35 +1,44 @@
-"""CuPy kernels.
+"""GPU kernels: numba-CUDA kernels launched on CuPy arrays.
 
-The namespace-generic fallbacks run on CuPy arrays without host copies:
-element-wise exp and reductions for the Sinkhorn kernels, short sequential
-iterations over vectors of length m (the window) or n (the eigenvalues) for
-the Cholesky update and the secular equation; matrix products and
-element-wise NumPy calls (dispatched to CuPy) for the dense GLM kernels.
-The GPU table reuses them until fused CuPy kernels replace the ones that
-allocate n x n temporaries.
+The fused kernels (the Sinkhorn and SNS passes over the cost matrix, the
+per-sample GLM terms between two BLAS products, the rotations of M-FAC's
+factor) are written with ``numba.cuda`` (``numba-cuda``).  The table takes
+every other kernel, and all of them where numba-cuda is missing, from the
+namespace-generic fallbacks, which run on CuPy arrays without host copies
+(:func:`secondorder._backend.kernels` fills the gaps from ``NAMES``).  With
+``NUMBA_ENABLE_CUDASIM=1`` numba's simulator runs the same kernels on NumPy
+arrays: the tests check them against the CPU kernels that way.
 """
 
-from ..fallback.cholesky import chol_drop_first_upper
-from ..fallback.glm import (
-    gram_matvec,
-    gram_matvec_csr,
-    logistic_grad,
-    logistic_grad_csr,
-    softmax_grad,
-    softmax_grad_csr,
-    softmax_hessp,
-    softmax_hessp_csr,
-)
-from ..fallback.sinkhorn import lse_cols, lse_rows, scaled_kernel, sns_eval, transport_cost
-from ..fallback.trust import trust_region_eig
+from ._cuda import AVAILABLE
 
-__all__ = [
-    "gram_matvec",
-    "gram_matvec_csr",
-    "logistic_grad",
-    "logistic_grad_csr",
-    "softmax_grad",
-    "softmax_grad_csr",
-    "softmax_hessp",
-    "softmax_hessp_csr",
-    "chol_drop_first_upper", "lse_cols", "lse_rows", "scaled_kernel", "sns_eval", "transport_cost", "trust_region_eig"]
+__all__ = []
+
+if AVAILABLE:
+    from .cholesky import chol_drop_first_upper
+    from .glm import (
+        gram_matvec_csr,
+        logistic_grad,
+        logistic_grad_csr,
+        softmax_grad,
+        softmax_grad_csr,
+        softmax_hessp,
+        softmax_hessp_csr,
+    )
+    from .sinkhorn import lse_cols, lse_rows, scaled_kernel, sns_eval, transport_cost
+
+    __all__ = [
+        "chol_drop_first_upper",
+        "gram_matvec_csr",
+        "logistic_grad",
+        "logistic_grad_csr",
+        "softmax_grad",
+        "softmax_grad_csr",
+        "softmax_hessp",
+        "softmax_hessp_csr",
+        "lse_cols",
+        "lse_rows",
+        "scaled_kernel",
+        "sns_eval",
+        "transport_cost",
+    ]
