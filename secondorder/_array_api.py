@@ -26,7 +26,11 @@ __all__ = [
     "cho_solve",
     "trust_region_eig",
     "host_roundtrip",
+    "immutable_on_host",
     "is_foreign",
+    "astype",
+    "is_real_floating",
+    "SparseRows",
 ]
 
 
@@ -58,6 +62,20 @@ def diagonal(xp, A):
     if xp is np or is_cupy(xp):
         return xp.diagonal(A).copy()
     return copy(xp, xp.linalg.diagonal(A))
+
+
+def astype(xp, a, dtype):
+    """``a`` in ``dtype``, not copied when it has it already."""
+    if xp is np or is_cupy(xp):
+        return a.astype(dtype, copy=False)
+    return xp.astype(a, dtype, copy=False)
+
+
+def is_real_floating(xp, dtype):
+    """Whether ``dtype`` is a real floating dtype of ``xp``."""
+    if xp is np or is_cupy(xp):
+        return np.issubdtype(dtype, np.floating)
+    return xp.isdtype(dtype, "real floating")
 
 
 def to_numpy(a):
@@ -192,6 +210,26 @@ def from_host(xp, value, like):
     return value
 
 
+def _immutable(a):
+    # JAX's arrays cannot be written in place, which the generic kernels do
+    return type(a).__module__.split(".")[0] in ("jax", "jaxlib")
+
+
+def immutable_on_host(func):
+    """Run ``func`` on the arrays of every mutable library as they are (the
+    generic code is array-API code) and through :func:`host_roundtrip` for
+    the libraries whose arrays cannot be written in place (JAX)."""
+    through_host = host_roundtrip(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if any(_immutable(a) for a in _arrays_in(list(args) + list(kwargs.values()))):
+            return through_host(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 def host_roundtrip(func):
     """Let a function whose kernels run on NumPy take the arrays of any
     array-API library: arguments of another library (PyTorch, JAX,
@@ -213,3 +251,66 @@ def host_roundtrip(func):
         return from_host(xp, out, foreign[0])
 
     return wrapper
+
+
+class SparseRows:
+    r"""A sparse n x m matrix from its entries ``(vals, rows, cols)``, for
+    products :meth:`matvec` (:math:`Sx`) and :meth:`rmatvec` (:math:`S^Tx`)
+    in any namespace (sparse matrices are not in the standard).
+
+    NumPy and CuPy arrays get SciPy's and CuPy's CSR matrices; PyTorch its
+    sparse COO tensors; any other namespace a segmented sum in standard
+    functions: the products ``vals * x[cols]`` sorted by row, a cumulative
+    sum, and its differences at the row boundaries (``searchsorted``).
+    Duplicate entries add up, as in SciPy.
+    """
+
+    def __init__(self, xp, vals, rows, cols, shape):
+        self.xp, self.shape = xp, tuple(shape)
+        self.nnz = int(vals.shape[0])
+        if xp is np or is_cupy(xp):
+            if is_cupy(xp):  # pragma: no cover - GPU
+                import cupyx.scipy.sparse as sparse
+            else:
+                import scipy.sparse as sparse
+            self._S = sparse.csr_matrix((vals, (rows, cols)), shape=self.shape)
+            self._ST = self._S.T.tocsr()
+            self._kind = "scipy"
+        elif _is_torch(xp):
+            import torch
+
+            # coalesced COO (sparse CSR tensors are in beta and warn); the indices come from us, valid
+            coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, self.shape, check_invariants=False)
+            self._S = coo.coalesce()
+            self._ST = coo.t().coalesce()
+            self._kind = "torch"
+        else:
+            self._S = _segments(xp, vals, rows, cols, self.shape[0])
+            self._ST = _segments(xp, vals, cols, rows, self.shape[1])
+            self._kind = "generic"
+
+    def _product(self, S, x):
+        if self._kind == "scipy":
+            return S @ x
+        if self._kind == "torch":
+            return (S @ x[:, None])[:, 0]
+        xp = self.xp
+        vals, index, bounds = S
+        sums = xp.concat([xp.zeros(1, dtype=vals.dtype), xp.cumulative_sum(vals * xp.take(x, index))])
+        return xp.take(sums, bounds[1:]) - xp.take(sums, bounds[:-1])
+
+    def matvec(self, x):
+        """:math:`S x`."""
+        return self._product(self._S, x)
+
+    def rmatvec(self, x):
+        """:math:`S^T x`."""
+        return self._product(self._ST, x)
+
+
+def _segments(xp, vals, rows, cols, n):
+    """The entries ordered by row, and the row boundaries in that order."""
+    order = xp.argsort(rows, stable=True)
+    sorted_rows = xp.take(rows, order)
+    bounds = xp.searchsorted(sorted_rows, xp.arange(n + 1, dtype=sorted_rows.dtype))
+    return xp.take(vals, order), xp.take(cols, order), bounds

@@ -231,6 +231,8 @@ def _table_name(xp):
         return _forced["kernels"]
     if is_cupy(xp):
         return "gpu"
+    if xp is not np:  # another array-API library: the generic kernels, in its namespace
+        return "fallback"
     return "cpu" if numba_enabled() else "fallback"
 
 

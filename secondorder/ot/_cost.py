@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from .._array_api import host_roundtrip
+from .._array_api import from_host, immutable_on_host, to_numpy
 from .._backend import get_namespace
 
 __all__ = ["dist", "grid_cost"]
 
 
-@host_roundtrip
+@immutable_on_host
 def dist(x1, x2=None, metric="sqeuclidean", p=2):
     r"""Cost matrix between two point clouds, as POT's ``ot.dist``.
 
@@ -41,13 +41,15 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2):
         )
     if metric in ("sqeuclidean", "euclidean"):
         # ||x||^2 + ||y||^2 - 2 x.y with one GEMM; clipped at 0 against rounding.
-        M = (x1 * x1).sum(axis=1)[:, None] + (x2 * x2).sum(axis=1)[None, :] - 2.0 * (x1 @ x2.T)
-        M = xp.maximum(M, 0.0)
+        M = xp.sum(x1 * x1, axis=1)[:, None] + xp.sum(x2 * x2, axis=1)[None, :] - 2.0 * (x1 @ x2.T)
+        M = xp.clip(M, min=0.0)
         return xp.sqrt(M) if metric == "euclidean" else M
     from scipy.spatial.distance import cdist
 
+    # the other metrics are SciPy's, on the host
     kwargs = {"p": p} if metric == "minkowski" else {}
-    return cdist(np.asarray(x1), np.asarray(x2), metric=metric, **kwargs)
+    M = cdist(to_numpy(x1), to_numpy(x2), metric=metric, **kwargs)
+    return M if xp is np else from_host(xp, M, x1)
 
 
 def grid_cost(shape, metric="sqeuclidean", spacing=None):

@@ -1,6 +1,6 @@
 r"""POT-compatible front doors: ``sinkhorn`` and ``sinkhorn2``."""
 
-from .._array_api import host_roundtrip
+from .._array_api import immutable_on_host
 from ._scaling import solve_stabilized
 from ._sinkhorn_log import solve_log
 from ._sns import solve_sns
@@ -25,7 +25,7 @@ def _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warmstart, kwargs
     return problem, solver(problem, numItermax, stopThr, verbose, warmstart, **kwargs), name
 
 
-@host_roundtrip
+@immutable_on_host
 def sinkhorn(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, **kwargs):
     r"""Entropic optimal transport plan, with POT's signature.
 
@@ -72,7 +72,7 @@ def sinkhorn(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=
     return plan_result(problem, sol, numItermax, stopThr, log, warn, name)
 
 
-@host_roundtrip
+@immutable_on_host
 def sinkhorn2(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=False, warmstart=None, **kwargs):
     r"""Transport cost :math:`\langle P^\star, M \rangle` of the entropic plan.
 

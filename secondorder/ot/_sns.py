@@ -2,8 +2,8 @@ r"""Sinkhorn-Newton-Sparse (SNS)."""
 
 import math
 
-from .._array_api import host_roundtrip
-from .._backend import is_cupy, kernels
+from .._array_api import SparseRows, copy, immutable_on_host, norm
+from .._backend import kernels
 from .._validation import check_int, check_positive
 from ._scaling import scaling_iterations
 from ._sinkhorn_log import initial_potentials, sweeps
@@ -22,7 +22,7 @@ _SINKHORN_BUDGET = 250
 _RATE_WINDOW = 10
 
 
-@host_roundtrip
+@immutable_on_host
 def sinkhorn_newton_sparse(
     a,
     b,
@@ -149,13 +149,13 @@ class _Point:
         self.r, self.c = r, c
         self.pattern = (topv, topi, colv, coli)
         self.err = marginal_error(problem, r, c)
-        total = float(r.sum())
+        total = float(xp.sum(r))
         self.value = float(problem.a @ f + problem.b @ g) - problem.reg * total
         self.finite = math.isfinite(self.err) and math.isfinite(self.value)
 
 
 def _sparse_P(xp, n, m, point, min_keep, tol):
-    """CSR matrix of the kept entries of ``P``, and the mass dropped.
+    """The kept entries of ``P`` (a :class:`SparseRows`), and the mass dropped.
 
     Entries are kept from the largest down (a global threshold, so rows that
     spread their mass keep more entries) until the mass left out is at most
@@ -164,31 +164,29 @@ def _sparse_P(xp, n, m, point, min_keep, tol):
     largest entries, found in the pass over ``M``) can be kept; the mass
     outside them is reported so the caller can widen the candidates.
     """
-    if is_cupy(xp):  # pragma: no cover - GPU
-        import cupyx.scipy.sparse as sparse
-    else:
-        import scipy.sparse as sparse
     topv, topi, colv, coli = point.pattern
-    total = float(point.r.sum())
-    outside = max(total - float(topv.sum()), 0.0)
-    cand = xp.sort(topv.ravel())[::-1]
+    total = float(xp.sum(point.r))
+    outside = max(total - float(xp.sum(topv)), 0.0)
+    cand = xp.flip(xp.sort(xp.reshape(topv, (-1,))))
     # mass dropped when keeping the first j candidates: total - cumsum[j-1]
-    kept_mass = xp.cumsum(cand)
-    need = int(xp.searchsorted(-(total - kept_mass), -tol))  # first j with total - kept <= tol
+    kept_mass = xp.cumulative_sum(cand)
+    need = int(xp.searchsorted(-(total - kept_mass), xp.asarray(-tol, dtype=kept_mass.dtype)))  # first j: total - kept <= tol
     count = min(cand.shape[0], max(min_keep, need + 1))
-    threshold = cand[count - 1]
+    threshold = float(cand[count - 1])
     keep = topv >= threshold
     keep[:, 0] = True
     rows = xp.nonzero(keep)[0]
     cols = topi[keep]
     vals = topv[keep]
-    already = ((topi[coli] == xp.arange(m)[:, None]) & keep[coli]).any(axis=1)
-    extra = xp.nonzero(~already)[0]
-    rows = xp.concatenate([rows, coli[extra]])
-    cols = xp.concatenate([cols, extra])
-    vals = xp.concatenate([vals, colv[extra]])
-    dropped = total - float(vals.sum())
-    return sparse.csr_matrix((vals, (rows, cols)), shape=(n, m)), dropped, outside
+    # the columns whose largest entry is not among the kept ones get it added
+    columns = xp.arange(m, dtype=topi.dtype)
+    already = xp.any((xp.take(topi, coli, axis=0) == columns[:, None]) & xp.take(keep, coli, axis=0), axis=1)
+    extra = xp.nonzero(xp.logical_not(already))[0]
+    rows = xp.concat([rows, xp.astype(xp.take(coli, extra), rows.dtype)])
+    cols = xp.concat([cols, xp.astype(extra, cols.dtype)])
+    vals = xp.concat([vals, xp.take(colv, extra)])
+    dropped = total - float(xp.sum(vals))
+    return SparseRows(xp, vals, rows, cols, (n, m)), dropped, outside
 
 
 def _sinkhorn_iterations_left(errs, stopThr, window=10):
@@ -208,25 +206,24 @@ def _newton_direction(point, Ps, rhs, rtol, maxiter, xp):
     """Solve A_s x = rhs by Jacobi-preconditioned CG with the last column
     potential held fixed (gauge).  Returns (x, iterations)."""
     n = point.r.shape[0]
-    diag = xp.concatenate([point.r, point.c])
+    diag = xp.concat([point.r, point.c])
     inv_diag = 1.0 / diag
     inv_diag[-1] = 0.0
-    PsT = Ps.T.tocsr()
 
     def matvec(x):
         xf, xg = x[:n], x[n:]
-        y = xp.concatenate([point.r * xf + Ps @ xg, PsT @ xf + point.c * xg])
+        y = xp.concat([point.r * xf + Ps.matvec(xg), Ps.rmatvec(xf) + point.c * xg])
         y[-1] = 0.0
         return y
 
-    b = rhs.copy()
+    b = copy(xp, rhs)
     b[-1] = 0.0
     x = xp.zeros_like(b)
-    r = b.copy()
+    r = copy(xp, b)
     z = inv_diag * r
-    p = z.copy()
+    p = copy(xp, z)
     rz = float(r @ z)
-    tol = rtol * float(xp.linalg.norm(b))
+    tol = rtol * norm(xp, b)
     it = 0
     for it in range(1, maxiter + 1):
         Ap = matvec(p)
@@ -236,7 +233,7 @@ def _newton_direction(point, Ps, rhs, rtol, maxiter, xp):
         alpha = rz / pAp
         x += alpha * p
         r -= alpha * Ap
-        if float(xp.linalg.norm(r)) <= tol:
+        if norm(xp, r) <= tol:
             break
         z = inv_diag * r
         rz_new = float(r @ z)
@@ -307,7 +304,7 @@ def solve_sns(
         nnz = Ps.nnz
         if outside > tol and k < m:
             k = min(m, 2 * k, _MAX_CANDIDATES)
-        grad = xp.concatenate([problem.a - point.r, problem.b - point.c])
+        grad = xp.concat([problem.a - point.r, problem.b - point.c])
         delta, cg_it = _newton_direction(point, Ps, reg * grad, max(1e-12, min(0.1, point.err)), cg_maxiter, xp)
         cg_total += cg_it
         slope = float(grad @ delta)

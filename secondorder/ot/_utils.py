@@ -3,6 +3,9 @@
 import math
 import warnings
 
+import numpy as np
+
+from .._array_api import astype, is_real_floating
 from .._backend import get_namespace, kernels
 from .._validation import check_finite, check_int, check_positive
 
@@ -11,53 +14,66 @@ __all__ = ["OTProblem", "prepare", "warn_not_converged", "marginal_error", "Solu
 
 class OTProblem:
     """Validated inputs: marginals without their zero-mass entries, the cost
-    restricted to the support, and what is needed to restore full shapes."""
+    restricted to the support, and what is needed to restore full shapes.
 
-    def __init__(self, a, b, M, reg, rows, cols, shape, dtype, xp):
+    ``rows`` (``cols``) are the indices of the support of ``a`` (``b``) in
+    the full problem, None when it is all of it; ``row_map`` (``col_map``)
+    sends each full index to its place in the support, or to one past its
+    end (where a zero row or a ``-inf`` potential is put back).
+    """
+
+    def __init__(self, a, b, M, reg, rows, cols, row_map, col_map, shape, dtype, xp):
         self.a = a
         self.b = b
         self.M = M
         self.reg = reg
-        self.rows = rows  # support of a in the full problem (None: all)
+        self.rows = rows
         self.cols = cols
+        self.row_map = row_map
+        self.col_map = col_map
         self.shape = shape
         self.dtype = dtype
         self.xp = xp
         self.log_a = xp.log(a)
         self.log_b = xp.log(b)
 
+    def _expand(self, v, index_map, fill, axis):
+        if index_map is None:
+            return v
+        xp = self.xp
+        pad_shape = list(v.shape)
+        pad_shape[axis] = 1
+        padded = xp.concat([v, xp.full(tuple(pad_shape), fill, dtype=v.dtype)], axis=axis)
+        return xp.take(padded, index_map, axis=axis)
+
     def full_plan(self, P):
         """The plan on the full (n, m) grid, zero rows/columns restored."""
-        if self.rows is None and self.cols is None:
-            return P.astype(self.dtype, copy=False)
-        out = self.xp.zeros(self.shape, dtype=self.dtype)
-        rows = self.rows if self.rows is not None else self.xp.arange(self.shape[0])
-        cols = self.cols if self.cols is not None else self.xp.arange(self.shape[1])
-        out[self.xp.ix_(rows, cols)] = P
-        return out
+        P = astype(self.xp, P, self.dtype)
+        return self._expand(self._expand(P, self.row_map, 0.0, 0), self.col_map, 0.0, 1)
 
     def full_potentials(self, f, g):
         """``f, g`` on the full grid; zero-mass entries get ``-inf`` (a zero
         scaling: no mass leaves or arrives there)."""
-        xp = self.xp
+        return self._expand(f, self.row_map, -math.inf, 0), self._expand(g, self.col_map, -math.inf, 0)
 
-        def expand(v, idx, size):
-            if idx is None:
-                return v
-            out = xp.full(size, -xp.inf)
-            out[idx] = v
-            return out
 
-        return expand(f, self.rows, self.shape[0]), expand(g, self.cols, self.shape[1])
+def _given(w):
+    """Whether a marginal was given (POT: None or an empty list mean uniform)."""
+    if w is None:
+        return False
+    if isinstance(w, (list, tuple)):
+        return len(w) > 0
+    shape = getattr(w, "shape", None)
+    return not (shape is not None and len(shape) == 1 and shape[0] == 0)
 
 
 def _marginal(w, name, size, xp):
-    if w is None or (hasattr(w, "__len__") and len(w) == 0):
-        return xp.full(size, 1.0 / size)
+    if not _given(w):
+        return xp.full(size, 1.0 / size, dtype=xp.float64)
     w = xp.asarray(w, dtype=xp.float64)
     if w.ndim != 1:
         raise ValueError(
-            f"`{name}` must be a 1-D histogram; got shape {w.shape}. "
+            f"`{name}` must be a 1-D histogram; got shape {tuple(w.shape)}. "
             "Several target histograms at once are not supported: call once per histogram."
         )
     if w.shape[0] != size:
@@ -68,9 +84,20 @@ def _marginal(w, name, size, xp):
     check_finite(w, name, xp=xp)
     if bool(xp.any(w < 0)):
         raise ValueError(f"`{name}` must be non-negative (a histogram); it has {int(xp.sum(w < 0))} negative entries.")
-    if not float(w.sum()) > 0:
+    if not float(xp.sum(w)) > 0:
         raise ValueError(f"`{name}` has zero total mass; a histogram needs positive mass.")
     return w
+
+
+def _support(xp, w):
+    """(indices of the support, map of full indices into it), both None
+    when every entry has mass."""
+    mask = w > 0
+    if bool(xp.all(mask)):
+        return None, None
+    rows = xp.nonzero(mask)[0]
+    place = xp.cumulative_sum(xp.astype(mask, rows.dtype)) - 1
+    return rows, xp.where(mask, place, rows.shape[0])
 
 
 def prepare(a, b, M, reg, numItermax, stopThr):
@@ -78,14 +105,15 @@ def prepare(a, b, M, reg, numItermax, stopThr):
 
     Empty ``a``/``b`` mean uniform; ``M`` may be rectangular.  The working
     precision is float64 throughout; the plan is returned in ``M``'s dtype
-    (float32 stays float32).
+    (float32 stays float32).  Any array-API namespace: NumPy, CuPy,
+    PyTorch, array-api-strict.
     """
-    xp = get_namespace(a if a is not None and len(a) else None, b if b is not None and len(b) else None, M)
+    xp = get_namespace(a if _given(a) else None, b if _given(b) else None, M)
     M = xp.asarray(M)
     if M.ndim != 2 or M.shape[0] == 0 or M.shape[1] == 0:
-        raise ValueError(f"`M` must be a non-empty 2-D cost matrix (n, m); got shape {M.shape}.")
-    if not xp.issubdtype(M.dtype, xp.floating):
-        M = M.astype(xp.float64)
+        raise ValueError(f"`M` must be a non-empty 2-D cost matrix (n, m); got shape {tuple(M.shape)}.")
+    if not is_real_floating(xp, M.dtype):
+        M = astype(xp, M, xp.float64)
     check_finite(M, "M", xp=xp)
     dtype = M.dtype if M.dtype in (xp.float32, xp.float64) else xp.float64
     reg = check_positive(reg, "reg")
@@ -94,23 +122,23 @@ def prepare(a, b, M, reg, numItermax, stopThr):
     n, m = M.shape
     a = _marginal(a, "a", n, xp)
     b = _marginal(b, "b", m, xp)
-    sa, sb = float(a.sum()), float(b.sum())
+    sa, sb = float(xp.sum(a)), float(xp.sum(b))
     if abs(sa - sb) > 1e-6 * max(sa, sb):
         raise ValueError(
             f"`a` and `b` must have the same total mass; got {sa:.10g} and {sb:.10g}. "
             "Normalise them (a / a.sum(), b / b.sum()) or use unbalanced OT."
         )
-    rows = cols = None
-    if bool(xp.any(a == 0)):
-        rows = xp.nonzero(a > 0)[0]
-        a = a[rows]
-    if bool(xp.any(b == 0)):
-        cols = xp.nonzero(b > 0)[0]
-        b = b[cols]
-    if rows is not None or cols is not None:
-        M = M[xp.ix_(rows if rows is not None else xp.arange(n), cols if cols is not None else xp.arange(m))]
-    M = xp.ascontiguousarray(M)
-    return OTProblem(a, b, M, reg, rows, cols, (n, m), dtype, xp)
+    rows, row_map = _support(xp, a)
+    cols, col_map = _support(xp, b)
+    if rows is not None:
+        a = xp.take(a, rows)
+        M = xp.take(M, rows, axis=0)
+    if cols is not None:
+        b = xp.take(b, cols)
+        M = xp.take(M, cols, axis=1)
+    if xp is np:
+        M = np.ascontiguousarray(M)  # the numba kernels read rows
+    return OTProblem(a, b, M, reg, rows, cols, row_map, col_map, (n, m), dtype, xp)
 
 
 def warn_not_converged(name, err, stopThr, numItermax):
@@ -125,7 +153,7 @@ def warn_not_converged(name, err, stopThr, numItermax):
 def marginal_error(problem, r, c):
     """L1 marginal error ``||P 1 - a||_1 + ||P^T 1 - b||_1``."""
     xp = problem.xp
-    return float(xp.abs(r - problem.a).sum() + xp.abs(c - problem.b).sum())
+    return float(xp.sum(xp.abs(r - problem.a)) + xp.sum(xp.abs(c - problem.b)))
 
 
 class Solution:
@@ -168,7 +196,7 @@ def plan_result(problem, sol, numItermax, stopThr, log, warn, name):
     """The plan (one more pass, into a new array), or ``(plan, log)``."""
     xp = problem.xp
     _check(sol, numItermax, stopThr, warn, name)
-    P = kernels(xp).scaled_kernel(problem.M, sol.f, sol.g, problem.reg, xp.empty(problem.M.shape))
+    P = kernels(xp).scaled_kernel(problem.M, sol.f, sol.g, problem.reg, xp.empty(problem.M.shape, dtype=xp.float64))
     plan = problem.full_plan(P)
     return (plan, _log_dict(problem, sol, sol.passes + 1)) if log else plan
 

@@ -14,24 +14,26 @@ UPPER = 700.0
 
 
 def _exp(xp, z):
-    return xp.exp(xp.clip(z, LOWER, UPPER))
+    return xp.exp(xp.clip(z, min=LOWER, max=UPPER))
+
+
+def _lse(xp, t, axis):
+    mx = xp.max(t, axis=axis, keepdims=True)
+    mx = xp.where(xp.isfinite(mx), mx, 0.0)  # a row of -inf only: LSE -inf, not NaN
+    return xp.squeeze(mx, axis=axis) + xp.log(xp.sum(xp.exp(t - mx), axis=axis))
 
 
 def lse_rows(M, g, reg, out):
     """``out[i] = LSE_j((g_j - M_ij)/reg)``."""
     xp = get_namespace(M)
-    t = (g[None, :] - M) / reg
-    mx = t.max(axis=1)
-    out[:] = mx + xp.log(xp.exp(t - mx[:, None]).sum(axis=1))
+    out[...] = _lse(xp, (g[None, :] - M) / reg, 1)
     return out
 
 
 def lse_cols(M, f, reg, out):
     """``out[j] = LSE_i((f_i - M_ij)/reg)``."""
     xp = get_namespace(M)
-    t = (f[:, None] - M) / reg
-    mx = t.max(axis=0)
-    out[:] = mx + xp.log(xp.exp(t - mx[None, :]).sum(axis=0))
+    out[...] = _lse(xp, (f[:, None] - M) / reg, 0)
     return out
 
 
@@ -39,14 +41,14 @@ def scaled_kernel(M, f, g, reg, out):
     """``out = exp((f 1^T + 1 g^T - M)/reg)``: the plan, or the kernel of the
     scaling iterations after absorbing the potentials."""
     xp = get_namespace(M)
-    out[:] = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
+    out[...] = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
     return out
 
 
 def transport_cost(M, f, g, reg):
     """``sum_ij P_ij M_ij`` without storing ``P``."""
     xp = get_namespace(M)
-    return float((_exp(xp, (f[:, None] + g[None, :] - M) / reg) * M).sum())
+    return float(xp.sum(_exp(xp, (f[:, None] + g[None, :] - M) / reg) * M))
 
 
 def sns_eval(M, f, g, reg, k):
@@ -56,10 +58,10 @@ def sns_eval(M, f, g, reg, k):
     index)."""
     xp = get_namespace(M)
     P = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
-    r = P.sum(axis=1)
-    c = P.sum(axis=0)
-    order = xp.argsort(-P, axis=1, kind="stable")[:, :k]
+    r = xp.sum(P, axis=1)
+    c = xp.sum(P, axis=0)
+    order = xp.argsort(-P, axis=1, stable=True)[:, :k]
     topv = xp.take_along_axis(P, order, axis=1)
-    coli = P.argmax(axis=0)
-    colv = P[coli, xp.arange(P.shape[1])]
+    coli = xp.argmax(P, axis=0)
+    colv = xp.max(P, axis=0)
     return r, c, topv, order, colv, coli
