@@ -7,6 +7,8 @@ import numbers
 
 import numpy as np
 
+from ._array_api import copy as _copy
+from ._array_api import is_real_floating as _is_real_floating
 from ._backend import get_namespace
 
 __all__ = [
@@ -76,8 +78,15 @@ def check_finite(a, name, xp=None):
     return a
 
 
+def _not_text(value, name, what):
+    # float("1e-3") and float(True) succeed, but neither is a number a user meant to pass
+    if isinstance(value, (str, bytes, bool)):
+        raise TypeError(f"`{name}` must be {what}; got {value!r}.")
+
+
 def check_positive(value, name, allow_inf=False):
     """``value`` as a float that must be > 0."""
+    _not_text(value, name, "a positive number")
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:
@@ -89,6 +98,7 @@ def check_positive(value, name, allow_inf=False):
 
 def check_nonnegative(value, name):
     """``value`` as a finite float that must be >= 0."""
+    _not_text(value, name, "a non-negative number")
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:
@@ -107,12 +117,35 @@ def check_int(value, name, minimum=0):
     return int(value)
 
 
+def check_vector(v, size, name, xp, dtype=None):
+    """A vector argument of a model's products: shape ``(size,)`` (any
+    length when ``size`` is None), finite, real; integers and booleans become
+    ``dtype`` (float64 by default) instead of truncating the result."""
+    kind = getattr(getattr(v, "dtype", None), "kind", None)
+    if kind == "c":
+        raise TypeError(f"`{name}` must be real; got complex values.")
+    v = xp.asarray(v)
+    if not _is_real_floating(xp, v.dtype):
+        try:
+            v = xp.asarray(v, dtype=dtype or xp.float64)
+        except Exception as exc:
+            raise TypeError(f"`{name}` must be a vector of real numbers; got dtype {v.dtype}.") from exc
+    if v.ndim != 1 or (size is not None and v.shape[0] != size):
+        expected = f"({size},)" if size is not None else "a 1-D vector"
+        raise ValueError(f"`{name}` must have shape {expected}, one entry per variable; got shape {tuple(v.shape)}.")
+    check_finite(v, name, xp=xp)
+    return v
+
+
 def check_output(value, shape, name, xp, dtype):
     """The array a user callable returned, as ``dtype``, with shape ``shape``.
 
     ``name`` names the callable (``"jac"``, ``"hessp"``, ...) so the message
     points at the culprit.
     """
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if kind == "c" or isinstance(value, (complex, str, bytes)):
+        raise TypeError(f"`{name}` must return real numbers; got {getattr(value, 'dtype', type(value).__name__)}.")
     try:
         arr = xp.asarray(value, dtype=dtype)
     except Exception as exc:
@@ -120,8 +153,11 @@ def check_output(value, shape, name, xp, dtype):
             f"`{name}` must return an array of shape {shape}; got {type(value).__name__}."
         ) from exc
     if tuple(arr.shape) != tuple(shape):
+        what = "one entry per variable of x0" if len(shape) == 1 else "one row and column per variable of x0"
         raise ValueError(
-            f"`{name}` returned an array of shape {arr.shape}, expected {shape} "
-            "(the size of x0); check that it returns one entry per variable."
+            f"`{name}` returned an array of shape {tuple(arr.shape)}, expected {tuple(shape)} ({what})."
         )
+    if arr is value:
+        # the solver keeps what it is given: a callable that reuses one buffer must not change it later
+        arr = _copy(xp, arr)
     return arr

@@ -4,7 +4,7 @@ import numpy as np
 
 from .._array_api import array_min, cho_solve, cholesky, copy, diagonal, norm, trust_region_eig
 from .._backend import get_namespace
-from .._validation import check_output
+from .._validation import check_output, check_positive
 from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
 
 __all__ = ["DenseHessian"]
@@ -160,6 +160,7 @@ class DenseHessian(Curvature):
 
     def trust_step(self, g, radius):
         r"""Exact minimiser of ``g.s + s.H.s/2`` over ``||s|| <= radius``."""
+        radius = check_positive(radius, "radius")
         if not self._use_eigh():
             # Near a minimiser the Newton step is usually inside the region:
             # one Cholesky then settles it, at a fraction of an eigh's cost.

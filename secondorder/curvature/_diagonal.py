@@ -4,7 +4,7 @@ import numpy as np
 
 from .._array_api import array_min, copy, trust_region_eig
 from .._backend import get_namespace
-from .._validation import check_finite, check_nonnegative, check_output
+from .._validation import check_finite, check_nonnegative, check_output, check_positive
 from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
 
 __all__ = ["DiagonalModel", "DiagonalHessian"]
@@ -71,6 +71,7 @@ class DiagonalModel(Curvature):
         return v / d
 
     def trust_step(self, g, radius):
+        radius = check_positive(radius, "radius")
         return trust_region_eig(self._xp, self.diagonal(), g, radius)
 
 

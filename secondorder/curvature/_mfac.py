@@ -25,7 +25,7 @@ import numpy as np
 
 from .._array_api import from_host, to_numpy
 from .._backend import get_namespace, is_cupy, kernels
-from .._validation import check_int, check_output, check_positive
+from .._validation import check_int, check_output, check_positive, check_vector
 from ._base import Curvature, NotPositiveDefiniteError
 from ._dense import _cholesky
 
@@ -173,8 +173,17 @@ class MFAC(Curvature):
             g = check_output(g, (d,), "g", self._xp, self._G.dtype)
         except ValueError as exc:
             raise ValueError(f"MFAC: gradients must have length {d} (the first one's); got {np.shape(g)}.") from exc
-        if not bool(self._xp.all(self._xp.isfinite(g))):
-            raise ValueError("MFAC: the gradient holds NaN or inf; the window only takes finite gradients.")
+        # One pass: ||g||^2 is NaN or inf when g holds NaN or inf, and overflows (alone or over damp, in
+        # the float64 Gram matrix) when g is too large for the window's algebra.
+        with np.errstate(over="ignore", invalid="ignore"):  # judged just below
+            gg = float(g @ g)
+        if not (math.isfinite(gg) and math.isfinite(gg / self.damp)):
+            if not bool(self._xp.all(self._xp.isfinite(g))):
+                raise ValueError("MFAC: the gradient holds NaN or inf; the window only takes finite gradients.")
+            raise ValueError(
+                f"MFAC: the gradient is too large for damp={self.damp:g} (|g|^2 / damp overflows): scale the "
+                "loss or the gradients down, or raise `damp`."
+            )
         return g
 
     def _order(self):
@@ -298,6 +307,7 @@ class MFAC(Curvature):
         lam = self.damp + float(shift)
         if not lam > 0.0:
             raise NotPositiveDefiniteError(f"F + {float(shift):g} I is not positive definite (damp {self.damp:g}).")
+        v = self._vector(v)
         if self.n_grads == 0:
             return v / lam
         xp = self._xp
@@ -317,8 +327,15 @@ class MFAC(Curvature):
         g = self._G[(self._next - 1) % self.window]
         return self._inverse_apply(g, Gg, self.damp, use_chol=True)
 
+    def _vector(self, v):
+        return check_vector(v, None if self._G is None else self._G.shape[1], "v", self._xp_of(v))
+
+    def _xp_of(self, v):
+        return self._xp if getattr(self, "_xp", None) is not None else get_namespace(v)
+
     @_on_host
     def matvec(self, v):
+        v = self._vector(v)
         k = self.n_grads
         if k == 0:
             return self.damp * v
@@ -336,6 +353,7 @@ class MFAC(Curvature):
     @_on_host
     def trust_step(self, g, radius):
         r"""Exact minimiser of :math:`g^Ts + \frac12 s^T F s` over :math:`\|s\| \le \Delta`."""
+        radius = check_positive(radius, "radius")
         xp = get_namespace(g)
         gnorm2 = float(g @ g)
         k = self.n_grads
@@ -403,7 +421,13 @@ class MFACStatic(Curvature):
         self.dtype = xp.float32 if G.dtype == xp.float32 else xp.float64
         m = G.shape[0]
         self.window = m
-        A = xp.asarray(G @ G.T, dtype=xp.float64) / self.damp
+        with np.errstate(over="ignore", invalid="ignore"):  # judged just below
+            A = xp.asarray(G @ G.T, dtype=xp.float64) / self.damp
+        if not bool(xp.all(xp.isfinite(A))):
+            raise ValueError(
+                "`grads` are too large for `damp` (G G^T / damp overflows float64): scale the gradients down "
+                "or raise `damp`."
+            )
         A[xp.arange(m), xp.arange(m)] += m
         L = _cholesky(xp, A, 0.0)
         L = L[0] if isinstance(L, tuple) else L
@@ -424,6 +448,7 @@ class MFACStatic(Curvature):
             raise NotImplementedError("MFACStatic solves with its own damping only; build it with damp + shift.")
         W = self._W
         lam = self.damp
+        v = check_vector(v, W.shape[1], "v", self._xp)
         return (v / lam - W.T @ (W @ v.astype(W.dtype, copy=False)) / (lam * lam)).astype(v.dtype, copy=False)
 
     @_on_host
@@ -437,6 +462,7 @@ class MFACStatic(Curvature):
 
     @_on_host
     def trust_step(self, g, radius):
+        radius = check_positive(radius, "radius")
         raise NotImplementedError("MFACStatic is meant for pruning; use MFAC for trust-region steps.")
 
     @_on_host
@@ -528,6 +554,8 @@ class MFACStatic(Curvature):
 
 
 def _check_damp(damp):
+    if isinstance(damp, (str, bytes, bool)):
+        raise TypeError(f"`damp` must be a positive number; got {damp!r}.")
     try:
         value = float(damp)
     except (TypeError, ValueError) as exc:

@@ -4,7 +4,7 @@ import math
 
 from .._array_api import copy, norm
 from .._backend import get_namespace
-from .._validation import check_output
+from .._validation import check_int, check_output, check_positive
 from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
 
 __all__ = ["OperatorHessian"]
@@ -74,8 +74,12 @@ class OperatorHessian(Curvature):
         self._hessp = hessp
         self._operator = operator
         self.args = tuple(args)
+        if rtol is not None:
+            rtol = check_positive(rtol, "rtol")
+            if not rtol < 1.0:
+                raise ValueError(f"`rtol` must be in (0, 1): the CG residual relative to the right-hand side; got {rtol!r}.")
         self.rtol = rtol
-        self.maxiter = maxiter
+        self.maxiter = None if maxiter is None else check_int(maxiter, "maxiter", minimum=1)
         self.nhev = 0
         self.nfact = 0
         self.ncg = 0
@@ -191,6 +195,7 @@ class OperatorHessian(Curvature):
         :math:`\|s\|_M \le \Delta`; the M-norms are carried by recurrences,
         so no product with ``M`` is needed.
         """
+        radius = check_positive(radius, "radius")
         xp = self._xp
         radius = float(radius)
         self.hits_boundary = False

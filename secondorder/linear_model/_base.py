@@ -24,6 +24,7 @@ def check_X(X, name="X", check_finite_values=True):
     skipped by callers that made it already."""
     if scipy.sparse.issparse(X):
         X = X.tocsr()
+        _check_csr_structure(X, name)
         dtype = np.float32 if X.dtype == np.float32 else np.float64
         if X.dtype != dtype:
             X = X.astype(dtype)
@@ -46,6 +47,32 @@ def check_X(X, name="X", check_finite_values=True):
     if check_finite_values:
         check_finite(X, name)
     return X
+
+
+def _check_csr_structure(X, name):
+    """Raise ``ValueError`` on a malformed CSR matrix (SciPy does not check
+    the arrays it is built from): the kernels index by these arrays, so an
+    index out of range would read outside ``X``'s memory.  One O(nnz) pass,
+    nothing changed."""
+    n, d = X.shape
+    indptr, indices = X.indptr, X.indices
+    fix = "; build it from valid (data, indices, indptr) arrays, or from a dense array or COO triplets"
+    if indptr.shape != (n + 1,) or indices.shape != X.data.shape:
+        raise ValueError(f"`{name}` is a malformed CSR matrix: indptr must have n_samples + 1 = {n + 1} entries and "
+                         f"indices one per stored value{fix}.")
+    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or bool(np.any(indptr[1:] < indptr[:-1])):
+        raise ValueError(f"`{name}` is a malformed CSR matrix: indptr must start at 0, never decrease and end at "
+                         f"the number of stored values ({indices.shape[0]}){fix}.")
+    if indices.shape[0] and (int(indices.min()) < 0 or int(indices.max()) >= d):
+        raise ValueError(f"`{name}` is a malformed CSR matrix: its column indices must lie in [0, {d}); they span "
+                         f"{int(indices.min())} to {int(indices.max())}{fix}.")
+
+
+def _float_dtype(a):
+    """The dtype of a result computed for ``a``: its own when floating,
+    float64 for integers and booleans (never truncated)."""
+    dtype = np.asarray(a).dtype
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
 
 
 def check_sample_weight(sample_weight, n):
@@ -181,14 +208,14 @@ class GLMLoss:
     @host_roundtrip
     def grad(self, w):
         """The gradient :math:`\\nabla f(w)`, in ``w``'s dtype."""
-        return self._point(w)[1].astype(np.asarray(w).dtype, copy=True)
+        return self._point(w)[1].astype(_float_dtype(w), copy=True)
 
     @host_roundtrip
     def value_and_grad(self, w):
         """``(f(w), grad f(w))`` from one pass over ``X``: use as
         ``minimize(loss.value_and_grad, w0, jac=True, ...)``."""
         value, grad, _ = self._point(w)
-        return value, grad.astype(np.asarray(w).dtype, copy=True)
+        return value, grad.astype(_float_dtype(w), copy=True)
 
     def __call__(self, w):
         return self.value(w)
@@ -208,7 +235,7 @@ class GLMLoss:
             vb = np.zeros(self.n_outputs)
         out, out_b, total = self._curvature_product(state, V, vb, kind, rows)
         self.n_passes += 1
-        return self._join(out / total + self.alpha * V, out_b / total, v.dtype)
+        return self._join(out / total + self.alpha * V, out_b / total, _float_dtype(v))
 
     @host_roundtrip
     def hess(self, w):
@@ -394,4 +421,4 @@ class MinibatchOracles:
         K, d = coef.shape
         g = g.copy()
         g[: K * d] -= sampled.alpha * coef.reshape(-1)
-        return g.astype(np.asarray(w).dtype, copy=False)
+        return g.astype(_float_dtype(w), copy=False)

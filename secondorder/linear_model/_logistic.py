@@ -5,6 +5,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
@@ -16,6 +17,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from threadpoolctl import ThreadpoolController
 
 from ..optimize import minimize
+from ._base import _check_csr_structure
 from ._logistic_loss import LogisticLoss
 from ._softmax_loss import SoftmaxLoss
 
@@ -173,6 +175,13 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
                 stacklevel=4,
             )
         return res
+
+    def decision_function(self, X):
+        """Confidence scores, shape (n_samples, n_classes) (scikit-learn's)."""
+        if scipy.sparse.issparse(X):
+            # SciPy's products trust the index arrays: a malformed matrix gives garbage or worse
+            _check_csr_structure(X.tocsr(), "X")
+        return super().decision_function(X)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), in the order

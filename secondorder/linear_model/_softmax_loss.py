@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._validation import check_int
 from ._base import GLMLoss, row_blocks, symmetrise, syrk_add
 
 __all__ = ["SoftmaxLoss"]
@@ -68,7 +69,7 @@ class SoftmaxLoss(GLMLoss):
         if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
             raise ValueError("`y` must hold integer class indices 0 .. n_classes - 1; encode string labels first.")
         y = y.astype(np.int64)
-        K = int(y.max()) + 1 if self._n_classes is None else int(self._n_classes)
+        K = int(y.max()) + 1 if self._n_classes is None else check_int(self._n_classes, "n_classes", minimum=2)
         if y.min() < 0 or y.max() >= K:
             raise ValueError(f"`y` must hold class indices in 0 .. {K - 1}; got values from {y.min()} to {y.max()}.")
         if K < 2:

@@ -135,6 +135,8 @@ def _minimize_gns(
         )
     gamma = check_positive(gamma0, "gamma0")
     gamma_min = check_positive(gamma_min, "gamma_min")
+    if gamma_min > gamma:
+        raise ValueError(f"`gamma_min` ({gamma_min:g}) must not exceed `gamma0` ({gamma:g}): no trial could be made.")
     max_trials = check_int(max_trials, "max_trials", minimum=1)
     gtol, maxiter = resolve_common(x0, gtol, maxiter)
     xp = obj.xp

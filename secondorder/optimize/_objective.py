@@ -47,6 +47,9 @@ class Objective:
         self._memo = None  # (x, g) from a fun returning both
 
     def _value(self, f):
+        kind = getattr(getattr(f, "dtype", None), "kind", None)
+        if isinstance(f, (str, bytes, complex)) or kind == "c":
+            raise TypeError(f"`fun` must return a real number; got {f!r:.60}.")
         try:
             f = float(f)
         except (TypeError, ValueError) as exc:

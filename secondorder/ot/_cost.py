@@ -1,8 +1,11 @@
 """Ground costs: between point clouds, and between the cells of a grid."""
 
+import math
+
 import numpy as np
 
-from .._array_api import from_host, immutable_on_host, to_numpy
+from .._array_api import from_host, immutable_on_host, is_real_floating, to_numpy
+from .._validation import check_finite, check_positive
 from .._backend import get_namespace
 
 __all__ = ["dist", "grid_cost"]
@@ -29,8 +32,9 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2):
     M : ndarray, shape (n, m)
     """
     xp = get_namespace(x1, x2)
+    same = x2 is None or x2 is x1
     x1 = xp.asarray(x1)
-    x2 = x1 if x2 is None else xp.asarray(x2)
+    x2 = x1 if same else xp.asarray(x2)
     if x1.ndim == 1:
         x1 = x1[:, None]
     if x2.ndim == 1:
@@ -39,11 +43,29 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2):
         raise ValueError(
             f"`x1` and `x2` must be (n, d) and (m, d) arrays of points; got shapes {x1.shape} and {x2.shape}."
         )
+    for x, name in ((x1, "x1"), (x2, "x2")):
+        if not is_real_floating(xp, x.dtype):
+            if getattr(x.dtype, "kind", "") == "c":
+                raise TypeError(f"`{name}` must hold real coordinates; got complex values.")
+        check_finite(x, name, xp=xp)
     if metric in ("sqeuclidean", "euclidean"):
-        # ||x||^2 + ||y||^2 - 2 x.y with one GEMM; clipped at 0 against rounding.
-        M = xp.sum(x1 * x1, axis=1)[:, None] + xp.sum(x2 * x2, axis=1)[None, :] - 2.0 * (x1 @ x2.T)
+        # ||x||^2 + ||y||^2 - 2 x.y with one GEMM; clipped at 0 against rounding.  Coordinates beyond 1e150
+        # are scaled first, so that their squares do not overflow.
+        scale = max(float(xp.max(xp.abs(x1))) if x1.shape[0] else 0.0, float(xp.max(xp.abs(x2))) if x2.shape[0] else 0.0)
+        scale = scale if scale > 1e150 else 1.0
+        y1, y2 = (x1 / scale, x2 / scale) if scale != 1.0 else (x1, x2)
+        M = xp.sum(y1 * y1, axis=1)[:, None] + xp.sum(y2 * y2, axis=1)[None, :] - 2.0 * (y1 @ y2.T)
         M = xp.clip(M, min=0.0)
-        return xp.sqrt(M) if metric == "euclidean" else M
+        if same:  # a point's distance to itself is 0, not the formula's rounding error
+            M = xp.where(xp.eye(M.shape[0], dtype=xp.bool), 0.0, M)
+        if metric == "euclidean":
+            return xp.sqrt(M) * scale if scale != 1.0 else xp.sqrt(M)
+        if scale != 1.0:
+            if not math.isfinite(float(xp.max(M)) * scale * scale):
+                raise ValueError("squared distances between these points overflow float64: scale the points down "
+                                 "(or use metric='euclidean').")
+            M = M * (scale * scale)
+        return M
     from scipy.spatial.distance import cdist
 
     # the other metrics are SciPy's, on the host
@@ -75,13 +97,20 @@ def grid_cost(shape, metric="sqeuclidean", spacing=None):
     -------
     M : ndarray, shape (prod(shape), prod(shape))
     """
-    shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+    given = shape
+    shape = (shape,) if np.isscalar(shape) else tuple(shape)
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
+        raise TypeError(f"`shape` must be an int or a tuple of one or two ints; got {given!r}.")
+    shape = tuple(int(s) for s in shape)
     if len(shape) not in (1, 2) or min(shape) < 1:
         raise ValueError(f"`shape` must describe a 1-D or 2-D grid with positive sizes; got {shape}.")
     if spacing is None:
         spacing = (1.0 / max(shape),) * len(shape)
-    elif np.isscalar(spacing):
-        spacing = (float(spacing),) * len(shape)
+    else:
+        spacing = (spacing,) * len(shape) if np.isscalar(spacing) else tuple(spacing)
+        if len(spacing) != len(shape):
+            raise ValueError(f"`spacing` must have one entry per axis of the grid ({len(shape)}); got {len(spacing)}.")
+        spacing = tuple(check_positive(h, "spacing") for h in spacing)
     axes = [np.arange(s) * h for s, h in zip(shape, spacing)]
     points = np.stack([c.ravel() for c in np.meshgrid(*axes, indexing="ij")], axis=1)
     return dist(points, points, metric=metric)

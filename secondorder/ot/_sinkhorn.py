@@ -73,11 +73,13 @@ def sinkhorn(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=
 
 
 @immutable_on_host
-def sinkhorn2(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=False, warmstart=None, **kwargs):
+def sinkhorn2(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, **kwargs):
     r"""Transport cost :math:`\langle P^\star, M \rangle` of the entropic plan.
 
     POT's ``sinkhorn2``: the linear cost, without the entropic term; same
-    arguments as :func:`sinkhorn`, ``warn`` off by default.  The cost is
+    arguments as :func:`sinkhorn`.  ``warn`` is on by default (POT's is
+    off): a cost from iterations that did not converge is wrong, and says
+    so.  The cost is
     accumulated from the potentials in one pass over ``M``; the plan is
     never stored.
     """

@@ -163,11 +163,30 @@ def test_warmstart_and_inputs_unchanged():
     assert np.array_equal(M, M0) and np.array_equal(a, a0)
 
 
-def test_not_converged_warns_and_sinkhorn2_does_not():
+def test_not_converged_warns():
     M = _clouds(40, 40, seed=9)
     with pytest.warns(UserWarning, match="did not converge.*numItermax"):
         ot.sinkhorn([], [], M, 1e-3, method="sinkhorn_log", numItermax=3)
-    ot.sinkhorn2([], [], M, 1e-3, method="sinkhorn_log", numItermax=3)  # warn=False by default, as POT
+    with pytest.warns(UserWarning, match="did not converge"):  # the cost is wrong: said so, unlike POT
+        ot.sinkhorn2([], [], M, 1e-3, method="sinkhorn_log", numItermax=3)
+    ot.sinkhorn2([], [], M, 1e-3, method="sinkhorn_log", numItermax=3, warn=False)
+
+
+def test_costs_and_grids_check_their_input():
+    x = np.random.default_rng(0).random((5, 2))
+    assert np.all(np.diag(ot.dist(x, metric="euclidean")) == 0.0)
+    big = ot.dist(x * 1e200, metric="euclidean")
+    np.testing.assert_allclose(big / 1e200, ot.dist(x, metric="euclidean"), rtol=1e-12)
+    for call, exc, match in [
+        (lambda: ot.dist(x * 1e200), ValueError, "overflow"),
+        (lambda: ot.dist(np.array([[np.nan, 1.0]])), ValueError, "`x1` must be finite"),
+        (lambda: ot.grid_cost((2, 3), spacing=(0.1,)), ValueError, "one entry per axis"),
+        (lambda: ot.grid_cost(2.5), TypeError, "`shape`"),
+        (lambda: ot.grid_cost(3, spacing=0.0), ValueError, "`spacing`"),
+        (lambda: ot.grid_cost(3, spacing=np.nan), ValueError, "`spacing`"),
+    ]:
+        with pytest.raises(exc, match=match):
+            call()
 
 
 def test_verbose_prints(capsys):

@@ -1,0 +1,171 @@
+"""Bad and odd inputs: a clear error naming the argument, or a correct
+result; never a crash, a NaN, a truncated result or a changed input."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import warnings
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from secondorder import minimize, ot
+from secondorder.curvature import MFAC, DenseHessian, MFACStatic, OperatorHessian
+from secondorder.linear_model import LogisticLoss, SoftmaxLoss
+
+
+def _malformed(kind):
+    X = sp.csr_matrix(np.eye(4) + np.diag(np.ones(3), 1))
+    if kind == "negative index":
+        X.indices[0] = -1
+    elif kind == "index past the end":
+        X.indices[0] = 7
+    else:
+        X.indptr[1] = 5
+    return X
+
+
+@pytest.mark.parametrize("kind", ["negative index", "index past the end", "decreasing indptr"])
+def test_malformed_csr_is_an_error_before_any_kernel(kind):
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="`X` is a malformed CSR matrix"):
+        LogisticLoss(_malformed(kind), y)
+    with pytest.raises(ValueError, match="`X` is a malformed CSR matrix"):
+        SoftmaxLoss(_malformed(kind), y)
+    pytest.importorskip("sklearn")
+    from secondorder.linear_model import LogisticRegression
+
+    clf = LogisticRegression().fit(sp.csr_matrix(np.eye(4)), y)
+    with pytest.raises(ValueError, match="`X` is a malformed CSR matrix"):
+        LogisticRegression().fit(_malformed(kind), y)
+    with pytest.raises(ValueError, match="`X` is a malformed CSR matrix"):
+        clf.predict(_malformed(kind))
+
+
+@pytest.mark.parametrize("method", ["trust-region", "gns"])
+def test_a_gradient_buffer_reused_by_fun_does_not_corrupt_the_solve(method):
+    buf = np.zeros(3)
+
+    def f(x):
+        buf[:] = 2.0 * (x - 1.0)
+        return float(np.sum((x - 1.0) ** 2)), buf
+
+    res = minimize(f, np.zeros(3), jac=True, hess=lambda x: 2.0 * np.eye(3), method=method)
+    assert res.success
+    np.testing.assert_allclose(res.x, 1.0, atol=1e-8)
+    np.testing.assert_allclose(res.jac, 2.0 * (res.x - 1.0), atol=1e-14)
+
+
+def test_integer_vectors_are_not_truncated():
+    rng = np.random.default_rng(0)
+    v = np.arange(6)
+    model = MFAC(3, damp=0.1)
+    for g in rng.standard_normal((4, 6)):
+        model.update(None, g)
+    np.testing.assert_allclose(model.solve(v), model.solve(v.astype(float)), rtol=1e-14)
+    np.testing.assert_allclose(model.matvec(v), model.matvec(v.astype(float)), rtol=1e-14)
+    static = MFACStatic(rng.standard_normal((3, 6)), damp=0.1)
+    np.testing.assert_allclose(static.solve(v), static.solve(v.astype(float)), rtol=1e-14)
+    X, y = rng.standard_normal((20, 5)), rng.integers(0, 2, 20)
+    loss = LogisticLoss(X, y)
+    w = np.array([1, -1, 0, 2, 1, 0])
+    assert loss.grad(w).dtype == np.float64
+    np.testing.assert_allclose(loss.grad(w), loss.grad(w.astype(float)), rtol=1e-14)
+    np.testing.assert_allclose(loss.hessp(w, w), loss.hessp(w.astype(float), w.astype(float)), rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: OperatorHessian(lambda x, v: v, maxiter=0), ValueError, "`maxiter`"),
+        (lambda: OperatorHessian(lambda x, v: v, rtol=2.0), ValueError, "`rtol`"),
+        (lambda: MFAC(4, damp="1e-3"), TypeError, "`damp`"),
+        (lambda: DenseHessian(lambda x: np.eye(2)).trust_step(np.ones(2), -1.0), ValueError, "`radius`"),
+        (lambda: DenseHessian(lambda x: np.eye(2)).trust_step(np.ones(2), np.nan), ValueError, "`radius`"),
+        (lambda: DenseHessian(lambda x: np.eye(2)).trust_step(np.ones(2), 0.0), ValueError, "`radius`"),
+        (lambda: MFAC(2, damp=1e-3).update(None, np.full(4, 1e200)), ValueError, "too large"),
+        (lambda: MFACStatic(np.full((2, 4), 1e200)), ValueError, "too large"),
+        (lambda: MFACStatic(np.ones((2, 4))).solve(np.array([1.0, np.nan, 0.0, 0.0])), ValueError, "`v` must be finite"),
+        (lambda: MFACStatic(np.ones((2, 4))).solve(np.ones(5)), ValueError, "`v` must have shape"),
+        (lambda: SoftmaxLoss(np.ones((3, 2)), [0, 1, 2], n_classes=3.7), TypeError, "`n_classes`"),
+        (lambda: minimize(lambda x: x @ x, np.ones(2), jac=lambda x: 2 * x, hess=lambda x: 2 * np.eye(2),
+                          method="gns", options={"gamma0": 1e-3, "gamma_min": 1.0}), ValueError, "`gamma_min`"),
+        (lambda: minimize(lambda x: "1.5", np.ones(2), jac=lambda x: x, hess=lambda x: np.eye(2)), TypeError, "`fun`"),
+        (lambda: minimize(lambda x: 1.0, np.ones(2), jac=lambda x: x + 1j, hess=lambda x: np.eye(2)), TypeError, "`jac`"),
+    ],
+)
+def test_invalid_input_is_a_clear_error(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+# ------------------------------------------------------------ properties
+_odd_floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.sampled_from([0.0, -0.0, 1e-300, 1e300, -1e300, np.nan, np.inf]),
+)
+
+
+# no shrinking: a failure is reported as drawn (shrinking a solver's input can take minutes)
+_FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=(Phase.explicit, Phase.reuse, Phase.generate))
+
+
+@settings(max_examples=60, **_FAST)
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=5), elements=_odd_floats))
+def test_sinkhorn_on_odd_costs(M):
+    """An odd cost matrix: a ValueError naming `M`, or a finite plan whose
+    marginals are right to stopThr unless a warning says it did not converge
+    (costs of 1e10 over reg = 1 leave float64 potentials a few digits); the
+    input is never changed."""
+    before = M.copy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            P, log = ot.sinkhorn([], [], M, 1.0, log=True)
+        except ValueError as exc:
+            assert "`M`" in str(exc) or "M has" in str(exc)
+            P = None
+    if P is not None:
+        assert np.all(np.isfinite(P))
+        n, m = P.shape
+        err = np.abs(P.sum(axis=1) - 1 / n).sum() + np.abs(P.sum(axis=0) - 1 / m).sum()
+        converged = not any("did not converge" in str(w.message) for w in caught)
+        assert err < 1e-8 if converged else log["err"][-1] >= 1e-9
+    np.testing.assert_array_equal(M, before)
+
+
+@settings(max_examples=60, **_FAST)
+@given(
+    hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), elements=_odd_floats),
+    st.integers(0, 3),
+)
+def test_logistic_loss_on_odd_data(X, seed):
+    """Odd features: a ValueError/TypeError naming `X` or `y`, or a finite
+    loss and gradient; the input is never changed."""
+    before = X.copy()
+    y = np.random.default_rng(seed).integers(0, 2, X.shape[0] if X.ndim else 1)
+    try:
+        loss = LogisticLoss(X, y)
+    except (ValueError, TypeError) as exc:
+        assert "`X`" in str(exc) or "`y`" in str(exc)
+    else:
+        value, grad = loss.value_and_grad(loss.initial_params())
+        assert np.isfinite(value) and np.all(np.isfinite(grad))
+    np.testing.assert_array_equal(X, before)
+
+
+@settings(max_examples=40, **_FAST)
+@given(hnp.arrays(np.float64, st.integers(1, 5), elements=_odd_floats))
+def test_minimize_from_odd_starting_points(x0):
+    """A non-finite x0 is a ValueError naming it; a finite one (even huge)
+    gives a finite answer or an unsuccessful result, never success with NaN."""
+    before = x0.copy()
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # the user's function overflows, not ours
+            res = minimize(lambda x: float(x @ x), x0, jac=lambda x: 2 * x, hess=lambda x: 2 * np.eye(x.shape[0]))
+    except ValueError as exc:
+        assert "`x0`" in str(exc) or "`fun`" in str(exc) or "non-finite" in str(exc)
+    else:
+        assert not res.success or np.all(np.isfinite(res.x))
+    np.testing.assert_array_equal(x0, before)
