@@ -3,12 +3,14 @@
 ``sinkhorn(a, b, M, reg, method="sns")`` and ``sinkhorn2`` take the
 arguments of ``ot.sinkhorn`` / ``ot.sinkhorn2``; the solvers are
 Sinkhorn-Newton-Sparse (:func:`sinkhorn_newton_sparse`), log-domain Sinkhorn
-(:func:`sinkhorn_log`) and stabilised scaling iterations
-(:func:`sinkhorn_stabilized`).  :func:`dist` and :func:`grid_cost` build cost
+(:func:`sinkhorn_log`), stabilised scaling iterations
+(:func:`sinkhorn_stabilized`) and epsilon scaling
+(:func:`sinkhorn_epsilon_scaling`).  :func:`dist` and :func:`grid_cost` build cost
 matrices.
 """
 
 from ._cost import dist, grid_cost
+from ._epsilon_scaling import sinkhorn_epsilon_scaling
 from ._scaling import sinkhorn_stabilized
 from ._sinkhorn import sinkhorn, sinkhorn2
 from ._sinkhorn_log import sinkhorn_log
@@ -19,6 +21,7 @@ __all__ = [
     "sinkhorn2",
     "sinkhorn_log",
     "sinkhorn_stabilized",
+    "sinkhorn_epsilon_scaling",
     "sinkhorn_newton_sparse",
     "dist",
     "grid_cost",

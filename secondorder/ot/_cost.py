@@ -12,7 +12,7 @@ __all__ = ["dist", "grid_cost"]
 
 
 @immutable_on_host
-def dist(x1, x2=None, metric="sqeuclidean", p=2):
+def dist(x1, x2=None, metric="sqeuclidean", p=2, w=None, backend="auto", nx=None, use_tensor=False):
     r"""Cost matrix between two point clouds, as POT's ``ot.dist``.
 
     Parameters
@@ -26,6 +26,13 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2):
         ``"minkowski"`` with ``p``, ...).
     p : float
         Exponent of the Minkowski metric.
+    w : array, optional
+        Weights of the coordinates, for the metrics of
+        :func:`~scipy.spatial.distance.cdist` that take them, the Euclidean
+        ones included (POT ignores ``w`` for those).
+    backend, nx, use_tensor
+        POT's backend arguments, accepted for compatibility: the result is
+        always in the arrays' own library.
 
     Returns
     -------
@@ -48,7 +55,7 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2):
             if getattr(x.dtype, "kind", "") == "c":
                 raise TypeError(f"`{name}` must hold real coordinates; got complex values.")
         check_finite(x, name, xp=xp)
-    if metric in ("sqeuclidean", "euclidean"):
+    if metric in ("sqeuclidean", "euclidean") and w is None:
         # ||x||^2 + ||y||^2 - 2 x.y with one GEMM; clipped at 0 against rounding.  Coordinates beyond 1e150
         # are scaled first, so that their squares do not overflow.
         scale = max(float(xp.max(xp.abs(x1))) if x1.shape[0] else 0.0, float(xp.max(xp.abs(x2))) if x2.shape[0] else 0.0)
@@ -70,6 +77,8 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2):
 
     # the other metrics are SciPy's, on the host
     kwargs = {"p": p} if metric == "minkowski" else {}
+    if w is not None:
+        kwargs["w"] = to_numpy(xp.asarray(w))
     M = cdist(to_numpy(x1), to_numpy(x2), metric=metric, **kwargs)
     return M if xp is np else from_host(xp, M, x1)
 

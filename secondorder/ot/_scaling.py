@@ -4,8 +4,9 @@ import math
 
 from .._array_api import immutable_on_host
 from .._backend import kernels
+from .._validation import check_int, check_positive
 from ._sinkhorn_log import _no_options, initial_potentials
-from ._utils import Solution, plan_result, prepare
+from ._utils import Solution, batched_costs, is_batched, plan_result, prepare
 
 __all__ = ["sinkhorn_stabilized"]
 
@@ -15,7 +16,7 @@ __all__ = ["sinkhorn_stabilized"]
 _TAU = 50.0
 
 
-def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=None):
+def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=None, tau=None, print_period=10):
     r"""Sinkhorn's scaling iterations with absorption (Schmitzer 2019).
 
     With :math:`\tilde K = \exp((f \oplus g - M)/\varepsilon)` built from
@@ -27,7 +28,9 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
     fraction of a log-sum-exp pass: the cheap way to warm up a Newton method.
 
     ``stop(errs)``, when given, is called after each iteration with the
-    errors so far and ends the iterations when it returns True.
+    errors so far and ends the iterations when it returns True.  ``tau``:
+    absorb when a scaling leaves :math:`[1/\tau, \tau]` (POT's threshold;
+    default :math:`e^{50}`).
 
     Returns a :class:`Solution` whose potentials include the last scalings.
     """
@@ -43,7 +46,12 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
     passes += 1
     u = xp.ones(M.shape[0], dtype=xp.float64)
     v = xp.ones(M.shape[1], dtype=xp.float64)
-    hi, lo = math.exp(_TAU), math.exp(-_TAU)
+    if tau is None:
+        hi, lo = math.exp(_TAU), math.exp(-_TAU)
+    else:
+        hi = min(check_positive(tau, "tau"), math.exp(_TAU))  # tau <= 1: absorb at every iteration, as POT
+        lo = 1.0 / hi
+    print_period = check_int(print_period, "print_period", minimum=1)
     errs = []
     if verbose:
         print(f"{'It.':>5}|{'Err':>12}\n" + "-" * 19)
@@ -54,7 +62,7 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
             # Columns are exact after the v-update; rows: u * (K v).
             err = float(xp.sum(xp.abs(u * Kv - a)))
             errs.append(err)
-            if verbose and (it % 10 == 1 or err < stopThr):
+            if verbose and ((it - 1) % print_period == 0 or err < stopThr):
                 print(f"{it:>5}|{err:>12.6e}")
             if err < stopThr or it == numItermax or (stop is not None and stop(errs)):
                 break
@@ -71,18 +79,22 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
     return Solution(f + reg * xp.log(u), g + reg * xp.log(v), errs, passes)
 
 
-def solve_stabilized(problem, numItermax, stopThr, verbose=False, warmstart=None, **unknown):
+def solve_stabilized(problem, numItermax, stopThr, verbose=False, warmstart=None, tau=None, print_period=10, **unknown):
     _no_options(unknown, "sinkhorn")
     f, g = initial_potentials(problem, warmstart)
-    return scaling_iterations(problem, f, g, numItermax, stopThr, verbose)
+    return scaling_iterations(problem, f, g, numItermax, stopThr, verbose, tau=tau, print_period=print_period)
 
 
 @immutable_on_host
-def sinkhorn_stabilized(a, b, M, reg, numItermax=1000, stopThr=1e-9, verbose=False, log=False, warn=True, warmstart=None, **kwargs):
+def sinkhorn_stabilized(a, b, M, reg, numItermax=1000, tau=None, stopThr=1e-9, warmstart=None, verbose=False,
+                        print_period=10, log=False, warn=True, **kwargs):
     r"""Entropic OT by Sinkhorn's scaling iterations with absorption.
 
-    Same problem, arguments and outputs as
-    :func:`~secondorder.ot.sinkhorn_log`; each iteration is two
+    The arguments of POT's ``sinkhorn_stabilized``, in its order; ``tau``
+    (default :math:`e^{50}`, POT's 1e3) is the absorption threshold of the
+    scalings.  Same problem and outputs as
+    :func:`~secondorder.ot.sinkhorn_log` (a 2-D ``b``: the costs of its
+    columns, as :func:`~secondorder.ot.sinkhorn`); each iteration is two
     matrix-vector products with the absorbed kernel instead of two
     log-sum-exp passes, and the scalings are absorbed into the potentials
     before they can overflow, so it is stable at any ``reg``
@@ -93,6 +105,10 @@ def sinkhorn_stabilized(a, b, M, reg, numItermax=1000, stopThr=1e-9, verbose=Fal
     .. [1] B. Schmitzer, "Stabilized sparse scaling algorithms for entropy
        regularized transport problems", SIAM J. Sci. Comput. 41(3), 2019.
     """
+    options = dict(kwargs, tau=tau, print_period=print_period)
+    if is_batched(b):
+        return batched_costs(solve_stabilized, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
+                             "sinkhorn", **options)
     problem = prepare(a, b, M, reg, numItermax, stopThr)
-    sol = solve_stabilized(problem, numItermax, stopThr, verbose, warmstart, **kwargs)
+    sol = solve_stabilized(problem, numItermax, stopThr, verbose, warmstart, **options)
     return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn")

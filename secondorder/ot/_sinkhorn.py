@@ -1,10 +1,11 @@
 r"""POT-compatible front doors: ``sinkhorn`` and ``sinkhorn2``."""
 
 from .._array_api import immutable_on_host
+from ._epsilon_scaling import solve_epsilon_scaling
 from ._scaling import solve_stabilized
 from ._sinkhorn_log import solve_log
 from ._sns import solve_sns
-from ._utils import cost_result, plan_result, prepare
+from ._utils import batched_costs, cost_result, is_batched, plan_result, prepare
 
 __all__ = ["sinkhorn", "sinkhorn2"]
 
@@ -14,15 +15,25 @@ _SOLVERS = {
     "sinkhorn_log": (solve_log, "sinkhorn_log"),
     "sinkhorn": (solve_stabilized, "sinkhorn"),
     "sinkhorn_stabilized": (solve_stabilized, "sinkhorn"),
+    "sinkhorn_epsilon_scaling": (solve_epsilon_scaling, "sinkhorn_epsilon_scaling"),
 }
 
 
-def _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warmstart, kwargs):
+def _method(method):
     if not isinstance(method, str) or method.lower() not in _SOLVERS:
         raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(_SOLVERS)}.")
-    solver, name = _SOLVERS[method.lower()]
+    return _SOLVERS[method.lower()]
+
+
+def _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warmstart, kwargs):
+    solver, name = _method(method)
     problem = prepare(a, b, M, reg, numItermax, stopThr)
     return problem, solver(problem, numItermax, stopThr, verbose, warmstart, **kwargs), name
+
+
+def _batched(a, b, M, reg, method, numItermax, stopThr, verbose, log, warn, warmstart, kwargs):
+    solver, name = _method(method)
+    return batched_costs(solver, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, name, **kwargs)
 
 
 @immutable_on_host
@@ -36,29 +47,37 @@ def sinkhorn(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=
 
     Parameters
     ----------
-    a, b : array_like, shape (n,), (m,)
+    a, b : array_like, shape (n,), (m,) or (m, k)
         Histograms (empty: uniform).  Zero-mass entries are removed for the
-        solve and restored as zero rows/columns of the plan.
+        solve and restored as zero rows/columns of the plan.  A 2-D ``b``
+        holds ``k`` target histograms, one per column: as in POT, the
+        result is then the vector of the ``k`` transport costs (each
+        column solved on its own).
     M : array_like, shape (n, m)
         Cost matrix; float32 or float64 (the plan has its dtype).
     reg : float
         Entropic regularisation, > 0.
-    method : {"sns", "sinkhorn_log", "sinkhorn"}
+    method : {"sns", "sinkhorn_log", "sinkhorn", "sinkhorn_epsilon_scaling"}
         ``"sns"`` (default): Sinkhorn-Newton-Sparse
         (:func:`~secondorder.ot.sinkhorn_newton_sparse`); ``"sinkhorn_log"``:
         log-domain Sinkhorn (:func:`~secondorder.ot.sinkhorn_log`);
         ``"sinkhorn"`` (alias ``"sinkhorn_stabilized"``): scaling iterations
-        with absorption.  All three are stable for small ``reg``.
+        with absorption; ``"sinkhorn_epsilon_scaling"``: log-domain Sinkhorn
+        along a decreasing regularisation
+        (:func:`~secondorder.ot.sinkhorn_epsilon_scaling`).  All three are stable for small ``reg``.
     numItermax : int
         Maximum number of iterations (Sinkhorn and Newton together for SNS).
     stopThr : float
         Stop when the L1 marginal error ``||P 1 - a||_1 + ||P^T 1 - b||_1``
-        falls below it.
+        falls below it; 0 runs exactly ``numItermax`` iterations (and warns
+        that it did not converge, as POT does).
     verbose, log, warn, warmstart
         As in POT: print progress; also return the log dict; warn when
         ``stopThr`` is not reached; ``(log_u, log_v)`` to start from.
     **kwargs
-        Options of the method (SNS: ``n_sinkhorn``, ``sparsity``, ...).
+        Options of the method (SNS: ``n_sinkhorn``, ``sparsity``, ...;
+        ``"sinkhorn"``: POT's ``tau``).  POT's ``print_period`` is accepted
+        by every method (the period of the ``verbose`` lines).
 
     Returns
     -------
@@ -68,6 +87,8 @@ def sinkhorn(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=
         ``log_u``, ``log_v`` (``f/reg``, ``g/reg``, POT's names),
         ``n_passes`` (passes over n x n arrays) and the method's own keys.
     """
+    if is_batched(b):
+        return _batched(a, b, M, reg, method, numItermax, stopThr, verbose, log, warn, warmstart, kwargs)
     problem, sol, name = _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warmstart, kwargs)
     return plan_result(problem, sol, numItermax, stopThr, log, warn, name)
 
@@ -83,5 +104,7 @@ def sinkhorn2(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose
     accumulated from the potentials in one pass over ``M``; the plan is
     never stored.
     """
+    if is_batched(b):
+        return _batched(a, b, M, reg, method, numItermax, stopThr, verbose, log, warn, warmstart, kwargs)
     problem, sol, name = _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warmstart, kwargs)
     return cost_result(problem, sol, numItermax, stopThr, log, warn, name)

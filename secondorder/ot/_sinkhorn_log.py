@@ -4,7 +4,8 @@ import math
 
 from .._array_api import immutable_on_host
 from .._backend import kernels
-from ._utils import Solution, plan_result, prepare
+from .._validation import check_int
+from ._utils import Solution, batched_costs, is_batched, plan_result, prepare
 
 __all__ = ["sinkhorn_log"]
 
@@ -72,6 +73,9 @@ def sinkhorn_log(a, b, M, reg, numItermax=1000, stopThr=1e-9, verbose=False, log
     .. [2] B. Schmitzer, "Stabilized sparse scaling algorithms for entropy
        regularized transport problems", SIAM J. Sci. Comput. 41(3), 2019.
     """
+    if is_batched(b):
+        return batched_costs(solve_log, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
+                             "sinkhorn_log", **kwargs)
     problem = prepare(a, b, M, reg, numItermax, stopThr)
     sol = solve_log(problem, numItermax, stopThr, verbose, warmstart, **kwargs)
     return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn_log")
@@ -108,13 +112,15 @@ def sweeps(problem, f, g, count):
     return f, g
 
 
-def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, **unknown):
+def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, print_period=10, potentials=None, **unknown):
     """Log-domain Sinkhorn on a prepared problem; returns a Solution."""
     _no_options(unknown, "sinkhorn_log")
+    print_period = check_int(print_period, "print_period", minimum=1)
     xp = problem.xp
     k = kernels(xp)
     M, reg = problem.M, problem.reg
-    f, g = initial_potentials(problem, warmstart)
+    # ``potentials``: (f, g) on the support, from a previous solve (epsilon scaling's stages)
+    f, g = initial_potentials(problem, warmstart) if potentials is None else potentials
     lse_r = xp.empty(M.shape[0], dtype=xp.float64)
     lse_c = xp.empty(M.shape[1], dtype=xp.float64)
     errs = []
@@ -129,7 +135,7 @@ def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, **unk
             # (f, g) follow from this pass: P 1 = exp(f/reg + LSE).
             err = float(xp.sum(xp.abs(xp.exp(f / reg + lse_r) - problem.a)))
             errs.append(err)
-            if verbose and (it % 10 == 1 or err < stopThr):
+            if verbose and ((it - 1) % print_period == 0 or err < stopThr):
                 print(f"{it:>5}|{err:>12.6e}")
             if not math.isfinite(err):
                 raise FloatingPointError("sinkhorn_log: non-finite marginal error; please report this input.")

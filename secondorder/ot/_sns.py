@@ -7,7 +7,7 @@ from .._backend import kernels
 from .._validation import check_int, check_positive
 from ._scaling import scaling_iterations
 from ._sinkhorn_log import initial_potentials, sweeps
-from ._utils import Solution, marginal_error, plan_result, prepare
+from ._utils import Solution, batched_costs, is_batched, marginal_error, plan_result, prepare
 
 __all__ = ["sinkhorn_newton_sparse"]
 
@@ -40,6 +40,7 @@ def sinkhorn_newton_sparse(
     max_linesearch=8,
     fallback_sweeps=10,
     adaptive=True,
+    print_period=10,
 ):
     r"""Entropic OT by Sinkhorn-Newton-Sparse (Tang et al., ICLR 2024).
 
@@ -104,6 +105,9 @@ def sinkhorn_newton_sparse(
         Sinkhorn sweeps taken when a Newton step fails.
     adaptive : bool
         Let Sinkhorn finish the solve when it is predicted to be cheaper.
+    print_period : int
+        With ``verbose``, the period of the Sinkhorn warm-up's lines (every
+        Newton step is printed).
 
     Returns
     -------
@@ -122,20 +126,13 @@ def sinkhorn_newton_sparse(
     .. [2] C. Brauer, C. Clason, D. Lorenz and B. Wirth, "A Sinkhorn-Newton
        method for entropic optimal transport", arXiv:1710.06635, 2017.
     """
+    options = dict(n_sinkhorn=n_sinkhorn, sparsity=sparsity, cg_maxiter=cg_maxiter, max_linesearch=max_linesearch,
+                   fallback_sweeps=fallback_sweeps, adaptive=adaptive, print_period=print_period)
+    if is_batched(b):
+        return batched_costs(solve_sns, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
+                             "sinkhorn_newton_sparse", **options)
     problem = prepare(a, b, M, reg, numItermax, stopThr)
-    sol = solve_sns(
-        problem,
-        numItermax,
-        stopThr,
-        verbose,
-        warmstart,
-        n_sinkhorn=n_sinkhorn,
-        sparsity=sparsity,
-        cg_maxiter=cg_maxiter,
-        max_linesearch=max_linesearch,
-        fallback_sweeps=fallback_sweeps,
-        adaptive=adaptive,
-    )
+    sol = solve_sns(problem, numItermax, stopThr, verbose, warmstart, **options)
     return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn_newton_sparse")
 
 
@@ -192,7 +189,7 @@ def _sparse_P(xp, n, m, point, min_keep, tol):
 def _sinkhorn_iterations_left(errs, stopThr, window=10):
     """Sinkhorn iterations still needed to reach ``stopThr`` at the linear
     rate seen over the last ``window`` iterations; None when unknown."""
-    if len(errs) <= window or not errs[-1] > 0.0 or not errs[-1 - window] > 0.0:
+    if len(errs) <= window or not errs[-1] > 0.0 or not errs[-1 - window] > 0.0 or not stopThr > 0.0:
         return None
     if errs[-1] < stopThr:
         return 0
@@ -255,6 +252,7 @@ def solve_sns(
     fallback_sweeps=10,
     drop_ratio=0.01,
     adaptive=True,
+    print_period=10,
     **unknown,
 ):
     if unknown:
@@ -286,7 +284,7 @@ def solve_sns(
         return more is None or t + more > _SINKHORN_BUDGET
 
     limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), numItermax)
-    warm = scaling_iterations(problem, f, g, limit, stopThr, verbose, stop=hand_over)
+    warm = scaling_iterations(problem, f, g, limit, stopThr, verbose, stop=hand_over, print_period=print_period)
     errs = list(warm.errs)
     passes = warm.passes
     if verbose:

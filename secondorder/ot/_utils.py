@@ -7,7 +7,7 @@ import numpy as np
 
 from .._array_api import astype, is_real_floating
 from .._backend import get_namespace, kernels
-from .._validation import check_finite, check_int, check_positive
+from .._validation import check_finite, check_int, check_nonnegative, check_positive
 
 __all__ = ["OTProblem", "prepare", "warn_not_converged", "marginal_error", "Solution", "plan_result", "cost_result"]
 
@@ -73,8 +73,8 @@ def _marginal(w, name, size, xp):
     w = xp.asarray(w, dtype=xp.float64)
     if w.ndim != 1:
         raise ValueError(
-            f"`{name}` must be a 1-D histogram; got shape {tuple(w.shape)}. "
-            "Several target histograms at once are not supported: call once per histogram."
+            f"`{name}` must be a 1-D histogram; got shape {tuple(w.shape)}"
+            + (" (several target histograms go in `b`, one per column)." if name == "a" else ".")
         )
     if w.shape[0] != size:
         raise ValueError(
@@ -118,7 +118,7 @@ def prepare(a, b, M, reg, numItermax, stopThr):
     dtype = M.dtype if M.dtype in (xp.float32, xp.float64) else xp.float64
     reg = check_positive(reg, "reg")
     check_int(numItermax, "numItermax", minimum=0)
-    check_positive(stopThr, "stopThr")
+    check_nonnegative(stopThr, "stopThr")  # 0: run exactly numItermax iterations, as in POT
     n, m = M.shape
     a = _marginal(a, "a", n, xp)
     b = _marginal(b, "b", m, xp)
@@ -174,6 +174,9 @@ class Solution:
 
 def _log_dict(problem, sol, passes):
     F, G = problem.full_potentials(sol.f, sol.g)
+    xp = problem.xp
+    with np.errstate(over="ignore"):  # POT's scalings overflow at small reg: inf, as there
+        u, v = xp.exp(F / problem.reg), xp.exp(G / problem.reg)
     out = {
         "niter": len(sol.errs),
         "err": list(sol.errs),
@@ -181,6 +184,8 @@ def _log_dict(problem, sol, passes):
         "g": G,
         "log_u": F / problem.reg,
         "log_v": G / problem.reg,
+        "u": u,  # POT's scalings, exp(f / reg)
+        "v": v,
         "n_passes": passes,
     }
     out.update(sol.extra)
@@ -202,7 +207,41 @@ def plan_result(problem, sol, numItermax, stopThr, log, warn, name):
 
 
 def cost_result(problem, sol, numItermax, stopThr, log, warn, name):
-    """The linear cost <P, M>, accumulated in one pass without storing P."""
+    """The linear cost <P, M>, accumulated in one pass without storing P: a
+    0-d array of ``M``'s library and dtype (a NumPy scalar for NumPy), as
+    POT returns it."""
     _check(sol, numItermax, stopThr, warn, name)
-    cost = kernels(problem.xp).transport_cost(problem.M, sol.f, sol.g, problem.reg)
+    xp = problem.xp
+    cost = kernels(xp).transport_cost(problem.M, sol.f, sol.g, problem.reg)
+    cost = problem.dtype.type(cost) if xp is np else xp.asarray(cost, dtype=problem.dtype)
     return (cost, _log_dict(problem, sol, sol.passes + 1)) if log else cost
+
+
+def is_batched(b):
+    """Whether ``b`` holds several target histograms (a 2-D array, one per
+    column), which POT's Sinkhorn functions accept."""
+    return _given(b) and len(getattr(b, "shape", np.shape(b))) == 2
+
+
+def batched_costs(solve, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, name, **options):
+    """POT's several target histograms: the cost for each column of ``b``
+    (POT's ``sinkhorn`` and ``sinkhorn2`` both return these losses), and
+    with ``log`` the logs' arrays stacked along a last axis."""
+    xp = get_namespace(a if _given(a) else None, b, M)
+    b = xp.asarray(b)
+    costs, logs = [], []
+    for k in range(b.shape[1]):
+        start = None if warmstart is None else tuple(w[:, k] if getattr(w, "ndim", 1) == 2 else w for w in warmstart)
+        problem = prepare(a, b[:, k], M, reg, numItermax, stopThr)
+        sol = solve(problem, numItermax, stopThr, verbose, start, **options)
+        cost, entry = cost_result(problem, sol, numItermax, stopThr, True, warn, name)
+        costs.append(float(cost))
+        logs.append(entry)
+    costs = xp.asarray(costs, dtype=problem.dtype)
+    if not log:
+        return costs
+    out = {key: xp.stack([entry[key] for entry in logs], axis=-1) for key in ("f", "g", "log_u", "log_v", "u", "v")}
+    out["niter"] = max(entry["niter"] for entry in logs)
+    out["err"] = [entry["err"] for entry in logs]
+    out["n_passes"] = sum(entry["n_passes"] for entry in logs)
+    return costs, out

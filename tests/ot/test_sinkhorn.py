@@ -189,6 +189,49 @@ def test_costs_and_grids_check_their_input():
             call()
 
 
+@pytest.mark.parametrize("method", ["sns", "sinkhorn_log", "sinkhorn"])
+def test_several_target_histograms_as_pot(method):
+    """A 2-D b: one cost per column, from sinkhorn and sinkhorn2 alike, equal
+    to the columns solved one by one and to POT's."""
+    pot = pytest.importorskip("ot")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 2))
+    M = ot.dist(x)
+    a = np.full(30, 1 / 30)
+    b = rng.random((30, 3))
+    b /= b.sum(axis=0)
+    costs, log = ot.sinkhorn(a, b, M, 0.1, method=method, stopThr=1e-11, log=True)
+    assert costs.shape == (3,) and log["u"].shape == (30, 3) and log["log_v"].shape == (30, 3)
+    one_by_one = [ot.sinkhorn2(a, b[:, k], M, 0.1, method=method, stopThr=1e-11) for k in range(3)]
+    assert_allclose(costs, one_by_one, rtol=1e-12)
+    assert_allclose(ot.sinkhorn2(a, b, M, 0.1, method=method, stopThr=1e-11), costs, rtol=1e-12)
+    assert_allclose(costs, pot.sinkhorn2(a, b, M, 0.1, method="sinkhorn_log", stopThr=1e-11), rtol=1e-7)
+    fn = {"sns": ot.sinkhorn_newton_sparse, "sinkhorn_log": ot.sinkhorn_log, "sinkhorn": ot.sinkhorn_stabilized}[method]
+    assert_allclose(fn(a, b, M, 0.1, stopThr=1e-11), costs, rtol=1e-12)
+
+
+def test_pot_options_and_conventions():
+    pot = pytest.importorskip("ot")
+    M = _clouds(25, 25, seed=4)
+    a = np.full(25, 1 / 25)
+    # stopThr=0: exactly numItermax iterations, and the warning that says so
+    with pytest.warns(UserWarning, match="did not converge"):
+        _, log = ot.sinkhorn(a, a, M, 0.5, method="sinkhorn_log", stopThr=0, numItermax=7, log=True)
+    assert log["niter"] == 7
+    with pytest.warns(UserWarning, match="did not converge"):
+        ot.sinkhorn(a, a, M, 0.5, stopThr=0, numItermax=30)  # SNS too
+    # POT's positional order of sinkhorn_stabilized (numItermax, tau, stopThr)
+    P = ot.sinkhorn_stabilized(a, a, M, 0.05, 1000, 1e3, 1e-10)
+    assert_allclose(P, pot.bregman.sinkhorn_stabilized(a, a, M, 0.05, 1000, 1e3, 1e-10), rtol=1e-6, atol=1e-12)
+    # tau and print_period accepted; log["u"], log["v"] are POT's scalings
+    P, log = ot.sinkhorn(a, a, M, 0.05, method="sinkhorn", tau=1e3, print_period=5, log=True)
+    assert_allclose(log["u"][:, None] * np.exp(-M / 0.05) * log["v"][None, :], P, rtol=1e-9)
+    ot.sinkhorn(a, a, M, 0.05, method="sinkhorn_log", print_period=5)
+    # sinkhorn2 gives a NumPy scalar of M's dtype
+    cost = ot.sinkhorn2(a, a, M.astype(np.float32), 0.05)
+    assert isinstance(cost, np.float32)
+
+
 def test_verbose_prints(capsys):
     ot.sinkhorn([], [], _clouds(20, 20), 1e-2, verbose=True)
     out = capsys.readouterr().out
@@ -208,7 +251,7 @@ def test_verbose_prints(capsys):
         ({"reg": -1.0}, ValueError, "`reg` must be a positive"),
         ({"a": [np.nan, 0.5, 0.5]}, ValueError, "`a` must be finite"),
         ({"method": "greenkhorn"}, ValueError, "Unknown method 'greenkhorn'"),
-        ({"b": np.ones((3, 2)) / 3}, ValueError, "1-D histogram"),
+        ({"a": np.ones((3, 2)) / 3}, ValueError, "1-D histogram"),
         ({"frobnicate": 1}, TypeError, "unexpected keyword"),
         ({"a": [0.0, 0.0, 0.0]}, ValueError, "zero total mass"),
     ],
@@ -297,3 +340,18 @@ def test_w1_w2_between_images():
     w1 = ot.sinkhorn2(a, b, ot.grid_cost(img1.shape, "euclidean"), 1e-3, stopThr=1e-10)
     assert_allclose(w2, 25 / 64, rtol=1e-3)
     assert_allclose(w1, 5 / 8, rtol=1e-3)
+
+
+def test_epsilon_scaling_matches_pot_and_the_log_solver():
+    pot = pytest.importorskip("ot")
+    M = _clouds(30, 25, seed=6)
+    a, b = np.full(30, 1 / 30), np.full(25, 1 / 25)
+    P, log = ot.sinkhorn(a, b, M, 1e-2, method="sinkhorn_epsilon_scaling", stopThr=1e-11, numItermax=5000, log=True)
+    ref = ot.sinkhorn_log(a, b, M, 1e-2, stopThr=1e-11, numItermax=5000)
+    assert_allclose(P, ref, rtol=1e-6, atol=1e-12)
+    assert log["n_stages"] > 1 and log["err"][-1] < 1e-11
+    assert_allclose(P, pot.sinkhorn(a, b, M, 1e-2, method="sinkhorn_log", stopThr=1e-12, numItermax=100000),
+                    rtol=1e-6, atol=1e-12)
+    # POT's positional order: numItermax, epsilon0, numInnerItermax, tau, stopThr
+    P2 = ot.sinkhorn_epsilon_scaling(a, b, M, 1e-2, 5000, 1.0, 50, 1e3, 1e-11)
+    assert_allclose(P2, ref, rtol=1e-6, atol=1e-12)
