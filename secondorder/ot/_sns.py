@@ -85,7 +85,12 @@ def sinkhorn_newton_sparse(
       error keeps Newton making progress when changes of :math:`D` fall
       below its float64 resolution (near an error of 1e-10);
     * when no step is accepted, ``fallback_sweeps`` log-domain Sinkhorn
-      sweeps are taken and Newton resumes.
+      sweeps are taken and Newton resumes;
+    * when the plan is too spread for the sparsity pattern (the mass
+      outside each row's 256 largest entries exceeds the tolerance, as
+      where point clouds lie apart and costs vary little relative to
+      ``reg``), the step uses the exact Hessian, ``P`` itself in one n x m
+      buffer: a sparse one would leave Newton at a linear rate.
 
     Parameters
     ----------
@@ -115,7 +120,8 @@ def sinkhorn_newton_sparse(
     log : dict, with ``log=True``: the keys of
         :func:`~secondorder.ot.sinkhorn` plus ``n_sinkhorn`` and ``n_newton``
         (iterations of each kind), ``cg_iters`` (total inner CG iterations),
-        ``nnz`` (entries kept in the last sparsified ``P``) and
+        ``nnz`` (entries kept in the last sparsified ``P``),
+        ``n_dense`` (Newton steps with the exact Hessian) and
         ``n_passes_newton`` (passes over ``M`` in the Newton stage).
 
     References
@@ -134,6 +140,21 @@ def sinkhorn_newton_sparse(
     problem = prepare(a, b, M, reg, numItermax, stopThr)
     sol = solve_sns(problem, numItermax, stopThr, verbose, warmstart, **options)
     return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn_newton_sparse")
+
+
+class _DenseRows:
+    """The whole of ``P`` as the Hessian's off-diagonal block (the products
+    of :class:`SparseRows`, by BLAS)."""
+
+    def __init__(self, P):
+        self.P = P
+        self.nnz = P.shape[0] * P.shape[1]
+
+    def matvec(self, x):
+        return self.P @ x
+
+    def rmatvec(self, x):
+        return self.P.T @ x
 
 
 class _Point:
@@ -291,7 +312,8 @@ def solve_sns(
         print(f"{'It.':>5}|{'Err':>12}|{'step':>8}|{'CG':>6}   (Newton)")
     point = _Point(problem, warm.f, warm.g, k)
     passes_newton = 1
-    n_newton = cg_total = 0
+    n_newton = cg_total = n_dense = 0
+    dense = None
     n_sweeps = len(errs)
     nnz = 0
     while point.err >= stopThr and n_sweeps + n_newton < numItermax:
@@ -299,6 +321,16 @@ def solve_sns(
         # the Hessian error vanishes as Newton converges.
         tol = drop_ratio * point.err
         Ps, dropped, outside = _sparse_P(xp, n, m, point, min_keep, tol)
+        if outside > tol and k >= min(m, _MAX_CANDIDATES):
+            # The plan is too spread for the candidates to hold all but tol of its mass: a sparse Hessian
+            # would leave Newton at a linear rate (hundreds of steps where clouds lie apart).  The exact
+            # Hessian then, from P itself: one more pass and one n x n buffer, kept for the next steps.
+            if dense is None:
+                dense = xp.empty((n, m), dtype=xp.float64)
+            dense = kernels(xp).scaled_kernel(problem.M, point.f, point.g, reg, dense)
+            Ps = _DenseRows(dense)
+            passes_newton += 1
+            n_dense += 1
         nnz = Ps.nnz
         if outside > tol and k < m:
             k = min(m, 2 * k, _MAX_CANDIDATES)
@@ -337,6 +369,7 @@ def solve_sns(
         "n_newton": n_newton,
         "cg_iters": cg_total,
         "nnz": int(nnz),
+        "n_dense": n_dense,
         "n_passes_newton": passes_newton,
     }
     return Solution(point.f, point.g, errs, passes + passes_newton, extra)

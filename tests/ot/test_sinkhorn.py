@@ -355,3 +355,19 @@ def test_epsilon_scaling_matches_pot_and_the_log_solver():
     # POT's positional order: numItermax, epsilon0, numInnerItermax, tau, stopThr
     P2 = ot.sinkhorn_epsilon_scaling(a, b, M, 1e-2, 5000, 1.0, 50, 1e3, 1e-11)
     assert_allclose(P2, ref, rtol=1e-6, atol=1e-12)
+
+
+def test_sns_takes_the_exact_hessian_where_the_plan_is_spread():
+    """Clouds far apart (costs varying little relative to reg): the sparsity
+    pattern cannot hold the plan's mass, and Newton on the exact Hessian
+    still converges in a few steps, to the log-domain Sinkhorn plan."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((500, 2))
+    y = rng.standard_normal((500, 2)) + np.array([6.0, 0.0])
+    M = ot.dist(x, y)
+    M /= M.max()
+    a = np.full(500, 1 / 500)
+    P, log = ot.sinkhorn(a, a, M, 1e-3, stopThr=1e-9, log=True)
+    assert log["n_dense"] > 0 and log["n_newton"] <= 30
+    ref = ot.sinkhorn(a, a, M, 1e-3, method="sinkhorn_epsilon_scaling", epsilon0=1.0, stopThr=1e-11, numItermax=100000)
+    assert_allclose(P, ref, rtol=1e-5, atol=1e-10)
