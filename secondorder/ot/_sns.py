@@ -89,8 +89,9 @@ def sinkhorn_newton_sparse(
     * when the plan is too spread for the sparsity pattern (the mass
       outside each row's 256 largest entries exceeds the tolerance, as
       where point clouds lie apart and costs vary little relative to
-      ``reg``), the step uses the exact Hessian, ``P`` itself in one n x m
-      buffer: a sparse one would leave Newton at a linear rate.
+      ``reg``) and two steps in a row have not halved the error, the step
+      uses the exact Hessian, ``P`` itself in one n x m buffer: the sparse
+      one would leave Newton at a linear rate.
 
     Parameters
     ----------
@@ -312,7 +313,7 @@ def solve_sns(
         print(f"{'It.':>5}|{'Err':>12}|{'step':>8}|{'CG':>6}   (Newton)")
     point = _Point(problem, warm.f, warm.g, k)
     passes_newton = 1
-    n_newton = cg_total = n_dense = 0
+    n_newton = cg_total = n_dense = slow = 0
     dense = None
     n_sweeps = len(errs)
     nnz = 0
@@ -321,10 +322,11 @@ def solve_sns(
         # the Hessian error vanishes as Newton converges.
         tol = drop_ratio * point.err
         Ps, dropped, outside = _sparse_P(xp, n, m, point, min_keep, tol)
-        if outside > tol and k >= min(m, _MAX_CANDIDATES):
-            # The plan is too spread for the candidates to hold all but tol of its mass: a sparse Hessian
-            # would leave Newton at a linear rate (hundreds of steps where clouds lie apart).  The exact
-            # Hessian then, from P itself: one more pass and one n x n buffer, kept for the next steps.
+        if outside > tol and k >= min(m, _MAX_CANDIDATES) and slow >= 2:
+            # The plan is too spread for the candidates to hold all but tol of its mass, and the sparse
+            # Hessian has left Newton at a linear rate (it would take hundreds of steps where clouds lie
+            # apart).  The exact Hessian then, from P itself: one more pass and one n x n buffer, kept for
+            # the next steps.
             if dense is None:
                 dense = xp.empty((n, m), dtype=xp.float64)
             dense = kernels(xp).scaled_kernel(problem.M, point.f, point.g, reg, dense)
@@ -348,6 +350,8 @@ def solve_sns(
                 break
             step *= 0.5
         if accepted is not None:
+            # steps that do not halve the error, in a row
+            slow = slow + 1 if accepted.err > 0.5 * point.err else 0
             point = accepted
             n_newton += 1
             errs.append(point.err)
