@@ -362,11 +362,11 @@ def test_sns_takes_the_exact_hessian_where_the_plan_is_spread():
     pattern cannot hold the plan's mass, and Newton on the exact Hessian
     still converges in a few steps, to the log-domain Sinkhorn plan."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((500, 2))
-    y = rng.standard_normal((500, 2)) + np.array([6.0, 0.0])
+    x = rng.standard_normal((900, 2))
+    y = rng.standard_normal((900, 2)) + np.array([6.0, 0.0])
     M = ot.dist(x, y)
     M /= M.max()
-    a = np.full(500, 1 / 500)
+    a = np.full(900, 1 / 900)
     P, log = ot.sinkhorn(a, a, M, 1e-3, stopThr=1e-9, log=True)
     assert log["n_dense"] > 0 and log["n_newton"] <= 30
     ref = ot.sinkhorn(a, a, M, 1e-3, method="sinkhorn_epsilon_scaling", epsilon0=1.0, stopThr=1e-11, numItermax=100000)
