@@ -15,10 +15,16 @@ __all__ = ["sinkhorn_newton_sparse"]
 _MAX_CANDIDATES = 256
 # Sinkhorn goes on past the warm-up while its observed linear rate predicts
 # that it reaches stopThr within this many iterations in all: a scaling
-# iteration costs a small fraction of a Newton step, so Newton only pays off
-# beyond that.  Sinkhorn slows down where Newton pays (small reg), and the
-# prediction then grows past the budget within a few tens of iterations.
-_SINKHORN_BUDGET = 250
+# iteration costs a few hundredths of a Newton step (a pass with exps, tens
+# of CG products), so Newton only pays off beyond that.  Where Newton pays
+# (small reg, concentrated plans) Sinkhorn slows down as it goes: a rate
+# above _SLOW_RATE (over a thousand iterations a decade), or one that grew by
+# more than _SLOWING over the last window, hands over at once.  Where the
+# plan is spread (clouds far apart) Sinkhorn keeps a steady fast rate and
+# finishes on its own, faster than any Newton step could.
+_SINKHORN_BUDGET = 1000
+_SLOW_RATE = 0.98
+_SLOWING = 0.01
 _RATE_WINDOW = 10
 
 
@@ -208,6 +214,13 @@ def _sparse_P(xp, n, m, point, min_keep, tol):
     return SparseRows(xp, vals, rows, cols, (n, m)), dropped, outside
 
 
+def _rate(errs, window, end):
+    """The linear rate per iteration over ``errs[end - window : end]``."""
+    if end - 1 - window < 0 or not errs[end - 1] > 0.0 or not errs[end - 1 - window] > 0.0:
+        return None
+    return (errs[end - 1] / errs[end - 1 - window]) ** (1.0 / window)
+
+
 def _sinkhorn_iterations_left(errs, stopThr, window=10):
     """Sinkhorn iterations still needed to reach ``stopThr`` at the linear
     rate seen over the last ``window`` iterations; None when unknown."""
@@ -216,7 +229,7 @@ def _sinkhorn_iterations_left(errs, stopThr, window=10):
     if errs[-1] < stopThr:
         return 0
     rate = (errs[-1] / errs[-1 - window]) ** (1.0 / window)
-    if not rate < 1.0:
+    if not rate < _SLOW_RATE:
         return None
     return math.log(stopThr / errs[-1]) / math.log(rate)
 
@@ -303,7 +316,9 @@ def solve_sns(
         if (t - n_sinkhorn) % _RATE_WINDOW:
             return False
         more = _sinkhorn_iterations_left(errs, stopThr, _RATE_WINDOW)
-        return more is None or t + more > _SINKHORN_BUDGET
+        now, before = _rate(errs, _RATE_WINDOW, t), _rate(errs, _RATE_WINDOW, t - _RATE_WINDOW)
+        slowing = now is not None and before is not None and now > before + _SLOWING
+        return more is None or slowing or t + more > _SINKHORN_BUDGET
 
     limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), numItermax)
     warm = scaling_iterations(problem, f, g, limit, stopThr, verbose, stop=hand_over, print_period=print_period)

@@ -367,7 +367,21 @@ def test_sns_takes_the_exact_hessian_where_the_plan_is_spread():
     M = ot.dist(x, y)
     M /= M.max()
     a = np.full(900, 1 / 900)
-    P, log = ot.sinkhorn(a, a, M, 1e-3, stopThr=1e-9, log=True)
+    P, log = ot.sinkhorn(a, a, M, 1e-3, stopThr=1e-9, log=True, adaptive=False)  # Newton after the warm-up
     assert log["n_dense"] > 0 and log["n_newton"] <= 30
     ref = ot.sinkhorn(a, a, M, 1e-3, method="sinkhorn_epsilon_scaling", epsilon0=1.0, stopThr=1e-11, numItermax=100000)
     assert_allclose(P, ref, rtol=1e-5, atol=1e-10)
+    # by default Sinkhorn, fast and steady on such a plan, finishes on its own
+    P, log = ot.sinkhorn(a, a, M, 1e-3, stopThr=1e-9, log=True)
+    assert log["n_newton"] == 0 and log["err"][-1] < 1e-9
+    assert_allclose(P, ref, rtol=1e-4, atol=1e-9)
+
+
+def test_sns_hands_over_to_newton_where_sinkhorn_slows_down():
+    """The paper's random assignment case (n = 500, reg = 1/1200): Sinkhorn
+    decelerates, and SNS finishes in at most 40 iterations in all."""
+    rng = np.random.default_rng(0)
+    M = rng.random((500, 500))
+    a = np.full(500, 1 / 500)
+    _, log = ot.sinkhorn(a, a, M, 1 / 1200, stopThr=1e-9, log=True)
+    assert log["niter"] <= 40 and log["n_newton"] > 0 and log["err"][-1] < 1e-9
