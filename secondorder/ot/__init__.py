@@ -4,13 +4,14 @@
 arguments of ``ot.sinkhorn`` / ``ot.sinkhorn2``; the solvers are
 Sinkhorn-Newton-Sparse (:func:`sinkhorn_newton_sparse`), log-domain Sinkhorn
 (:func:`sinkhorn_log`), stabilised scaling iterations
-(:func:`sinkhorn_stabilized`) and epsilon scaling
-(:func:`sinkhorn_epsilon_scaling`).  :func:`dist` and :func:`grid_cost` build cost
+(:func:`sinkhorn_stabilized`), epsilon scaling
+(:func:`sinkhorn_epsilon_scaling`) and Greenkhorn (:func:`greenkhorn`).  :func:`dist` and :func:`grid_cost` build cost
 matrices.
 """
 
 from ._cost import dist, grid_cost
 from ._epsilon_scaling import sinkhorn_epsilon_scaling
+from ._greenkhorn import greenkhorn
 from ._scaling import sinkhorn_stabilized
 from ._sinkhorn import sinkhorn, sinkhorn2
 from ._sinkhorn_log import sinkhorn_log
@@ -22,6 +23,7 @@ __all__ = [
     "sinkhorn_log",
     "sinkhorn_stabilized",
     "sinkhorn_epsilon_scaling",
+    "greenkhorn",
     "sinkhorn_newton_sparse",
     "dist",
     "grid_cost",

@@ -2,6 +2,7 @@ r"""POT-compatible front doors: ``sinkhorn`` and ``sinkhorn2``."""
 
 from .._array_api import immutable_on_host
 from ._epsilon_scaling import solve_epsilon_scaling
+from ._greenkhorn import solve_greenkhorn
 from ._scaling import solve_stabilized
 from ._sinkhorn_log import solve_log
 from ._sns import solve_sns
@@ -16,6 +17,7 @@ _SOLVERS = {
     "sinkhorn": (solve_stabilized, "sinkhorn"),
     "sinkhorn_stabilized": (solve_stabilized, "sinkhorn"),
     "sinkhorn_epsilon_scaling": (solve_epsilon_scaling, "sinkhorn_epsilon_scaling"),
+    "greenkhorn": (solve_greenkhorn, "greenkhorn"),
 }
 
 
@@ -57,14 +59,15 @@ def sinkhorn(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=
         Cost matrix; float32 or float64 (the plan has its dtype).
     reg : float
         Entropic regularisation, > 0.
-    method : {"sns", "sinkhorn_log", "sinkhorn", "sinkhorn_epsilon_scaling"}
+    method : {"sns", "sinkhorn_log", "sinkhorn", "sinkhorn_epsilon_scaling", "greenkhorn"}
         ``"sns"`` (default): Sinkhorn-Newton-Sparse
         (:func:`~secondorder.ot.sinkhorn_newton_sparse`); ``"sinkhorn_log"``:
         log-domain Sinkhorn (:func:`~secondorder.ot.sinkhorn_log`);
         ``"sinkhorn"`` (alias ``"sinkhorn_stabilized"``): scaling iterations
         with absorption; ``"sinkhorn_epsilon_scaling"``: log-domain Sinkhorn
         along a decreasing regularisation
-        (:func:`~secondorder.ot.sinkhorn_epsilon_scaling`).  All three are stable for small ``reg``.
+        (:func:`~secondorder.ot.sinkhorn_epsilon_scaling`); ``"greenkhorn"``:
+        greedy coordinate Sinkhorn (:func:`~secondorder.ot.greenkhorn`).  All three are stable for small ``reg``.
     numItermax : int
         Maximum number of iterations (Sinkhorn and Newton together for SNS).
     stopThr : float

@@ -250,7 +250,7 @@ def test_verbose_prints(capsys):
         ({"reg": 0.0}, ValueError, "`reg` must be a positive"),
         ({"reg": -1.0}, ValueError, "`reg` must be a positive"),
         ({"a": [np.nan, 0.5, 0.5]}, ValueError, "`a` must be finite"),
-        ({"method": "greenkhorn"}, ValueError, "Unknown method 'greenkhorn'"),
+        ({"method": "knopp"}, ValueError, "Unknown method 'knopp'"),
         ({"a": np.ones((3, 2)) / 3}, ValueError, "1-D histogram"),
         ({"frobnicate": 1}, TypeError, "unexpected keyword"),
         ({"a": [0.0, 0.0, 0.0]}, ValueError, "zero total mass"),
@@ -385,3 +385,19 @@ def test_sns_hands_over_to_newton_where_sinkhorn_slows_down():
     a = np.full(500, 1 / 500)
     _, log = ot.sinkhorn(a, a, M, 1 / 1200, stopThr=1e-9, log=True)
     assert log["niter"] <= 40 and log["n_newton"] > 0 and log["err"][-1] < 1e-9
+
+
+def test_greenkhorn_matches_pot_and_the_log_solver():
+    pot = pytest.importorskip("ot")
+    rng = np.random.default_rng(3)
+    M = _clouds(20, 15, seed=3)
+    a = rng.random(20)
+    a[4] = 0.0  # a zero-mass row: restored in the plan
+    a /= a.sum()
+    b = np.full(15, 1 / 15)
+    P, log = ot.sinkhorn(a, b, M, 0.05, method="greenkhorn", stopThr=1e-10, numItermax=100000, log=True)
+    assert log["err"][-1] < 1e-10
+    ref = ot.sinkhorn_log(a, b, M, 0.05, stopThr=1e-12, numItermax=100000)
+    assert_allclose(P, ref, rtol=1e-6, atol=1e-12)
+    assert_allclose(P, pot.bregman.greenkhorn(a, b, M, 0.05, stopThr=1e-12, numItermax=100000), rtol=1e-5, atol=1e-10)
+    assert_allclose(ot.greenkhorn(a, b, M, 0.05, stopThr=1e-10, numItermax=100000), P, rtol=1e-12)
