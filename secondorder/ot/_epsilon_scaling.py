@@ -6,7 +6,7 @@ import math
 from .._array_api import immutable_on_host
 from .._validation import check_int, check_positive
 from ._sinkhorn_log import _no_options, initial_potentials, solve_log
-from ._utils import Solution, batched_costs, is_batched, plan_result, prepare
+from ._utils import Solution, run_solver
 
 __all__ = ["sinkhorn_epsilon_scaling"]
 
@@ -78,9 +78,5 @@ def sinkhorn_epsilon_scaling(a, b, M, reg, numItermax=100, epsilon0=1e4, numInne
         counts the iterations of every stage.
     """
     options = dict(kwargs, epsilon0=epsilon0, numInnerItermax=numInnerItermax, print_period=print_period, tau=tau)
-    if is_batched(b):
-        return batched_costs(solve_epsilon_scaling, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
-                             "sinkhorn_epsilon_scaling", **options)
-    problem = prepare(a, b, M, reg, numItermax, stopThr)
-    sol = solve_epsilon_scaling(problem, numItermax, stopThr, verbose, warmstart, **options)
-    return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn_epsilon_scaling")
+    return run_solver(solve_epsilon_scaling, "sinkhorn_epsilon_scaling", a, b, M, reg, numItermax, stopThr, verbose, log,
+                      warn, warmstart, **options)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._array_api import from_host, immutable_on_host, to_numpy
 from ._sinkhorn_log import _no_options, initial_potentials
-from ._utils import Solution, batched_costs, is_batched, plan_result, prepare
+from ._utils import Solution, run_solver
 
 __all__ = ["greenkhorn"]
 
@@ -86,9 +86,5 @@ def greenkhorn(a, b, M, reg, numItermax=10000, stopThr=1e-9, verbose=False, log=
        iteration", NeurIPS 2017.
     """
     options = dict(kwargs, print_period=print_period)
-    if is_batched(b):
-        return batched_costs(solve_greenkhorn, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
-                             "greenkhorn", **options)
-    problem = prepare(a, b, M, reg, numItermax, stopThr)
-    sol = solve_greenkhorn(problem, numItermax, stopThr, verbose, warmstart, **options)
-    return plan_result(problem, sol, numItermax, stopThr, log, warn, "greenkhorn")
+    return run_solver(solve_greenkhorn, "greenkhorn", a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
+                      **options)

@@ -6,7 +6,7 @@ from .._array_api import immutable_on_host
 from .._backend import kernels
 from .._validation import check_int, check_positive
 from ._sinkhorn_log import _no_options, initial_potentials
-from ._utils import Solution, batched_costs, is_batched, plan_result, prepare
+from ._utils import Solution, run_solver
 
 __all__ = ["sinkhorn_stabilized"]
 
@@ -106,9 +106,5 @@ def sinkhorn_stabilized(a, b, M, reg, numItermax=1000, tau=None, stopThr=1e-9, w
        regularized transport problems", SIAM J. Sci. Comput. 41(3), 2019.
     """
     options = dict(kwargs, tau=tau, print_period=print_period)
-    if is_batched(b):
-        return batched_costs(solve_stabilized, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
-                             "sinkhorn", **options)
-    problem = prepare(a, b, M, reg, numItermax, stopThr)
-    sol = solve_stabilized(problem, numItermax, stopThr, verbose, warmstart, **options)
-    return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn")
+    return run_solver(solve_stabilized, "sinkhorn", a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
+                      **options)

@@ -6,7 +6,7 @@ from ._greenkhorn import solve_greenkhorn
 from ._scaling import solve_stabilized
 from ._sinkhorn_log import solve_log
 from ._sns import solve_sns
-from ._utils import batched_costs, cost_result, is_batched, plan_result, prepare
+from ._utils import cost_result, run_solver
 
 __all__ = ["sinkhorn", "sinkhorn2"]
 
@@ -25,17 +25,6 @@ def _method(method):
     if not isinstance(method, str) or method.lower() not in _SOLVERS:
         raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(_SOLVERS)}.")
     return _SOLVERS[method.lower()]
-
-
-def _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warmstart, kwargs):
-    solver, name = _method(method)
-    problem = prepare(a, b, M, reg, numItermax, stopThr)
-    return problem, solver(problem, numItermax, stopThr, verbose, warmstart, **kwargs), name
-
-
-def _batched(a, b, M, reg, method, numItermax, stopThr, verbose, log, warn, warmstart, kwargs):
-    solver, name = _method(method)
-    return batched_costs(solver, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, name, **kwargs)
 
 
 @immutable_on_host
@@ -90,10 +79,8 @@ def sinkhorn(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=
         ``log_u``, ``log_v`` (``f/reg``, ``g/reg``, POT's names),
         ``n_passes`` (passes over n x n arrays) and the method's own keys.
     """
-    if is_batched(b):
-        return _batched(a, b, M, reg, method, numItermax, stopThr, verbose, log, warn, warmstart, kwargs)
-    problem, sol, name = _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warmstart, kwargs)
-    return plan_result(problem, sol, numItermax, stopThr, log, warn, name)
+    solve, name = _method(method)
+    return run_solver(solve, name, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, **kwargs)
 
 
 @immutable_on_host
@@ -107,7 +94,6 @@ def sinkhorn2(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose
     accumulated from the potentials in one pass over ``M``; the plan is
     never stored.
     """
-    if is_batched(b):
-        return _batched(a, b, M, reg, method, numItermax, stopThr, verbose, log, warn, warmstart, kwargs)
-    problem, sol, name = _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warmstart, kwargs)
-    return cost_result(problem, sol, numItermax, stopThr, log, warn, name)
+    solve, name = _method(method)
+    return run_solver(solve, name, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, result=cost_result,
+                      **kwargs)

@@ -5,7 +5,7 @@ import math
 from .._array_api import immutable_on_host
 from .._backend import kernels
 from .._validation import check_int
-from ._utils import Solution, batched_costs, is_batched, plan_result, prepare
+from ._utils import Solution, run_solver
 
 __all__ = ["sinkhorn_log"]
 
@@ -73,12 +73,7 @@ def sinkhorn_log(a, b, M, reg, numItermax=1000, stopThr=1e-9, verbose=False, log
     .. [2] B. Schmitzer, "Stabilized sparse scaling algorithms for entropy
        regularized transport problems", SIAM J. Sci. Comput. 41(3), 2019.
     """
-    if is_batched(b):
-        return batched_costs(solve_log, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
-                             "sinkhorn_log", **kwargs)
-    problem = prepare(a, b, M, reg, numItermax, stopThr)
-    sol = solve_log(problem, numItermax, stopThr, verbose, warmstart, **kwargs)
-    return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn_log")
+    return run_solver(solve_log, "sinkhorn_log", a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, **kwargs)
 
 
 def initial_potentials(problem, warmstart):

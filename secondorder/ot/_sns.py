@@ -7,7 +7,7 @@ from .._backend import kernels
 from .._validation import check_int, check_positive
 from ._scaling import scaling_iterations
 from ._sinkhorn_log import initial_potentials, sweeps
-from ._utils import Solution, batched_costs, is_batched, marginal_error, plan_result, prepare
+from ._utils import Solution, marginal_error, run_solver
 
 __all__ = ["sinkhorn_newton_sparse"]
 
@@ -141,12 +141,8 @@ def sinkhorn_newton_sparse(
     """
     options = dict(n_sinkhorn=n_sinkhorn, sparsity=sparsity, cg_maxiter=cg_maxiter, max_linesearch=max_linesearch,
                    fallback_sweeps=fallback_sweeps, adaptive=adaptive, print_period=print_period)
-    if is_batched(b):
-        return batched_costs(solve_sns, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart,
-                             "sinkhorn_newton_sparse", **options)
-    problem = prepare(a, b, M, reg, numItermax, stopThr)
-    sol = solve_sns(problem, numItermax, stopThr, verbose, warmstart, **options)
-    return plan_result(problem, sol, numItermax, stopThr, log, warn, "sinkhorn_newton_sparse")
+    return run_solver(solve_sns, "sinkhorn_newton_sparse", a, b, M, reg, numItermax, stopThr, verbose, log, warn,
+                      warmstart, **options)
 
 
 class _DenseRows:

@@ -245,3 +245,15 @@ def batched_costs(solve, a, b, M, reg, numItermax, stopThr, verbose, log, warn, 
     out["err"] = [entry["err"] for entry in logs]
     out["n_passes"] = sum(entry["n_passes"] for entry in logs)
     return costs, out
+
+
+def run_solver(solve, name, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, result=plan_result,
+               **options):
+    """What a POT-style front door returns, from its arguments: ``result``
+    (:func:`plan_result` or :func:`cost_result`) of ``solve`` on the
+    prepared problem, or for a 2-D ``b`` the costs of its columns."""
+    if is_batched(b):
+        return batched_costs(solve, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, name, **options)
+    problem = prepare(a, b, M, reg, numItermax, stopThr)
+    sol = solve(problem, numItermax, stopThr, verbose, warmstart, **options)
+    return result(problem, sol, numItermax, stopThr, log, warn, name)
