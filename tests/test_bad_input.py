@@ -100,6 +100,15 @@ def test_invalid_input_is_a_clear_error(call, exc, match):
         call()
 
 
+def test_other_dtypes_compute_in_float64():
+    rng = np.random.default_rng(0)
+    for M in (rng.random((5, 5)).astype(np.float16), (10 * rng.random((5, 5))).astype(int)):
+        P = ot.sinkhorn([], [], M, 1.0)
+        assert P.dtype == np.float64 and np.all(np.isfinite(P))
+    with pytest.raises(TypeError, match="`M` must hold real numbers"):
+        ot.sinkhorn([], [], rng.random((5, 5)) + 0j, 1.0)
+
+
 # ------------------------------------------------------------ properties
 _odd_floats = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from .._array_api import astype, is_real_floating
-from .._backend import get_namespace, kernels
+from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_finite, check_int, check_nonnegative, check_positive
 
 __all__ = ["OTProblem", "prepare", "warn_not_converged", "marginal_error", "Solution", "plan_result", "cost_result"]
@@ -55,6 +55,12 @@ class OTProblem:
         """``f, g`` on the full grid; zero-mass entries get ``-inf`` (a zero
         scaling: no mass leaves or arrives there)."""
         return self._expand(f, self.row_map, -math.inf, 0), self._expand(g, self.col_map, -math.inf, 0)
+
+
+def _integral_or_bool(xp, dtype):
+    if xp is np or is_cupy(xp):
+        return np.dtype(dtype).kind in "iub"
+    return xp.isdtype(dtype, ("integral", "bool"))
 
 
 def _given(w):
@@ -112,10 +118,13 @@ def prepare(a, b, M, reg, numItermax, stopThr):
     M = xp.asarray(M)
     if M.ndim != 2 or M.shape[0] == 0 or M.shape[1] == 0:
         raise ValueError(f"`M` must be a non-empty 2-D cost matrix (n, m); got shape {tuple(M.shape)}.")
-    if not is_real_floating(xp, M.dtype):
+    if M.dtype not in (xp.float32, xp.float64):
+        # integers, booleans and the other floating dtypes (float16) compute in float64, as documented
+        if not (is_real_floating(xp, M.dtype) or _integral_or_bool(xp, M.dtype)):
+            raise TypeError(f"`M` must hold real numbers; got dtype {M.dtype}.")
         M = astype(xp, M, xp.float64)
     check_finite(M, "M", xp=xp)
-    dtype = M.dtype if M.dtype in (xp.float32, xp.float64) else xp.float64
+    dtype = M.dtype
     reg = check_positive(reg, "reg")
     check_int(numItermax, "numItermax", minimum=0)
     check_nonnegative(stopThr, "stopThr")  # 0: run exactly numItermax iterations, as in POT
