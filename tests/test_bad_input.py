@@ -100,6 +100,13 @@ def test_invalid_input_is_a_clear_error(call, exc, match):
         call()
 
 
+def test_a_non_finite_hessian_is_a_value_error():
+    model = DenseHessian(lambda x: np.full((2, 2), np.nan))
+    model.update(np.ones(2), np.ones(2))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.solve(np.ones(2))
+
+
 def test_other_dtypes_compute_in_float64():
     rng = np.random.default_rng(0)
     for M in (rng.random((5, 5)).astype(np.float16), (10 * rng.random((5, 5))).astype(int)):

@@ -40,9 +40,10 @@ class NotPositiveDefiniteError(np.linalg.LinAlgError):
     descent meaning.  Regularised methods react by increasing the shift."""
 
 
-class NonFiniteCurvatureError(ArithmeticError):
+class NonFiniteCurvatureError(ValueError, ArithmeticError):
     """The Hessian (or its product with a vector) holds NaN or inf at the
-    current point; no shift repairs that."""
+    current point; no shift repairs that.  A ``ValueError`` (what a user's
+    callable returned is invalid), and an ``ArithmeticError`` as before."""
 
 
 class Curvature:
