@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .._array_api import from_host, immutable_on_host, is_real_floating, to_numpy
+from .._array_api import from_host, immutable_on_host, to_numpy
 from .._validation import check_finite, check_positive
 from .._backend import get_namespace
 
@@ -51,9 +51,8 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2, w=None, backend="auto", nx=None
             f"`x1` and `x2` must be (n, d) and (m, d) arrays of points; got shapes {x1.shape} and {x2.shape}."
         )
     for x, name in ((x1, "x1"), (x2, "x2")):
-        if not is_real_floating(xp, x.dtype):
-            if getattr(x.dtype, "kind", "") == "c":
-                raise TypeError(f"`{name}` must hold real coordinates; got complex values.")
+        if getattr(x.dtype, "kind", "") == "c":
+            raise TypeError(f"`{name}` must hold real coordinates; got complex values.")
         check_finite(x, name, xp=xp)
     if metric in ("sqeuclidean", "euclidean") and w is None:
         # ||x||^2 + ||y||^2 - 2 x.y with one GEMM; clipped at 0 against rounding.  Coordinates beyond 1e150
@@ -64,7 +63,10 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2, w=None, backend="auto", nx=None
         M = xp.sum(y1 * y1, axis=1)[:, None] + xp.sum(y2 * y2, axis=1)[None, :] - 2.0 * (y1 @ y2.T)
         M = xp.clip(M, min=0.0)
         if same:  # a point's distance to itself is 0, not the formula's rounding error
-            M = xp.where(xp.eye(M.shape[0], dtype=xp.bool), 0.0, M)
+            if xp is np:
+                np.fill_diagonal(M, 0.0)  # in place, no second n x n array
+            else:
+                M = xp.where(xp.eye(M.shape[0], dtype=xp.bool), 0.0, M)
         if metric == "euclidean":
             return xp.sqrt(M) * scale if scale != 1.0 else xp.sqrt(M)
         if scale != 1.0:

@@ -55,6 +55,8 @@ def solve_greenkhorn(problem, numItermax, stopThr, verbose=False, warmstart=None
             P[:, j] = col
             c[j] = col.sum()
         err = float(np.abs(r - a).sum() + np.abs(c - b).sum())
+        if not math.isfinite(err):
+            raise FloatingPointError("greenkhorn: non-finite marginal error; please report this input.")
         errs.append(err)
         if verbose and (it % print_period == 0 or err < stopThr):
             print(f"{it + 1:>5}|{err:>12.6e}")

@@ -220,11 +220,11 @@ def _rate(errs, window, end):
 def _sinkhorn_iterations_left(errs, stopThr, window=10):
     """Sinkhorn iterations still needed to reach ``stopThr`` at the linear
     rate seen over the last ``window`` iterations; None when unknown."""
-    if len(errs) <= window or not errs[-1] > 0.0 or not errs[-1 - window] > 0.0 or not stopThr > 0.0:
+    rate = _rate(errs, window, len(errs))
+    if rate is None or not stopThr > 0.0:
         return None
     if errs[-1] < stopThr:
         return 0
-    rate = (errs[-1] / errs[-1 - window]) ** (1.0 / window)
     if not rate < _SLOW_RATE:
         return None
     return math.log(stopThr / errs[-1]) / math.log(rate)

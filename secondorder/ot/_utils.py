@@ -48,13 +48,25 @@ class OTProblem:
 
     def full_plan(self, P):
         """The plan on the full (n, m) grid, zero rows/columns restored."""
-        P = astype(self.xp, P, self.dtype)
+        xp = self.xp
+        P = astype(xp, P, self.dtype)
+        if self.rows is None and self.cols is None:
+            return P
+        if xp is np or is_cupy(xp):  # one scatter into the new array
+            out = xp.zeros(self.shape, dtype=self.dtype)
+            out[xp.ix_(_all(xp, self.rows, self.shape[0]), _all(xp, self.cols, self.shape[1]))] = P
+            return out
+        # the standard has no scatter: gathers from P with a zero row and column appended
         return self._expand(self._expand(P, self.row_map, 0.0, 0), self.col_map, 0.0, 1)
 
     def full_potentials(self, f, g):
         """``f, g`` on the full grid; zero-mass entries get ``-inf`` (a zero
         scaling: no mass leaves or arrives there)."""
         return self._expand(f, self.row_map, -math.inf, 0), self._expand(g, self.col_map, -math.inf, 0)
+
+
+def _all(xp, idx, size):
+    return xp.arange(size) if idx is None else idx
 
 
 def _integral_or_bool(xp, dtype):
@@ -141,10 +153,13 @@ def prepare(a, b, M, reg, numItermax, stopThr):
     cols, col_map = _support(xp, b)
     if rows is not None:
         a = xp.take(a, rows)
-        M = xp.take(M, rows, axis=0)
     if cols is not None:
         b = xp.take(b, cols)
-        M = xp.take(M, cols, axis=1)
+    if (rows is not None or cols is not None) and (xp is np or is_cupy(xp)):
+        M = M[xp.ix_(_all(xp, rows, n), _all(xp, cols, m))]  # one copy, C-ordered, which the kernels read by rows
+    elif rows is not None or cols is not None:
+        M = xp.take(M, rows, axis=0) if rows is not None else M
+        M = xp.take(M, cols, axis=1) if cols is not None else M
     if xp is np:
         M = np.ascontiguousarray(M)  # the numba kernels read rows
     return OTProblem(a, b, M, reg, rows, cols, row_map, col_map, (n, m), dtype, xp)

@@ -19,33 +19,14 @@ operations PyTorch dispatches, which this brings from a few per tensor (or
 a concatenation, the core's operations and a split, in the group-at-once
 path) to a few per group.  Tested equal to the array-API core.
 
-The state is written in place, so a step is checked before it starts: the
-gradients and oracles must be finite, after which the step is (the
-denominator is at least ``eps`` and the ratio is clipped).
+The state is written in place, so the front end checks a step before it
+starts: the gradients and oracles must be finite, after which the step is
+(the denominator is at least ``eps`` and the ratio is clipped).
 """
 
 import torch
 
-__all__ = ["finite", "refresh_", "step_"]
-
-
-def finite(tensors):
-    """Whether no tensor of ``tensors`` holds NaN or inf.
-
-    One call of the Euclidean norms (PyTorch's max-norm is several times
-    slower on the CPU): a NaN or inf makes its tensor's norm non-finite.
-    Only where a norm is not finite, which huge finite entries can also
-    cause, are that tensor's entries tested one by one.
-    """
-    if not tensors:
-        return True
-    norms = torch._foreach_norm(tensors)
-    try:
-        if bool(torch.isfinite(torch.stack(norms)).all()):
-            return True
-    except RuntimeError:  # norms on several devices
-        pass
-    return all(bool(torch.isfinite(n)) or bool(torch.isfinite(t).all()) for n, t in zip(norms, tensors))
+__all__ = ["refresh_", "step_"]
 
 
 def refresh_(method, h, oracles):

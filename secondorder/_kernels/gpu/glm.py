@@ -19,7 +19,6 @@ from ._cuda import TPB, blocks, cuda
 __all__ = [
     "logistic_grad",
     "logistic_grad_csr",
-    "gram_matvec",
     "gram_matvec_csr",
     "softmax_grad",
     "softmax_grad_csr",
