@@ -54,6 +54,12 @@ def test_ot_suite_runs_small_cases():
     ra = mod.RandomAssignment()
     ra.setup("so:sns")
     assert ra.track_iterations("so:sns") <= 60
+    other = mod.OtherMethods()
+    other.setup("so:sinkhorn_epsilon_scaling")
+    assert other.track_l1_error("so:sinkhorn_epsilon_scaling") < 1e-9
+    hard = mod.HardGeometry()
+    hard.setup("apart", 1000, "so:sns")
+    assert hard.track_iterations("apart", 1000, "so:sns") >= 1
     per = mod.LogSinkhornPerIteration()
     per.setup(500, "so:sinkhorn_log")
     per.time_50_iterations(500, "so:sinkhorn_log")

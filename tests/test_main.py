@@ -32,7 +32,8 @@ def test_bench_ot_rows(capsys):
     args = ["bench", "ot", "--ot-sizes", "60", "--ot-draws", "2", "--ot-assignment-size", "60", "--ot-max-iter", "3000"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    for name in ("assignment n=60", "clouds n=60 reg=0.001 #1", "so:sns", "pot:sinkhorn", "regot:ssns", "per iter"):
+    for name in ("assignment n=60", "clouds n=60 reg=0.001 #1", "so:sns", "pot:sinkhorn", "regot:ssns", "per iter",
+                 "pot:emd", "apart n=60", "images n=60", "so:greenkhorn", "pot:sinkhorn_epsilon_scaling"):
         assert name in out
     assert "geometric mean over 2 draws" in out
 

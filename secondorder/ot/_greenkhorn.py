@@ -39,8 +39,18 @@ def solve_greenkhorn(problem, numItermax, stopThr, verbose=False, warmstart=None
     r, c = P.sum(axis=1), P.sum(axis=0)
     log_a, log_b = np.log(a), np.log(b)
     errs = []
-    for it in range(numItermax):
+    for it in range(numItermax + 1):
+        # the violations choose the next coordinate, and their sums are the error of the last update
         dr, dc = np.abs(r - a), np.abs(c - b)
+        if it > 0:
+            err = float(dr.sum() + dc.sum())
+            if not math.isfinite(err):
+                raise FloatingPointError("greenkhorn: non-finite marginal error; please report this input.")
+            errs.append(err)
+            if verbose and ((it - 1) % print_period == 0 or err < stopThr):
+                print(f"{it:>5}|{err:>12.6e}")
+            if err < stopThr or it == numItermax:
+                break
         i, j = int(dr.argmax()), int(dc.argmax())
         if dr[i] >= dc[j]:
             f[i] = reg * (log_a[i] - _lse((g - M[i]) / reg))
@@ -54,14 +64,6 @@ def solve_greenkhorn(problem, numItermax, stopThr, verbose=False, warmstart=None
             r += col - P[:, j]
             P[:, j] = col
             c[j] = col.sum()
-        err = float(np.abs(r - a).sum() + np.abs(c - b).sum())
-        if not math.isfinite(err):
-            raise FloatingPointError("greenkhorn: non-finite marginal error; please report this input.")
-        errs.append(err)
-        if verbose and (it % print_period == 0 or err < stopThr):
-            print(f"{it + 1:>5}|{err:>12.6e}")
-        if err < stopThr:
-            break
     if xp is not np:
         f, g = from_host(xp, f, problem.M), from_host(xp, g, problem.M)
     return Solution(f, g, errs, 1)  # one pass over M: the plan's construction

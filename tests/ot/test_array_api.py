@@ -42,3 +42,22 @@ def test_mixed_libraries_are_an_error(make):
     M = np.ones((3, 3))
     with pytest.raises(TypeError, match="mixed"):
         ot.sinkhorn(np.full(3, 1 / 3), make(np.full(3, 1 / 3)), make(M), 1.0)
+
+
+@pytest.mark.parametrize("method", ["sinkhorn_epsilon_scaling", "greenkhorn"])
+def test_pot_methods_and_several_targets_in_the_callers_library(make, method):
+    rng = np.random.default_rng(1)
+    M = ot.dist(rng.random((20, 2)), rng.random((15, 2)))
+    a = np.full(20, 1 / 20)
+    b = rng.random((15, 2))
+    b /= b.sum(axis=0)
+    kw = dict(method=method, stopThr=1e-10, numItermax=100000)
+    ref = ot.sinkhorn(a, b[:, 0], M, 0.1, **kw)
+    P = ot.sinkhorn(make(a), make(b[:, 0]), make(M), 0.1, **kw)
+    kind = type(make([0.0]))
+    assert type(P) is kind
+    # the generic kernels against the numba ones, over hundreds of iterations: round-off apart
+    assert_allclose(to_numpy(P), ref, rtol=1e-8, atol=1e-14)
+    costs = ot.sinkhorn2(make(a), make(b), make(M), 0.1, **kw)
+    assert type(costs) is kind and tuple(costs.shape) == (2,)
+    assert_allclose(to_numpy(costs), ot.sinkhorn2(a, b, M, 0.1, **kw), rtol=1e-8)
