@@ -29,6 +29,10 @@ __all__ = [
     "immutable_on_host",
     "is_foreign",
     "astype",
+    "asarray_like",
+    "take",
+    "one_hot",
+    "cumsum",
     "is_real_floating",
     "SparseRows",
 ]
@@ -64,11 +68,47 @@ def diagonal(xp, A):
     return copy(xp, xp.linalg.diagonal(A))
 
 
-def astype(xp, a, dtype):
-    """``a`` in ``dtype``, not copied when it has it already."""
+def astype(xp, a, dtype, copy=False):
+    """``a`` in ``dtype``; not copied when it has it already, unless
+    ``copy``."""
     if xp is np or is_cupy(xp):
-        return a.astype(dtype, copy=False)
-    return xp.astype(a, dtype, copy=False)
+        return a.astype(dtype, copy=copy)
+    return xp.astype(a, dtype, copy=copy)
+
+
+def asarray_like(xp, value, like, dtype=None):
+    """``value`` (a scalar, a list or a NumPy array) as an array of ``xp``
+    on the device of the array ``like``."""
+    if xp is np:
+        return np.asarray(value, dtype=dtype)
+    if is_cupy(xp):  # pragma: no cover - GPU; CuPy's asarray has no device argument
+        with xp.cuda.Device(like.device):
+            return xp.asarray(value, dtype=dtype)
+    from array_api_compat import device
+
+    return xp.asarray(value, dtype=dtype, device=device(like))
+
+
+def one_hot(xp, y, K, dtype):
+    """The indicator matrix ``Y[i, c] = (y_i == c)`` of integer labels
+    (the standard has no indexing by pairs of arrays)."""
+    classes = asarray_like(xp, np.arange(K), y, dtype=y.dtype)
+    return astype(xp, y[:, None] == classes[None, :], dtype)
+
+
+def cumsum(xp, a, axis):
+    """The cumulative sum of ``a`` along ``axis``."""
+    if xp is np or is_cupy(xp):
+        return xp.cumsum(a, axis=axis)
+    return xp.cumulative_sum(a, axis=axis)
+
+
+def take(xp, a, index, axis=0):
+    """The entries of ``a`` at the integer array ``index`` along ``axis``
+    (rows of a sparse matrix too)."""
+    if xp is np or is_cupy(xp) or hasattr(a, "tocsr"):
+        return a[index] if axis == 0 else a[:, index]
+    return xp.take(a, index, axis=axis)
 
 
 def is_real_floating(xp, dtype):
@@ -100,12 +140,13 @@ def from_numpy(xp, a, like):
     return xp.asarray(a, dtype=like.dtype, device=device(like))
 
 
-class _HostFactor:
-    """A Cholesky factor kept on the host for namespaces without a
-    triangular solve (the standard has none)."""
+class _StandardFactor:
+    """For namespaces with no triangular solve (the standard has none): the
+    shifted matrix, proved positive definite by the standard's
+    ``linalg.cholesky``, and solved with ``linalg.solve``."""
 
-    def __init__(self, factor):
-        self.factor = factor
+    def __init__(self, matrix):
+        self.matrix = matrix
 
 
 def cholesky(xp, A, shift):
@@ -134,10 +175,13 @@ def cholesky(xp, A, shift):
         if int(info) != 0:
             raise np.linalg.LinAlgError("not positive definite")
         return L
-    import scipy.linalg
+    from array_api_compat import device
 
-    B = to_numpy(A) + shift * np.eye(n)
-    return _HostFactor(scipy.linalg.cho_factor(B, lower=True, check_finite=False))
+    B = A + shift * xp.eye(n, dtype=A.dtype, device=device(A))
+    L = xp.linalg.cholesky(B)  # raises (NumPy's LinAlgError) when B is not positive definite
+    if not bool(xp.all(xp.isfinite(xp.linalg.diagonal(L)))):
+        raise np.linalg.LinAlgError("not positive definite")
+    return _StandardFactor(B)
 
 
 def cho_solve(xp, factor, v):
@@ -151,8 +195,8 @@ def cho_solve(xp, factor, v):
 
     if xp is np:
         return scipy.linalg.cho_solve(factor, v, check_finite=False)
-    if isinstance(factor, _HostFactor):
-        return from_numpy(xp, scipy.linalg.cho_solve(factor.factor, to_numpy(v), check_finite=False), v)
+    if isinstance(factor, _StandardFactor):
+        return xp.linalg.solve(factor.matrix, v[:, None])[:, 0]
     import torch
 
     return torch.cholesky_solve(v[:, None], factor)[:, 0]
@@ -199,10 +243,8 @@ def _to_host(value):
 def from_host(xp, value, like):
     """The NumPy arrays in ``value`` (also inside tuples and dicts) in
     namespace ``xp`` on ``like``'s device, each keeping its dtype."""
-    from array_api_compat import device
-
     if isinstance(value, np.ndarray):
-        return xp.asarray(value, device=device(like))
+        return asarray_like(xp, value, like)
     if isinstance(value, tuple):
         return tuple(from_host(xp, v, like) for v in value)
     if isinstance(value, dict):

@@ -1,28 +1,39 @@
 """What the GLM losses share: input checks, the parameter layout, the cache
-of per-sample curvature weights, and the curvature models built on them."""
+of per-sample curvature weights, and the curvature models built on them.
+
+The losses are written once against the array namespace of ``X``: NumPy
+arrays and SciPy sparse matrices run the numba kernels, CuPy arrays (and
+CuPy sparse matrices) the CUDA kernels with cuBLAS/cuSPARSE products, and
+the arrays of any other array-API library (PyTorch, array-api-strict...) the
+generic kernels in that library.  Labels and weights are checked on the
+host (one vector each, once) and then live where ``X`` lives."""
 
 import copy
 
 import numpy as np
 import scipy.sparse
-from scipy.sparse.linalg import LinearOperator
 
-from .._array_api import is_foreign, from_host, from_numpy, host_roundtrip, to_numpy
-from .._backend import get_namespace, kernels
+from .._array_api import asarray_like, astype, is_real_floating, take, to_numpy
+from .._array_api import copy as copy_array
+from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_finite, check_nonnegative
-from ..curvature import HessianCallable
+from ..curvature import HessianCallable, OperatorHessian
 
 __all__ = ["GLMLoss"]
 
 _KINDS = ("exact", "gauss-newton", "fisher", "subsampled")
 
 
+def _is_sparse(X):
+    return scipy.sparse.issparse(X) or type(X).__module__.startswith("cupyx.scipy.sparse")
+
+
 def check_X(X, name="X", check_finite_values=True):
-    """``X`` as a finite 2-D float array (dense, any order) or CSR matrix;
-    float32 stays float32, everything else becomes float64.  No copy when
-    ``X`` already qualifies.  The finiteness test (a pass over ``X``) can be
-    skipped by callers that made it already."""
-    if scipy.sparse.issparse(X):
+    """``X`` as a finite 2-D float array (dense, any order) or CSR matrix of
+    its own library; float32 stays float32, everything else becomes float64.
+    No copy when ``X`` already qualifies.  The finiteness test (a pass over
+    ``X``) can be skipped by callers that made it already."""
+    if _is_sparse(X):
         X = X.tocsr()
         _check_csr_structure(X, name)
         dtype = np.float32 if X.dtype == np.float32 else np.float64
@@ -35,17 +46,26 @@ def check_X(X, name="X", check_finite_values=True):
         if not X.has_sorted_indices:
             X = X.sorted_indices()
         return X
-    X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
-        raise TypeError(f"`{name}` must hold real numbers; got dtype {X.dtype}.")
-    if np.issubdtype(X.dtype, np.complexfloating):
+    xp = get_namespace(X)
+    if xp is np or is_cupy(xp):
+        X = xp.asarray(X)
+        if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+            raise TypeError(f"`{name}` must hold real numbers; got dtype {X.dtype}.")
+        complex_ = np.issubdtype(X.dtype, np.complexfloating)
+    else:
+        if getattr(X, "layout", None) is not None and "sparse" in str(X.layout):
+            raise TypeError(f"`{name}` is a sparse tensor; pass it dense, or as a scipy.sparse CSR matrix.")
+        if not xp.isdtype(X.dtype, ("bool", "numeric")):
+            raise TypeError(f"`{name}` must hold real numbers; got dtype {X.dtype}.")
+        complex_ = xp.isdtype(X.dtype, "complex floating")
+    if complex_:
         raise TypeError(f"`{name}` must hold real numbers; got complex values.")
     if X.ndim != 2:
-        raise ValueError(f"`{name}` must be 2-D (n_samples, n_features); got shape {X.shape}.")
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
+        raise ValueError(f"`{name}` must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}.")
+    if X.dtype not in (xp.float32, xp.float64):
+        X = astype(xp, X, xp.float64)
     if check_finite_values:
-        check_finite(X, name)
+        check_finite(X, name, xp=xp)
     return X
 
 
@@ -56,11 +76,12 @@ def _check_csr_structure(X, name):
     nothing changed."""
     n, d = X.shape
     indptr, indices = X.indptr, X.indices
+    xp = get_namespace(indptr)
     fix = "; build it from valid (data, indices, indptr) arrays, or from a dense array or COO triplets"
     if indptr.shape != (n + 1,) or indices.shape != X.data.shape:
         raise ValueError(f"`{name}` is a malformed CSR matrix: indptr must have n_samples + 1 = {n + 1} entries and "
                          f"indices one per stored value{fix}.")
-    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or bool(np.any(indptr[1:] < indptr[:-1])):
+    if int(indptr[0]) != 0 or int(indptr[-1]) != indices.shape[0] or bool(xp.any(indptr[1:] < indptr[:-1])):
         raise ValueError(f"`{name}` is a malformed CSR matrix: indptr must start at 0, never decrease and end at "
                          f"the number of stored values ({indices.shape[0]}){fix}.")
     if indices.shape[0] and (int(indices.min()) < 0 or int(indices.max()) >= d):
@@ -68,18 +89,18 @@ def _check_csr_structure(X, name):
                          f"{int(indices.min())} to {int(indices.max())}{fix}.")
 
 
-def _float_dtype(a):
-    """The dtype of a result computed for ``a``: its own when floating,
+def _result_dtype(xp, a):
+    """The dtype of a result computed for ``a``: its own when real floating,
     float64 for integers and booleans (never truncated)."""
-    dtype = np.asarray(a).dtype
-    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+    return a.dtype if is_real_floating(xp, a.dtype) else xp.float64
 
 
 def check_sample_weight(sample_weight, n):
-    """Float64 weights of length ``n``: non-negative, finite, not all zero."""
+    """Float64 weights of length ``n`` (NumPy, on the host): non-negative,
+    finite, not all zero."""
     if sample_weight is None:
         return np.ones(n)
-    sw = np.asarray(sample_weight, dtype=np.float64)
+    sw = np.asarray(to_numpy(sample_weight), dtype=np.float64)
     if sw.ndim == 0:
         sw = np.full(n, float(sw))
     if sw.shape != (n,):
@@ -102,34 +123,54 @@ class GLMLoss:
 
     over the parameter vector ``w = [W.ravel(), b]`` (``b`` only with
     ``fit_intercept``; it is not penalised).  Subclasses set ``n_outputs``
-    and implement ``_check_y``; ``_evaluate(coef, b)``, which makes one
-    fused pass over ``X`` and returns the loss sum, the gradient sums and
-    the per-sample state that curvature products need;
-    ``_curvature_product(state, V, vb, kind, rows)``; and
-    ``_dense(w, kind, rows)``, the curvature matrix of a kind.
+    and implement ``_check_y`` (on the host, NumPy); ``_evaluate(coef,
+    b)``, which makes one fused pass over ``X`` and returns the loss sum,
+    the gradient sums and the per-sample state that curvature products
+    need; ``_curvature_product(state, V, vb, kind, rows)``; and ``_dense(w,
+    kind, rows)``, the curvature matrix of a kind.
+
+    Every array lives in ``xp``, the namespace of ``X``; parameters given to
+    the methods must be arrays of that library too, and results come back
+    in it.
     """
 
     n_outputs = 1
 
     def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None, check_input=True):
-        # Arrays of another array-API library (PyTorch, JAX, array-api-strict) are copied to NumPy for
-        # the kernels; the parameters and results then live in that library.
-        self._caller = (get_namespace(X), X) if is_foreign(X) else None
-        X, y, sample_weight = (to_numpy(a) if is_foreign(a) else a for a in (X, y, sample_weight))
         self.X = check_X(X, check_finite_values=check_input)
+        self.xp = xp = get_namespace(self.X.data if _is_sparse(self.X) else self.X)
         n, self.n_features = self.X.shape
         if n == 0:
             raise ValueError("`X` has no samples.")
-        self.sparse = scipy.sparse.issparse(self.X)
+        self.sparse = _is_sparse(self.X)
         self.dtype = self.X.dtype
-        self.y = self._check_y(y, n)
+        like = self.X.data if self.sparse else self.X
+        # labels and weights: checked on the host, then moved to X's library and device once
+        self.y = self._device(self._check_y(to_numpy(y), n), like)
         self.alpha = check_nonnegative(alpha, "alpha")
         self.fit_intercept = bool(fit_intercept)
-        self.sample_weight = check_sample_weight(sample_weight, n)
-        self._total = float(self.sample_weight.sum())
-        self._k = kernels(np)
+        sw = check_sample_weight(sample_weight, n)
+        self._total = float(sw.sum())
+        self.sample_weight = self._device(sw, like)
+        self._like = self.sample_weight  # a dense float64 array of xp on X's device
+        self._k = kernels(xp)
         self._cache = []  # (w, value, grad, state) of the two latest points
         self.n_passes = 0
+
+    def _device(self, a, like):
+        return asarray_like(self.xp, a, like, dtype=getattr(self.xp, str(a.dtype)))
+
+    def _zeros(self, shape):
+        xp = self.xp
+        if xp is np or is_cupy(xp):
+            return xp.zeros(shape)
+        return xp.zeros(shape, dtype=xp.float64, device=_device_of(self._like))
+
+    def _empty(self, shape):
+        xp = self.xp
+        if xp is np or is_cupy(xp):
+            return xp.empty(shape)
+        return xp.empty(shape, dtype=xp.float64, device=_device_of(self._like))
 
     # -------------------------------------------------------------- layout
     @property
@@ -141,31 +182,58 @@ class GLMLoss:
         """Length of the parameter vector ``w``."""
         return self.n_outputs * (self.n_features + self.fit_intercept)
 
+    def _vector(self, w, name):
+        """``w`` as a 1-D array of the loss's library with ``n_params``
+        entries."""
+        xp = self.xp
+        if xp is np:
+            w = np.asarray(w)
+        elif get_namespace(w) is not get_namespace(self._like):
+            raise TypeError(
+                f"`{name}` must be an array of X's library ({getattr(xp, '__name__', xp)}); got "
+                f"{type(w).__module__}.{type(w).__name__}. Build it with loss.initial_params() or that library."
+            )
+        if tuple(w.shape) != (self.n_params,):
+            raise ValueError(f"`{name}` must have length n_params = {self.n_params}; got shape {tuple(w.shape)}.")
+        return w
+
     def _split(self, w):
-        d, K = self.n_features, self.n_outputs
-        w = np.asarray(w)
-        if w.shape != (self.n_params,):
-            raise ValueError(f"`w` must have length n_params = {self.n_params}; got shape {w.shape}.")
-        coef = w[: K * d].astype(np.float64).reshape(K, d)
-        b = w[K * d :].astype(np.float64) if self.fit_intercept else np.zeros(K)
+        xp, d, K = self.xp, self.n_features, self.n_outputs
+        w = astype(xp, w, xp.float64)
+        coef = xp.reshape(w[: K * d], (K, d))
+        b = w[K * d :] if self.fit_intercept else self._zeros(K)
         return coef, b
 
     def _join(self, coef, b, dtype):
-        parts = [np.asarray(coef, dtype=np.float64).reshape(-1)]
+        xp = self.xp
+        parts = [xp.reshape(astype(xp, coef, xp.float64), (-1,))]
         if self.fit_intercept:
-            parts.append(np.asarray(b, dtype=np.float64).reshape(-1))
-        return np.concatenate(parts).astype(dtype, copy=False)
+            parts.append(xp.reshape(astype(xp, b, xp.float64), (-1,)))
+        joined = (np.concatenate if xp is np else xp.concat)(parts)
+        return astype(xp, joined, dtype)
 
     def _as_kernel(self, a):
         """Parameters in ``X``'s precision, so that a float32 ``X`` runs the
         float32 specialisation of the kernels (float64 accumulation inside)."""
-        return a.astype(np.float32) if self.dtype == np.float32 else a
+        return astype(self.xp, a, self.xp.float32) if self.dtype == self.xp.float32 else a
+
+    def _index(self, rows):
+        """Row indices (NumPy or of ``xp``) as an index array of ``xp``."""
+        if self.xp is np:
+            return np.asarray(rows)
+        if get_namespace(rows) is np:
+            return self._device(np.asarray(rows), self._like)
+        return rows
+
+    def _take(self, a, rows):
+        return take(self.xp, a, rows)
 
     def _rows(self, rows):
         """``X`` restricted to a subsample's rows and their total weight,
         copied once and kept for the later products."""
         if getattr(self, "_sub", (None,))[0] is not rows:
-            self._sub = (rows, self.X[rows], float(self.sample_weight[rows].sum()))
+            sw = self._take(self.sample_weight, rows)
+            self._sub = (rows, self._take(self.X, rows), float(self.xp.sum(sw)))
         return self._sub[1], self._sub[2]
 
     def _csr_args(self):
@@ -176,71 +244,72 @@ class GLMLoss:
     def fused(self):
         """True when the passes over ``X`` run as numba kernels (dense
         C-ordered or CSR ``X``), so that BLAS does only vector work."""
-        return self._k.__name__ == "cpu" and (self.sparse or self.X.flags.c_contiguous)
+        return self._k.__name__ == "cpu" and self.xp is np and (self.sparse or self.X.flags.c_contiguous)
 
     def initial_params(self):
-        """Zeros of the loss's dtype (and of ``X``'s array library): the
-        usual starting point."""
-        w = np.zeros(self.n_params, dtype=self.dtype)
-        return w if self._caller is None else from_numpy(self._caller[0], w, self._caller[1])
+        """Zeros of the loss's dtype, in ``X``'s array library and on its
+        device: the usual starting point."""
+        return astype(self.xp, self._zeros(self.n_params), self.dtype)
 
     # ---------------------------------------------------------- evaluation
     def _point(self, w):
         """(value, grad, state) at ``w``, from the cache or one pass."""
-        w = np.asarray(w)
+        xp = self.xp
+        w = self._vector(w, "w")
         for entry in self._cache:
-            if entry[0].shape == w.shape and np.array_equal(entry[0], w):
+            if bool(xp.all(entry[0] == w)):
                 return entry[1:]
         coef, b = self._split(w)
         loss, gcoef, gb, state = self._evaluate(coef, b)
         self.n_passes += 1
         inv = 1.0 / self._total
-        value = loss * inv + 0.5 * self.alpha * float(np.sum(coef * coef))
-        grad = self._join(gcoef * inv + self.alpha * coef, gb * inv, np.float64)
-        self._cache = [(w.copy(), value, grad, state)] + self._cache[:1]
+        value = loss * inv + 0.5 * self.alpha * float(xp.sum(coef * coef))
+        grad = self._join(gcoef * inv + self.alpha * coef, gb * inv, xp.float64)
+        self._cache = [(copy_array(xp, w), value, grad, state)] + self._cache[:1]
         return value, grad, state
 
-    @host_roundtrip
     def value(self, w):
         """The loss :math:`f(w)`."""
         return self._point(w)[0]
 
-    @host_roundtrip
     def grad(self, w):
         """The gradient :math:`\\nabla f(w)`, in ``w``'s dtype."""
-        return self._point(w)[1].astype(_float_dtype(w), copy=True)
+        g = self._point(w)[1]
+        return astype(self.xp, g, _result_dtype(self.xp, self._vector(w, "w")), copy=True)
 
-    @host_roundtrip
     def value_and_grad(self, w):
         """``(f(w), grad f(w))`` from one pass over ``X``: use as
         ``minimize(loss.value_and_grad, w0, jac=True, ...)``."""
-        value, grad, _ = self._point(w)
-        return value, grad.astype(_float_dtype(w), copy=True)
+        value, g, _ = self._point(w)
+        return value, astype(self.xp, g, _result_dtype(self.xp, self._vector(w, "w")), copy=True)
 
     def __call__(self, w):
         return self.value(w)
 
-    @host_roundtrip
     def hessp(self, w, v):
         """The Hessian-vector product :math:`\\nabla^2 f(w) v` (one pass)."""
         return self._product(w, v, "exact", None)
 
     def _product(self, w, v, kind, rows):
         state = self._point(w)[2]
-        v = np.asarray(v)
-        if v.shape != (self.n_params,):
-            raise ValueError(f"`v` must have length n_params = {self.n_params}; got shape {v.shape}.")
+        v = self._vector(v, "v")
         V, vb = self._split(v)
-        if not self.fit_intercept:
-            vb = np.zeros(self.n_outputs)
         out, out_b, total = self._curvature_product(state, V, vb, kind, rows)
         self.n_passes += 1
-        return self._join(out / total + self.alpha * V, out_b / total, _float_dtype(v))
+        return self._join(out / total + self.alpha * V, out_b / total, _result_dtype(self.xp, v))
 
-    @host_roundtrip
     def hess(self, w):
         """The dense Hessian :math:`\\nabla^2 f(w)` (n_params x n_params)."""
-        return self._dense(w, "exact", None)
+        return self._dense(self._vector(w, "w"), "exact", None)
+
+    def _add_penalty(self, H):
+        """``H + alpha I`` on the coefficients' block (not the intercepts')."""
+        xp, m = self.xp, self.n_outputs * self.n_features
+        if xp is np or is_cupy(xp):
+            H[xp.arange(m), xp.arange(m)] += self.alpha
+            return H
+        mask = astype(xp, xp.arange(H.shape[0], device=_device_of(H)) < m, H.dtype)
+        return H + self.alpha * (xp.eye(H.shape[0], dtype=H.dtype, device=_device_of(H)) * mask)
 
     # ---------------------------------------------------------- minibatches
     def minibatch(self):
@@ -253,20 +322,23 @@ class GLMLoss:
             v, rows)``, ``sampled_jac(w, rows, rng)`` (the gradient of the
             data term at labels drawn from the model's own probabilities,
             Sophia-G's estimator; without the L2 term, whose curvature is
-            known) and ``data``, the row indices to pass as ``data``; each
-            minibatch loss is the weighted mean over its rows plus the full
-            L2 term, an unbiased estimate of this loss.
+            known) and ``data``, the row indices to pass as ``data`` (an
+            integer array of ``X``'s library); each minibatch loss is the
+            weighted mean over its rows plus the full L2 term, an unbiased
+            estimate of this loss.
         """
         return MinibatchOracles(self)
 
     def _subset(self, rows, y=None):
         """This loss over ``rows`` (and labels ``y`` if given), sharing
         every setting; no input check is repeated."""
+        rows = self._index(rows)
         sub = copy.copy(self)
-        sub.X = self.X[rows]
-        sub.y = self.y[rows] if y is None else y
-        sub.sample_weight = self.sample_weight[rows]
-        sub._total = float(sub.sample_weight.sum())
+        sub.X = self._take(self.X, rows)
+        sub.y = self._take(self.y, rows) if y is None else y
+        sub.sample_weight = self._take(self.sample_weight, rows)
+        sub._like = sub.sample_weight
+        sub._total = float(self.xp.sum(sub.sample_weight))
         sub._cache = []
         sub.n_passes = 0
         if sub._total <= 0:
@@ -293,7 +365,7 @@ class GLMLoss:
             ``"dense"`` builds the matrix at each point (Cholesky or
             eigendecomposition, any shift for the price of one); ``"cg"``
             gives products only (conjugate gradients).  ``"auto"``: dense
-            for the binary loss with at most 1000 parameters and a dense
+            for the binary loss with at most 64 parameters and a dense
             ``X`` (the matrix costs about one pass of BLAS rank-k updates),
             products otherwise (a dense softmax Hessian costs ``K`` times
             more than its products save).
@@ -302,7 +374,7 @@ class GLMLoss:
 
         Returns
         -------
-        HessianCallable
+        HessianCallable or OperatorHessian
             Evaluated lazily, once per accepted point, from the per-sample
             weights cached by the last gradient evaluation there.
         """
@@ -316,32 +388,29 @@ class GLMLoss:
                 raise ValueError(f"`fraction` must be in (0, 1]; got {fraction!r}.")
             rng = np.random.default_rng(random_state)
             n = self.n_samples
-            rows = np.sort(rng.choice(n, size=max(1, int(round(fraction * n))), replace=False))
+            rows = self._index(np.sort(rng.choice(n, size=max(1, int(round(fraction * n))), replace=False)))
         if solver == "auto":
             solver = "dense" if self.n_outputs == 1 and self.n_params <= 64 and not self.sparse else "cg"
-        n_params = self.n_params
-
         if solver == "dense":
 
             def hess(w):
-                w = to_numpy(w)
-                return self._dense(w, kind, rows).astype(w.dtype, copy=False)
+                return astype(self.xp, self._dense(self._vector(w, "w"), kind, rows), w.dtype)
 
-        else:
+            return HessianCallable(hess, **model_options)
 
-            def hess(w):
-                w = np.array(to_numpy(w), copy=True)
-                dtype = w.dtype
-                return LinearOperator(
-                    (n_params, n_params), matvec=lambda v: self._product(w, np.ravel(v).astype(dtype), kind, rows), dtype=dtype
-                )
+        def hessp(w, v):
+            return self._product(w, v, kind, rows)
 
-        return HessianCallable(hess, **model_options)
+        return OperatorHessian(hessp, **model_options)
 
 
+def _device_of(a):
+    from array_api_compat import device
+
+    return device(a)
 
 
-def row_blocks(X, fit_intercept, width):
+def row_blocks(X, fit_intercept, width, xp=np):
     """``(lo, hi, block)`` over blocks of rows of ``X``, each block dense,
     float64, with a column of ones appended when ``fit_intercept``; block
     sizes hold about 2**19 numbers of width ``width`` in cache.  A block
@@ -350,38 +419,57 @@ def row_blocks(X, fit_intercept, width):
     step = max(64, (1 << 19) // max(width, 1))
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        block = X[lo:hi]
-        block = block.toarray() if scipy.sparse.issparse(block) else block
+        block = X[lo:hi, :]
+        block = block.toarray() if _is_sparse(block) else block
+        block = astype(xp, block, xp.float64)
         if fit_intercept:
-            block = np.concatenate([block, np.ones((hi - lo, 1), dtype=block.dtype)], axis=1)
-        yield lo, hi, np.asarray(block, dtype=np.float64)
+            if xp is np or is_cupy(xp):
+                ones = xp.ones((hi - lo, 1))
+            else:
+                ones = xp.ones((hi - lo, 1), dtype=xp.float64, device=_device_of(block))
+            block = (np.concatenate if xp is np else xp.concat)([block, ones], axis=1)
+        yield lo, hi, block
 
 
-def syrk_add(G, B, sign=1.0):
-    """``G += sign * B^T B`` on the upper triangle of the F-ordered ``G``
-    (BLAS syrk: half the flops of a product); returns ``G``."""
+def gram_add(xp, G, B, sign=1.0):
+    """``G += sign * B^T B``; returns ``G``.  On NumPy only the upper
+    triangle of the F-ordered ``G`` is written (BLAS syrk: half the flops
+    of a product), and :func:`symmetrise` completes it."""
+    if xp is not np:
+        return G + sign * (B.T @ B)
     from scipy.linalg import blas
 
     # B.T of a C-ordered B is F-ordered, so syrk reads it without a copy.
     return blas.dsyrk(sign, np.ascontiguousarray(B).T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
 
 
-def symmetrise(G):
-    """The full symmetric matrix from an upper triangle."""
+def symmetrise(xp, G):
+    """The full symmetric matrix from what :func:`gram_add` accumulated."""
+    if xp is not np:
+        return G
     return np.triu(G) + np.triu(G, 1).T
 
 
-def weighted_gram(X, w, fit_intercept):
+def gram_zeros(xp, q, like):
+    """A q x q float64 accumulator for :func:`gram_add`."""
+    if xp is np:
+        return np.zeros((q, q), order="F")
+    if is_cupy(xp):
+        return xp.zeros((q, q))
+    return xp.zeros((q, q), dtype=xp.float64, device=_device_of(like))
+
+
+def weighted_gram(X, w, fit_intercept, xp=np):
     """``[X 1]^T diag(w) [X 1]`` (the ``1`` column only with
     ``fit_intercept``) for a dense or CSR ``X`` and ``w >= 0``: one pass
     over ``X`` in cached blocks, each scaled by ``sqrt(w)`` and added by a
     rank-k update."""
     q = X.shape[1] + bool(fit_intercept)
-    G = np.zeros((q, q), order="F")
-    root = np.sqrt(w)
-    for lo, hi, block in row_blocks(X, fit_intercept, q):
-        G = syrk_add(G, block * root[lo:hi, None])
-    return symmetrise(G)
+    G = gram_zeros(xp, q, w)
+    root = xp.sqrt(w)
+    for lo, hi, block in row_blocks(X, fit_intercept, q, xp):
+        G = gram_add(xp, G, block * root[lo:hi, None])
+    return symmetrise(xp, G)
 
 
 class MinibatchOracles:
@@ -390,16 +478,14 @@ class MinibatchOracles:
 
     def __init__(self, loss):
         self.loss = loss
-        self.data = np.arange(loss.n_samples)
-        if loss._caller is not None:  # indices of the caller's library, as its parameters
-            self.data = from_host(loss._caller[0], self.data, loss._caller[1])
+        self.data = loss._index(np.arange(loss.n_samples))
         self._last = (None, None)
 
     def _sub(self, rows):
         # The gradient and the products of one step share the batch: keep its
         # subset (and the per-sample state cached at w) for the next calls.
         if self._last[0] is not rows:
-            self._last = (rows, self.loss._subset(to_numpy(rows)))
+            self._last = (rows, self.loss._subset(rows))
         return self._last[1]
 
     def fun(self, w, rows):
@@ -410,15 +496,13 @@ class MinibatchOracles:
         """The Hessian of the minibatch loss times ``v``."""
         return self._sub(rows).hessp(w, v)
 
-    @host_roundtrip
     def sampled_jac(self, w, rows, rng):
         """The gradient of the data term at labels drawn from the model."""
         sub = self._sub(rows)
         labels = sub._sample_labels(sub._point(w)[2], rng)
         sampled = self.loss._subset(rows, y=labels)
         g = sampled._point(w)[1]
-        coef, _ = sampled._split(w)
-        K, d = coef.shape
-        g = g.copy()
-        g[: K * d] -= sampled.alpha * coef.reshape(-1)
-        return g.astype(_float_dtype(w), copy=False)
+        coef, _ = sampled._split(sampled._vector(w, "w"))
+        xp = self.loss.xp
+        penalty = sampled._join(sampled.alpha * coef, sampled._zeros(coef.shape[0]), xp.float64)
+        return astype(xp, g - penalty, _result_dtype(xp, w))

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._array_api import astype
 from ._base import GLMLoss, weighted_gram
 
 __all__ = ["LogisticLoss"]
@@ -89,51 +90,56 @@ class LogisticLoss(GLMLoss):
         return y
 
     def _evaluate(self, coef, b):
-        n = self.n_samples
-        r, h = np.empty(n), np.empty(n)
-        c = self._as_kernel(coef[0])
+        xp, n = self.xp, self.n_samples
+        r, h = self._empty(n), self._empty(n)
+        c = self._as_kernel(coef[0, :])
         if self.sparse:
             loss, g = self._k.logistic_grad_csr(*self._csr_args(), self.y, self.sample_weight, c, b[0], r, h)
         else:
             loss, g = self._k.logistic_grad(self.X, self.y, self.sample_weight, c, b[0], r, h)
-        return loss, np.asarray(g, dtype=np.float64)[None, :], np.array([r.sum()]), (r, h)
+        g = astype(xp, xp.asarray(g), xp.float64)
+        return loss, xp.reshape(g, (1, -1)), xp.reshape(xp.sum(r), (1,)), (r, h)
 
     def _sample_labels(self, state, rng):
         """Labels drawn from the model's probabilities (state of a pass)."""
+        xp = self.xp
         r, _ = state
         sw = self.sample_weight
-        p = self.y + np.divide(r, sw, out=np.full_like(r, 0.5), where=sw > 0)
-        return (rng.random(p.shape[0]) < p).astype(np.float64)
+        p = self.y + xp.where(sw > 0, r / xp.where(sw > 0, sw, 1.0), 0.5)
+        u = self._device(rng.random(p.shape[0]), self._like)
+        return astype(xp, u < p, xp.float64)
 
     def _weights(self, state, kind):
+        xp = self.xp
         r, h = state
         if kind == "fisher":
             sw = self.sample_weight
-            return np.divide(r * r, sw, out=np.zeros_like(r), where=sw > 0)
+            return xp.where(sw > 0, r * r / xp.where(sw > 0, sw, 1.0), 0.0)
         return h  # exact, Gauss-Newton (the same for the binary loss), subsampled
 
     def _curvature_product(self, state, V, vb, kind, rows):
+        xp = self.xp
         w = self._weights(state, kind)
         X, total = self.X, self._total
         if rows is not None:
             X, total = self._rows(rows)
-            w = w[rows]
-        v = self._as_kernel(V[0])
+            w = self._take(w, rows)
+        v = self._as_kernel(V[0, :])
         if self.sparse:
             out, s = self._k.gram_matvec_csr(X.data, X.indices, X.indptr, self.n_features, w, v, vb[0])
         else:
             out, s = self._k.gram_matvec(X, w, v, vb[0])
-        return np.asarray(out, dtype=np.float64)[None, :], np.array([s]), total
+        out = astype(xp, xp.asarray(out), xp.float64)
+        return xp.reshape(out, (1, -1)), self._device(np.array([s]), self._like), total
 
     def _dense(self, w, kind, rows):
+        xp = self.xp
         state = self._point(w)[2]
         weights = self._weights(state, kind)
         X, total = self.X, self._total
         if rows is not None:
             X, total = self._rows(rows)
-            weights = weights[rows]
-        H = weighted_gram(X, weights, self.fit_intercept) / total
+            weights = self._take(weights, rows)
+        H = weighted_gram(X, weights, self.fit_intercept, xp) / total
         self.n_passes += 1
-        d = self.n_features
-        H[np.arange(d), np.arange(d)] += self.alpha
-        return H
+        return self._add_penalty(H)

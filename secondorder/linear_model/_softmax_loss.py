@@ -3,7 +3,8 @@
 import numpy as np
 
 from .._validation import check_int
-from ._base import GLMLoss, row_blocks, symmetrise, syrk_add
+from .._array_api import astype, cumsum, one_hot, take
+from ._base import GLMLoss, gram_add, gram_zeros, row_blocks, symmetrise
 
 __all__ = ["SoftmaxLoss"]
 
@@ -82,37 +83,39 @@ class SoftmaxLoss(GLMLoss):
         return self.n_outputs
 
     def _evaluate(self, coef, b):
-        n, K = self.n_samples, self.n_outputs
-        P = np.empty((n, K))
+        xp = self.xp
+        P = self._empty((self.n_samples, self.n_outputs))
         c = self._as_kernel(coef)
         if self.sparse:
             loss, g, gb = self._k.softmax_grad_csr(*self._csr_args(), self.y, self.sample_weight, c, b, P)
         else:
             loss, g, gb = self._k.softmax_grad(self.X, self.y, self.sample_weight, c, b, P)
-        return loss, np.asarray(g, dtype=np.float64), np.asarray(gb, dtype=np.float64), P
+        return loss, astype(xp, xp.asarray(g), xp.float64), astype(xp, xp.asarray(gb), xp.float64), P
 
     def _sample_labels(self, P, rng):
         """Labels drawn from the model's class probabilities ``P``."""
-        u = rng.random(P.shape[0])[:, None]
-        labels = (np.cumsum(P, axis=1) < u).sum(axis=1)
-        return np.minimum(labels, self.n_outputs - 1).astype(np.int64)
+        xp = self.xp
+        u = self._device(rng.random(P.shape[0]), self._like)
+        labels = xp.sum(astype(xp, cumsum(xp, P, 1) < u[:, None], xp.int64), axis=1)
+        return xp.where(labels < self.n_outputs, labels, self.n_outputs - 1)
 
     def _curvature_product(self, P, V, vb, kind, rows):
+        xp = self.xp
         X, y, sw, total = self.X, self.y, self.sample_weight, self._total
         if rows is not None:
             X, total = self._rows(rows)
-            y, sw, P = y[rows], sw[rows], P[rows]
+            y, sw, P = self._take(y, rows), self._take(sw, rows), self._take(P, rows)
         mode = _MODES[kind]
         if mode == 1:
-            V, vb = V - V.mean(axis=0), vb - vb.mean()
+            V, vb = V - xp.mean(V, axis=0), vb - xp.mean(vb)
         V = self._as_kernel(V)
         if self.sparse:
             out, out_b = self._k.softmax_hessp_csr(X.data, X.indices, X.indptr, self.n_features, y, sw, P, V, vb, mode)
         else:
             out, out_b = self._k.softmax_hessp(X, y, sw, P, V, vb, mode)
-        out, out_b = np.asarray(out, dtype=np.float64), np.asarray(out_b, dtype=np.float64)
+        out, out_b = astype(xp, xp.asarray(out), xp.float64), astype(xp, xp.asarray(out_b), xp.float64)
         if mode == 1:
-            out, out_b = out - out.mean(axis=0), out_b - out_b.mean()
+            out, out_b = out - xp.mean(out, axis=0), out_b - xp.mean(out_b)
         return out, out_b, total
 
     def _dense(self, w, kind, rows):
@@ -125,41 +128,41 @@ class SoftmaxLoss(GLMLoss):
         Gauss-Newton part) minus one rank-k update of width ``K q``; the
         Fisher is the rank-k update alone, with :math:`p_i - e_{y_i}`.
         """
+        xp = self.xp
         P = self._point(w)[2]
         X, y, sw, total = self.X, self.y, self.sample_weight, self._total
         if rows is not None:
             X, total = self._rows(rows)
-            y, sw, P = y[rows], sw[rows], P[rows]
+            y, sw, P = self._take(y, rows), self._take(sw, rows), self._take(P, rows)
         K, d = self.n_outputs, self.n_features
         q = d + self.fit_intercept
-        if kind == "fisher":
-            F = P.copy()
-            F[np.arange(F.shape[0]), y] -= 1.0
-        else:
-            F = P
-        H = np.zeros((K * q, K * q), order="F")  # class-major: [W_k, b_k] for each k
-        diag = [np.zeros((q, q), order="F") for _ in range(K)] if kind != "fisher" else []
-        root = np.sqrt(sw)
-        for lo, hi, block in row_blocks(X, self.fit_intercept, K * q):
+        F = P - one_hot(xp, y, K, P.dtype) if kind == "fisher" else P
+        H = gram_zeros(xp, K * q, P)  # class-major: [W_k, b_k] for each k
+        diag = [gram_zeros(xp, q, P) for _ in range(K)] if kind != "fisher" else []
+        root = xp.sqrt(sw)
+        for lo, hi, block in row_blocks(X, self.fit_intercept, K * q, xp):
             for k in range(len(diag)):
-                diag[k] = syrk_add(diag[k], block * np.sqrt(sw[lo:hi] * P[lo:hi, k])[:, None])
+                diag[k] = gram_add(xp, diag[k], block * xp.sqrt(sw[lo:hi] * P[lo:hi, k])[:, None])
             if kind in ("exact", "subsampled", "fisher"):
-                outer = ((root[lo:hi, None] * F[lo:hi])[:, :, None] * block[:, None, :]).reshape(hi - lo, K * q)
-                H = syrk_add(H, outer, -1.0 if kind != "fisher" else 1.0)
-        H = symmetrise(H)
+                outer = xp.reshape((root[lo:hi, None] * F[lo:hi, :])[:, :, None] * block[:, None, :], (hi - lo, K * q))
+                H = gram_add(xp, H, outer, -1.0 if kind != "fisher" else 1.0)
+        H = symmetrise(xp, H)
         for k, G in enumerate(diag):
-            H[k * q : (k + 1) * q, k * q : (k + 1) * q] += symmetrise(G)
+            H[k * q : (k + 1) * q, k * q : (k + 1) * q] += symmetrise(xp, G)
         if kind == "gauss-newton":
             # Pi H Pi with Pi = (I - 11^T / K) (x) I_q, in the class-major layout
-            H = H.reshape(K, q, K, q)
-            H = H - H.mean(axis=0, keepdims=True)
-            H = (H - H.mean(axis=2, keepdims=True)).reshape(K * q, K * q)
+            H = xp.reshape(H, (K, q, K, q))
+            H = H - xp.mean(H, axis=0, keepdims=True)
+            H = xp.reshape(H - xp.mean(H, axis=2, keepdims=True), (K * q, K * q))
         self.n_passes += 1
-        H /= total
+        H = H / total
         # from the class-major layout to the parameter layout [W.ravel(), b]
         order = (np.arange(K)[:, None] * q + np.arange(d)[None, :]).ravel()
         if self.fit_intercept:
             order = np.concatenate([order, np.arange(K) * q + d])
-        H = H[np.ix_(order, order)]
-        H[np.arange(K * d), np.arange(K * d)] += self.alpha
-        return H
+        if xp is np:
+            H = H[np.ix_(order, order)]
+        else:
+            order = self._device(order, self._like)
+            H = take(xp, take(xp, H, order, axis=0), order, axis=1)
+        return self._add_penalty(H)

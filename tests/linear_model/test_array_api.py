@@ -47,3 +47,54 @@ def test_loss_in_the_callers_library(make, cls):
                                   sampled_jac=ref_mb.sampled_jac, seed=0, epochs=2, options={"lr": 1e-2})
     assert type(out.x) is kind
     assert_allclose(to_numpy(out.x), ref_out.x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [LogisticLoss, SoftmaxLoss])
+@pytest.mark.parametrize("kind", ["exact", "gauss-newton", "fisher", "subsampled"])
+def test_curvature_kinds_in_the_callers_library(make, cls, kind, monkeypatch):
+    """Each curvature kind, dense and by products, computed in the caller's
+    library (no copy to NumPy after construction) equals NumPy's."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((90, 4))
+    y = (rng.random(90) < 0.4).astype(np.int64) if cls is LogisticLoss else rng.integers(0, 4, 90)
+    sw = rng.random(90) + 0.5
+    ref = cls(X, y, alpha=1e-2, sample_weight=sw)
+    loss = cls(make(X), make(y), alpha=1e-2, sample_weight=make(sw))
+    assert loss._k.__name__ == "fallback" and loss.xp is not np
+
+    def refuse(a):
+        raise AssertionError("a copy to NumPy")
+
+    monkeypatch.setattr("secondorder.linear_model._base.to_numpy", refuse)
+    monkeypatch.setattr("secondorder._array_api.to_numpy", refuse)
+    w = rng.standard_normal(ref.n_params) * 0.3
+    v = rng.standard_normal(ref.n_params)
+    kind_type = type(make([0.0]))
+    for solver in ("dense", "cg"):
+        model, ref_model = loss.curvature(kind, solver=solver), ref.curvature(kind, solver=solver)
+        model.update(make(w)), ref_model.update(w)
+        out = model.matvec(make(v))
+        assert type(out) is kind_type
+        assert_allclose(to_numpy(out), ref_model.matvec(v), rtol=1e-12, atol=1e-14)
+        assert_allclose(to_numpy(model.solve(make(v), 0.5)), ref_model.solve(v, 0.5), rtol=1e-7, atol=1e-10)
+
+
+def test_float32_in_the_callers_library(make):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((60, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 60)
+    ref = SoftmaxLoss(X, y, alpha=1e-1)
+    loss = SoftmaxLoss(make(X), make(y), alpha=1e-1)
+    w0 = loss.initial_params()
+    assert str(w0.dtype).endswith("float32")
+    res = so.minimize(loss.value_and_grad, w0, jac=True, hess=loss.curvature(), method="trust-region")
+    ref_res = so.minimize(ref.value_and_grad, ref.initial_params(), jac=True, hess=ref.curvature(),
+                          method="trust-region")
+    assert str(res.x.dtype).endswith("float32")
+    assert_allclose(to_numpy(res.x), ref_res.x, rtol=1e-4, atol=1e-5)
+
+
+def test_parameters_of_another_library_are_an_error(make):
+    loss = LogisticLoss(make(np.eye(3)), make(np.array([0, 1, 0])))
+    with pytest.raises(TypeError, match="`w` must be an array of X's library"):
+        loss.value(np.zeros(loss.n_params))

@@ -1,4 +1,5 @@
-"""Pure-NumPy reference of the GLM kernels.
+"""Reference versions of the GLM kernels, in the Python array API standard
+(NumPy, CuPy, PyTorch, array-api-strict...).
 
 Binary logistic loss with labels ``y`` in {0, 1}, weights ``sw`` and linear
 predictor ``z = X coef + b``:
@@ -22,8 +23,10 @@ weight) and accepts a dense ``X`` (any order) or, for the ``*_csr``
 variants, the three arrays of a CSR matrix.
 """
 
-import numpy as np
 import scipy.sparse
+
+from ..._array_api import astype, one_hot
+from ..._backend import get_namespace
 
 __all__ = [
     "logistic_grad",
@@ -41,22 +44,23 @@ def _csr(data, indices, indptr, d):
     return scipy.sparse.csr_matrix((data, indices, indptr), shape=(indptr.shape[0] - 1, d))
 
 
-def _logistic_terms(z, y, sw, r_out, h_out):
+def _logistic_terms(xp, z, y, sw, r_out, h_out):
     # log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}); sigma(z) from e^{-|z|} too,
     # so nothing overflows for large margins.
-    e = np.exp(-np.abs(z))
-    loss = np.maximum(z, 0.0) + np.log1p(e) - y * z
-    p = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    r_out[:] = sw * (p - y)
-    h_out[:] = sw * (e / (1.0 + e) ** 2)
-    return float(sw @ loss)
+    e = xp.exp(-xp.abs(z))
+    loss = xp.clip(z, min=0.0) + xp.log1p(e) - y * z
+    p = xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    r_out[...] = sw * (p - y)
+    h_out[...] = sw * (e / ((1.0 + e) * (1.0 + e)))
+    return float(xp.sum(sw * loss))
 
 
 def logistic_grad(X, y, sw, coef, b, r_out, h_out):
     """Loss sum, gradient sum ``X^T r``; fills ``r`` and ``h`` per sample."""
-    z = X @ coef + b
-    loss = _logistic_terms(z.astype(np.float64), y, sw, r_out, h_out)
-    return loss, X.T @ r_out.astype(X.dtype, copy=False)
+    xp = get_namespace(r_out)
+    z = astype(xp, X @ coef + b, xp.float64)
+    loss = _logistic_terms(xp, z, y, sw, r_out, h_out)
+    return loss, X.T @ astype(xp, r_out, X.dtype)
 
 
 def logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
@@ -65,8 +69,9 @@ def logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
 
 def gram_matvec(X, w, v, vb):
     """``(X^T (w * u), sum(w * u))`` with ``u = X v + vb``."""
-    u = w * (X @ v + vb)
-    return X.T @ u.astype(X.dtype, copy=False), float(u.sum())
+    xp = get_namespace(w)
+    u = w * astype(xp, X @ v + vb, w.dtype)
+    return X.T @ astype(xp, u, X.dtype), float(xp.sum(u))
 
 
 def gram_matvec_csr(data, indices, indptr, d, w, v, vb):
@@ -76,16 +81,16 @@ def gram_matvec_csr(data, indices, indptr, d, w, v, vb):
 def softmax_grad(X, y, sw, coef, b, P_out):
     """Loss sum and gradient sum ``R^T X`` (shape ``coef``), ``R = sw (P - Y)``;
     fills ``P``.  Returns ``(loss, grad, grad_b)``."""
-    Z = (X @ coef.T + b).astype(np.float64)
-    zmax = Z.max(axis=1, keepdims=True)
-    E = np.exp(Z - zmax)
-    s = E.sum(axis=1, keepdims=True)
-    P_out[:] = E / s
-    rows = np.arange(Z.shape[0])
-    loss = float(sw @ (zmax[:, 0] + np.log(s[:, 0]) - Z[rows, y]))
-    R = P_out * sw[:, None]
-    R[rows, y] -= sw
-    return loss, (X.T @ R.astype(X.dtype, copy=False)).T, R.sum(axis=0)
+    xp = get_namespace(P_out)
+    Z = astype(xp, X @ coef.T + b, xp.float64)
+    zmax = xp.max(Z, axis=1, keepdims=True)
+    E = xp.exp(Z - zmax)
+    s = xp.sum(E, axis=1, keepdims=True)
+    P_out[...] = E / s
+    Y = one_hot(xp, y, Z.shape[1], Z.dtype)
+    loss = float(xp.sum(sw * (zmax[:, 0] + xp.log(s[:, 0]) - xp.sum(Z * Y, axis=1))))
+    R = (P_out - Y) * sw[:, None]
+    return loss, (X.T @ astype(xp, R, X.dtype)).T, xp.sum(R, axis=0)
 
 
 def softmax_grad_csr(data, indices, indptr, d, y, sw, coef, b, P_out):
@@ -103,17 +108,17 @@ def softmax_hessp(X, y, sw, P, V, vb, mode):
 
     Returns ``(R^T X, R.sum(0))``.
     """
-    U = (X @ V.T + vb).astype(np.float64)
+    xp = get_namespace(P)
+    U = astype(xp, X @ V.T + vb, xp.float64)
     if mode == 0:
-        R = P * (U - (P * U).sum(axis=1, keepdims=True))
+        R = P * (U - xp.sum(P * U, axis=1, keepdims=True))
     elif mode == 1:
         R = P * U
     else:
-        G = P.copy()
-        G[np.arange(G.shape[0]), y] -= 1.0
-        R = G * (G * U).sum(axis=1, keepdims=True)
-    R *= sw[:, None]
-    return (X.T @ R.astype(X.dtype, copy=False)).T, R.sum(axis=0)
+        G = P - one_hot(xp, y, P.shape[1], P.dtype)
+        R = G * xp.sum(G * U, axis=1, keepdims=True)
+    R = R * sw[:, None]
+    return (X.T @ astype(xp, R, X.dtype)).T, xp.sum(R, axis=0)
 
 
 def softmax_hessp_csr(data, indices, indptr, d, y, sw, P, V, vb, mode):
