@@ -15,26 +15,26 @@ import numpy as np
 from ._backend import is_cupy
 
 __all__ = [
-    "copy",
-    "norm",
+    "SparseRows",
     "array_min",
-    "diagonal",
-    "to_numpy",
-    "from_numpy",
-    "from_host",
-    "cholesky",
+    "asarray_like",
+    "astype",
     "cho_solve",
-    "trust_region_eig",
+    "cholesky",
+    "copy",
+    "cumsum",
+    "diagonal",
+    "from_host",
+    "from_numpy",
     "host_roundtrip",
     "immutable_on_host",
     "is_foreign",
-    "astype",
-    "asarray_like",
-    "take",
-    "one_hot",
-    "cumsum",
     "is_real_floating",
-    "SparseRows",
+    "norm",
+    "one_hot",
+    "take",
+    "to_numpy",
+    "trust_region_eig",
 ]
 
 
@@ -312,9 +312,9 @@ class SparseRows:
         self.nnz = int(vals.shape[0])
         if xp is np or is_cupy(xp):
             if is_cupy(xp):  # pragma: no cover - GPU
-                import cupyx.scipy.sparse as sparse
+                from cupyx.scipy import sparse
             else:
-                import scipy.sparse as sparse
+                from scipy import sparse
             self._S = sparse.csr_matrix((vals, (rows, cols)), shape=self.shape)
             self._ST = self._S.T.tocsr()
             self._kind = "scipy"

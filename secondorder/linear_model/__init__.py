@@ -8,7 +8,7 @@ SciPy and numba; the estimators (:class:`LogisticRegression`,
 from ._logistic_loss import LogisticLoss
 from ._softmax_loss import SoftmaxLoss
 
-__all__ = ["LogisticLoss", "SoftmaxLoss", "LogisticRegression", "SoftmaxRegression"]
+__all__ = ["LogisticLoss", "LogisticRegression", "SoftmaxLoss", "SoftmaxRegression"]
 
 
 def __getattr__(name):

@@ -138,7 +138,7 @@ class GLMLoss:
 
     def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None, check_input=True):
         self.X = check_X(X, check_finite_values=check_input)
-        self.xp = xp = get_namespace(self.X.data if _is_sparse(self.X) else self.X)
+        self.xp = xp = get_namespace(self.X)
         n, self.n_features = self.X.shape
         if n == 0:
             raise ValueError("`X` has no samples.")

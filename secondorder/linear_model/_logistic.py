@@ -11,13 +11,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.extmath import softmax
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 from threadpoolctl import ThreadpoolController
 
+from .._array_api import asarray_like, astype, norm, to_numpy
+from .._backend import get_namespace
 from ..optimize import minimize
-from ._base import _check_csr_structure
+from ._base import _check_csr_structure, check_X
 from ._logistic_loss import LogisticLoss
 from ._softmax_loss import SoftmaxLoss
 
@@ -93,7 +98,15 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         self
         """
         self._check_params()
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
+        xp = get_namespace(X)
+        if xp is np:
+            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
+        else:
+            # CuPy, PyTorch, array-api-strict...: X stays in its library and on its device; the labels
+            # (one vector) are encoded on the host, as scikit-learn does
+            X = check_X(X)
+            self.n_features_in_ = X.shape[1]
+            y = to_numpy(y)
         check_classification_targets(y)
         encoder = LabelEncoder()
         y_index = encoder.fit_transform(y)
@@ -104,7 +117,12 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
                 "This solver needs samples of at least 2 classes in the data, but the data contains only one "
                 f"class: {self.classes_[0]!r}."
             )
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if xp is np:
+            sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        else:
+            sw = np.ones(X.shape[0]) if sample_weight is None else to_numpy(sample_weight).astype(np.float64)
+            if sw.shape != (X.shape[0],):
+                raise ValueError(f"`sample_weight` must have one weight per sample ({X.shape[0]}); got shape {sw.shape}.")
         if (sw < 0).any():
             raise ValueError("`sample_weight` must be non-negative.")
         if self.class_weight is not None:
@@ -123,14 +141,16 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         res = self._solve(loss)
         K_out = loss.n_outputs
         d = X.shape[1]
-        w = np.asarray(res.x, dtype=np.float64)
-        self.coef_ = w[: K_out * d].reshape(K_out, d).astype(X.dtype)
-        intercept = w[K_out * d :] if self.fit_intercept else np.zeros(K_out)
+        w = astype(xp, res.x, xp.float64)
+        self.coef_ = astype(xp, xp.reshape(w[: K_out * d], (K_out, d)), X.dtype)
+        intercept = w[K_out * d :] if self.fit_intercept else loss._zeros(K_out)
         if K_out > 1:
             # The softmax loss is unchanged by a shift of all intercepts; the
             # centred one is scikit-learn's (and the minimum-norm) choice.
-            intercept = intercept - intercept.mean()
-        self.intercept_ = intercept.astype(X.dtype)
+            intercept = intercept - xp.mean(intercept)
+        self.intercept_ = astype(xp, intercept, X.dtype)
+        if xp is not np and self.classes_.dtype.kind in "iufb":
+            self.classes_ = asarray_like(xp, self.classes_, self.coef_)  # numeric labels: in X's library
         self.n_iter_ = np.array([res.nit], dtype=np.int32)
         return self
 
@@ -142,16 +162,25 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
             return self._run_solver(loss)
 
     def _run_solver(self, loss):
-        w0 = np.zeros(loss.n_params)
+        xp = loss.xp
+        w0 = astype(xp, loss.initial_params(), xp.float64)
         if self.solver == "lbfgs":
+            fun = loss.value_and_grad
+            if xp is not np:  # scipy's L-BFGS-B iterates on the host
+
+                def fun(w):
+                    value, g = loss.value_and_grad(asarray_like(xp, w, w0))
+                    return value, to_numpy(g)
+
             res = scipy.optimize.minimize(
-                loss.value_and_grad,
-                w0,
+                fun,
+                to_numpy(w0),
                 jac=True,
                 method="L-BFGS-B",
                 options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 64 * np.finfo(float).eps},
             )
             converged = res.status == 0
+            res.x = asarray_like(xp, res.x, w0)
         else:
             options = {"gtol": self.tol, "maxiter": self.max_iter, "disp": bool(self.verbose)}
             with warnings.catch_warnings():
@@ -169,7 +198,7 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         if not converged:
             warnings.warn(
                 f"{type(self).__name__} (solver={self.solver!r}) did not converge in {res.nit} iterations "
-                f"(gradient norm {np.linalg.norm(res.jac):.2e} > tol={self.tol:g}): {res.message} "
+                f"(gradient norm {norm(get_namespace(res.jac), res.jac):.2e} > tol={self.tol:g}): {res.message} "
                 "Increase `max_iter`, scale the features (sklearn.preprocessing.StandardScaler) or loosen `tol`.",
                 ConvergenceWarning,
                 stacklevel=4,
@@ -177,30 +206,56 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         return res
 
     def decision_function(self, X):
-        """Confidence scores, shape (n_samples, n_classes) (scikit-learn's)."""
-        if scipy.sparse.issparse(X):
-            # SciPy's products trust the index arrays: a malformed matrix gives garbage or worse
-            _check_csr_structure(X.tocsr(), "X")
-        return super().decision_function(X)
+        """Confidence scores, shape (n_samples, n_classes) (scikit-learn's);
+        in ``X``'s array library."""
+        xp = get_namespace(X)
+        if xp is np:
+            if scipy.sparse.issparse(X):
+                # SciPy's products trust the index arrays: a malformed matrix gives garbage or worse
+                _check_csr_structure(X.tocsr(), "X")
+            return super().decision_function(X)
+        check_is_fitted(self)
+        X = check_X(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"`X` has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}.")
+        if get_namespace(self.coef_) is not xp:
+            raise TypeError("`X` must come from the array library the model was fitted with.")
+        scores = X @ astype(xp, self.coef_, X.dtype).T + astype(xp, self.intercept_, X.dtype)
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    def predict(self, X):
+        """Class labels, in ``X``'s array library when they are numbers."""
+        xp = get_namespace(X)
+        if xp is np:
+            return super().predict(X)
+        scores = self.decision_function(X)
+        index = astype(xp, scores > 0, xp.int64) if scores.ndim == 1 else xp.argmax(scores, axis=1)
+        if isinstance(self.classes_, np.ndarray):  # text labels live on the host
+            return self.classes_[to_numpy(index)]
+        return xp.take(self.classes_, index)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), in the order
         of ``classes_``."""
         check_is_fitted(self)
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            p = 1.0 / (1.0 + np.exp(-np.clip(scores, -700, 700)))
-            return np.column_stack([1.0 - p, p])
-        return softmax(np.array(scores, dtype=np.float64, copy=True))
+        return _exp_normalised(self.predict_log_proba(X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably."""
         check_is_fitted(self)
-        scores = np.asarray(self.decision_function(X), dtype=np.float64)
+        scores = self.decision_function(X)
+        xp = get_namespace(scores)
+        scores = astype(xp, scores, xp.float64)
         if scores.ndim == 1:
-            scores = np.column_stack([np.zeros_like(scores), scores])
-        top = scores.max(axis=1, keepdims=True)
-        return scores - top - np.log(np.exp(scores - top).sum(axis=1, keepdims=True))
+            scores = xp.stack([xp.zeros_like(scores), scores], axis=1)
+        top = xp.max(scores, axis=1, keepdims=True)
+        return scores - top - xp.log(xp.sum(xp.exp(scores - top), axis=1, keepdims=True))
+
+
+def _exp_normalised(log_p):
+    xp = get_namespace(log_p)
+    p = xp.exp(log_p)
+    return p / xp.sum(p, axis=1, keepdims=True)
 
 
 class LogisticRegression(_BaseLogistic):

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from .._validation import check_int
 from .._array_api import astype, cumsum, one_hot, take
+from .._validation import check_int
 from ._base import GLMLoss, gram_add, gram_zeros, row_blocks, symmetrise
 
 __all__ = ["SoftmaxLoss"]

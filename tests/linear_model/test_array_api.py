@@ -98,3 +98,40 @@ def test_parameters_of_another_library_are_an_error(make):
     loss = LogisticLoss(make(np.eye(3)), make(np.array([0, 1, 0])))
     with pytest.raises(TypeError, match="`w` must be an array of X's library"):
         loss.value(np.zeros(loss.n_params))
+
+
+@pytest.mark.parametrize("solver", ["gns", "trust-region", "lbfgs"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_estimators_in_the_callers_library(make, solver, n_classes):
+    """Fitted on PyTorch or array-api-strict arrays, the estimators keep
+    their coefficients and answers in that library, equal to NumPy's."""
+    from secondorder.linear_model import LogisticRegression, SoftmaxRegression
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((150, 4))
+    y = rng.integers(0, n_classes, 150) * 10  # labels that are not class indices
+    Xt = rng.standard_normal((20, 4))
+    kind = type(make([0.0]))
+    for cls in (LogisticRegression, SoftmaxRegression):
+        ref = cls(C=0.5, solver=solver, tol=1e-10).fit(X, y)
+        est = cls(C=0.5, solver=solver, tol=1e-10).fit(make(X), make(y))
+        for name in ("coef_", "intercept_", "classes_"):
+            assert type(getattr(est, name)) is kind
+            assert_allclose(to_numpy(getattr(est, name)), getattr(ref, name), rtol=1e-6, atol=1e-8)
+        for method in ("decision_function", "predict_proba", "predict_log_proba", "predict"):
+            out = getattr(est, method)(make(Xt))
+            assert type(out) is kind
+            assert_allclose(to_numpy(out), getattr(ref, method)(Xt), rtol=1e-6, atol=1e-8)
+
+
+def test_text_labels_with_arrays_of_another_library(make):
+    from secondorder.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((80, 3))
+    y = np.where(X[:, 0] > 0, "yes", "no")
+    est = LogisticRegression().fit(make(X), y)
+    assert list(est.classes_) == ["no", "yes"]
+    assert_allclose(np.mean(est.predict(make(X)) == y), LogisticRegression().fit(X, y).score(X, y))
+    with pytest.raises(ValueError, match="features"):
+        est.predict(make(X[:, :2]))

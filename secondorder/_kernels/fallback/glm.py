@@ -29,10 +29,10 @@ from ..._array_api import astype, one_hot
 from ..._backend import get_namespace
 
 __all__ = [
-    "logistic_grad",
-    "logistic_grad_csr",
     "gram_matvec",
     "gram_matvec_csr",
+    "logistic_grad",
+    "logistic_grad_csr",
     "softmax_grad",
     "softmax_grad_csr",
     "softmax_hessp",
