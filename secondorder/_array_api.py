@@ -89,6 +89,72 @@ def asarray_like(xp, value, like, dtype=None):
     return xp.asarray(value, dtype=dtype, device=device(like))
 
 
+def concat(xp, arrays, axis=0):
+    """``arrays`` joined along ``axis``."""
+    if xp is np or is_cupy(xp):
+        return xp.concatenate(arrays, axis=axis)
+    return xp.concat(arrays, axis=axis)
+
+
+def zeros_like_shape(xp, shape, dtype, like):
+    """Zeros of ``shape`` and ``dtype`` on the device of ``like``."""
+    if xp is np or is_cupy(xp):
+        return xp.zeros(shape, dtype=dtype)
+    from array_api_compat import device
+
+    return xp.zeros(shape, dtype=dtype, device=device(like))
+
+
+def add_diagonal(xp, A, value):
+    """``A + value I`` (in place for NumPy and CuPy)."""
+    n = A.shape[0]
+    if xp is np or is_cupy(xp):
+        A[xp.arange(n), xp.arange(n)] += value
+        return A
+    from array_api_compat import device
+
+    return A + value * xp.eye(n, dtype=A.dtype, device=device(A))
+
+
+def scatter_zeros(xp, index, values, n):
+    """The length-``n`` vector with ``values`` at the sorted, distinct
+    integer positions ``index`` and zeros elsewhere (the standard has no
+    assignment through an index array: a ``searchsorted`` does it)."""
+    if xp is np or is_cupy(xp):
+        out = xp.zeros(n, dtype=values.dtype)
+        out[index] = values
+        return out
+    positions = asarray_like(xp, np.arange(n), index, dtype=index.dtype)
+    if index.shape[0] == 0:
+        return xp.zeros(n, dtype=values.dtype, device=values.device)
+    slot = xp.clip(xp.searchsorted(index, positions), max=index.shape[0] - 1)
+    hit = xp.take(index, slot) == positions
+    return xp.where(hit, xp.take(values, slot), 0.0)
+
+
+def solve_triangular(xp, A, b, lower, trans=False):
+    """``A^{-1} b`` (``A^{-T} b`` with ``trans``) for a triangular ``A``;
+    ``b`` a vector or a matrix.  Namespaces without a triangular solver
+    (the standard has none) use the general ``linalg.solve``."""
+    if xp is np or is_cupy(xp):
+        if is_cupy(xp):  # pragma: no cover - GPU
+            from cupyx.scipy.linalg import solve_triangular as solve
+        else:
+            from scipy.linalg import solve_triangular as solve
+        kwargs = {} if is_cupy(xp) else {"check_finite": False}
+        return solve(A, b, lower=lower, trans="T" if trans else "N", **kwargs)
+    if trans:
+        A, lower = A.T, not lower
+    column = b.ndim == 1
+    B = b[:, None] if column else b
+    if _is_torch(xp):
+        import torch
+
+        X = torch.linalg.solve_triangular(A, B, upper=not lower)
+    else:
+        X = xp.linalg.solve(A, B)
+    return X[:, 0] if column else X
+
 def one_hot(xp, y, K, dtype):
     """The indicator matrix ``Y[i, c] = (y_i == c)`` of integer labels
     (the standard has no indexing by pairs of arrays)."""

@@ -173,3 +173,45 @@ def test_mfac_static_in_the_callers_namespace(nx):
     cols = model.inverse_columns(np.array([1, 3]))
     assert type(cols) is kind
     assert_allclose(to_numpy(cols), ref.inverse_columns(np.array([1, 3])), rtol=1e-12)
+
+
+def test_mfac_window_natively_in_the_callers_namespace(nx, monkeypatch):
+    """The sliding window (past its size, so the factor drops rows) and the
+    static model's pruning compute in the caller's library, equal to NumPy."""
+    from secondorder.curvature import MFAC, MFACStatic
+
+    make, xp = nx
+    rng = np.random.default_rng(5)
+    grads = rng.standard_normal((7, 12))
+    v = rng.standard_normal(12)
+    ref, model = MFAC(window=4, damp=1e-1), MFAC(window=4, damp=1e-1)
+    kind = type(make([0.0]))
+    trust = model.trust_step  # its secular equation is a kernel on the host (a vector of k + 1 numbers)
+
+    def refuse(a):
+        raise AssertionError("a copy to NumPy")
+
+    monkeypatch.setattr("secondorder._array_api.to_numpy", refuse)
+    for g in grads[:-1]:
+        ref.add(g), model.add(make(g))
+    assert_allclose(to_numpy_(model.update_and_ihvp(make(grads[-1]))), ref.update_and_ihvp(grads[-1]), rtol=1e-10)
+    for name, args in (("solve", (v,)), ("solve", (v, 0.3)), ("matvec", (v,)), ("diagonal", ())):
+        out = getattr(model, name)(*[make(a) if isinstance(a, np.ndarray) else a for a in args])
+        assert type(out) is kind, name
+        assert_allclose(to_numpy_(out), getattr(ref, name)(*args), rtol=1e-10, atol=1e-13)
+    static, ref_static = MFACStatic(make(grads), damp=1e-2), MFACStatic(grads, damp=1e-2)
+    for joint in (True, False):
+        w_new, Q, scores = static.prune(make(v), 3, joint=joint)
+        ref_w, ref_Q, _ = ref_static.prune(v, 3, joint=joint)
+        assert type(w_new) is kind
+        assert_allclose(to_numpy_(w_new), ref_w, rtol=1e-10, atol=1e-13)
+        assert (to_numpy_(w_new)[ref_Q] == 0.0).all()
+    monkeypatch.undo()
+    step = trust(make(v), 0.5)
+    assert type(step) is kind
+    assert_allclose(to_numpy(step), ref.trust_step(v, 0.5), rtol=1e-9, atol=1e-12)
+
+
+def to_numpy_(a):
+    """A host copy made by the test itself (not through the library)."""
+    return np.from_dlpack(a) if not isinstance(a, np.ndarray) else a

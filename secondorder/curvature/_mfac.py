@@ -23,74 +23,47 @@ import math
 
 import numpy as np
 
-from .._array_api import from_host, to_numpy
-from .._backend import get_namespace, is_cupy, kernels
+from .._array_api import (
+    add_diagonal,
+    asarray_like,
+    astype,
+    concat,
+    copy,
+    diagonal,
+    scatter_zeros,
+    solve_triangular,
+    take,
+    trust_region_eig,
+    zeros_like_shape,
+)
+from .._backend import get_namespace, kernels
 from .._validation import check_int, check_output, check_positive, check_vector
 from ._base import Curvature, NotPositiveDefiniteError
-from ._dense import _cholesky
 
 __all__ = ["MFAC", "MFACStatic"]
 
 
-def _on_host(method):
-    """Run an MFAC method on NumPy copies of the arguments when they come
-    from an array library other than NumPy and CuPy (the window's algebra
-    uses LAPACK's triangular solves and numba kernels, which the array API
-    standard lacks), and return its arrays in the caller's library."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        if getattr(self, "_inside", False):  # a call from another method: arrays are the model's own
-            return method(self, *args, **kwargs)
-        like = next((a for a in args if hasattr(a, "shape")), None)
-        if like is not None and not getattr(self, "_caller_fixed", False):
-            xp = get_namespace(like)
-            self._caller = (xp, like) if not (xp is np or is_cupy(xp)) else None
-        caller = getattr(self, "_caller", None)
-        if caller is not None:
-            args = [to_numpy(a) if hasattr(a, "shape") else a for a in args]
-        self._inside = True
-        try:
-            out = method(self, *args, **kwargs)
-        finally:
-            self._inside = False
-        if caller is None:
-            return out
-        xp, like = caller
-        return from_host(xp, out, like)
-
-    return wrapper
-
-
 def _solve_upper_transposed(xp, U, b):
     """``U^{-T} b`` for an upper-triangular ``U``."""
-    return _triangular(xp, U, b, trans="T")
+    return solve_triangular(xp, U, b, lower=False, trans=True)
 
 
 def _solve_upper(xp, U, b):
     """``U^{-1} b`` for an upper-triangular ``U``."""
-    return _triangular(xp, U, b, trans="N")
+    return solve_triangular(xp, U, b, lower=False)
 
 
-def _triangular(xp, U, b, trans):
-    if is_cupy(xp):
-        from cupyx.scipy.linalg import solve_triangular
-
-        return solve_triangular(U, b, lower=False, trans=trans)
-    from scipy.linalg import solve_triangular
-
-    return solve_triangular(U, b, lower=False, trans=trans, check_finite=False)
-
-
-def _solve_lower(xp, L, B):
-    """``L^{-1} B`` for a lower-triangular ``L``."""
-    if is_cupy(xp):
-        from cupyx.scipy.linalg import solve_triangular
-
-        return solve_triangular(L, B, lower=True)
-    from scipy.linalg import solve_triangular
-
-    return solve_triangular(L, B, lower=True, check_finite=False)
+def _lower_factor(xp, A):
+    """The lower Cholesky factor of the positive definite ``A``, as an
+    error when ``A`` is not (non-finite gradients, in practice)."""
+    try:
+        L = xp.linalg.cholesky(A)
+    except np.linalg.LinAlgError as exc:
+        raise NotPositiveDefiniteError("M-FAC: the window's matrix is not positive definite.") from exc
+    if not bool(xp.all(xp.isfinite(diagonal(xp, L)))):
+        # cuSOLVER leaves NaNs instead of raising
+        raise NotPositiveDefiniteError("M-FAC: the window's matrix is not positive definite.")
+    return L
 
 
 class MFAC(Curvature):
@@ -165,14 +138,14 @@ class MFAC(Curvature):
                 raise ValueError(f"MFAC: a gradient must be a non-empty 1-D array; got shape {g.shape}.")
             dtype = xp.float32 if g.dtype == xp.float32 else xp.float64
             self._xp = xp
-            self._G = xp.zeros((self.window, g.shape[0]), dtype=dtype)
-            self._K = xp.zeros((self.window, self.window), dtype=xp.float64)
-            self._U = xp.zeros((self.window, self.window), dtype=xp.float64)
+            self._G = zeros_like_shape(xp, (self.window, g.shape[0]), dtype, g)
+            self._K = zeros_like_shape(xp, (self.window, self.window), xp.float64, g)
+            self._U = zeros_like_shape(xp, (self.window, self.window), xp.float64, g)
         d = self._G.shape[1]
         try:
             g = check_output(g, (d,), "g", self._xp, self._G.dtype)
         except ValueError as exc:
-            raise ValueError(f"MFAC: gradients must have length {d} (the first one's); got {np.shape(g)}.") from exc
+            raise ValueError(f"MFAC: gradients must have length {d} (the first one's); got {tuple(getattr(g, 'shape', ()))}.") from exc
         # One pass: ||g||^2 is NaN or inf when g holds NaN or inf, and overflows (alone or over damp, in
         # the float64 Gram matrix) when g is too large for the window's algebra.
         with np.errstate(over="ignore", invalid="ignore"):  # judged just below
@@ -190,11 +163,11 @@ class MFAC(Curvature):
         """Slots of the window's gradients, oldest first."""
         k = self.n_grads
         xp = self._xp
+        slots = asarray_like(xp, np.arange(k), self._G, dtype=xp.int64)
         if self._count < self.window:
-            return xp.arange(k)
-        return (self._next + xp.arange(k)) % self.window
+            return slots
+        return (slots + self._next) % self.window
 
-    @_on_host
     def add(self, g):
         """Put ``g`` in the window (dropping the oldest when full).
 
@@ -208,17 +181,17 @@ class MFAC(Curvature):
         if self._factored and self._count >= m:
             # Drop the oldest gradient, first in the factor's order.
             kernels(xp).chol_drop_first_upper(self._U, m)
-        self._G[slot] = g
+        self._G[slot, :] = g
         self._count += 1
         self._next = (self._next + 1) % m
         k = self.n_grads
-        col = xp.asarray(self._G[:k] @ g, dtype=xp.float64)
+        col = astype(xp, self._G[:k, :] @ g, xp.float64)
         self._K[slot, :k] = col
         self._K[:k, slot] = col
         if self._factored:
             order = self._order()
             U = self._U
-            a = col[order[:-1]] / self.damp
+            a = take(xp, col, order[:-1]) / self.damp
             if k > 1:
                 l = _solve_upper_transposed(xp, U[: k - 1, : k - 1], a)
                 U[: k - 1, k - 1] = l
@@ -230,7 +203,6 @@ class MFAC(Curvature):
         self._eig = None
         return col
 
-    @_on_host
     def fill(self, grads):
         """Replace the window by the last ``window`` rows of ``grads``.
 
@@ -248,14 +220,13 @@ class MFAC(Curvature):
         if not bool(self._xp.all(self._xp.isfinite(grads))):
             raise ValueError("MFAC: `grads` holds NaN or inf; the window only takes finite gradients.")
         k = grads.shape[0]
-        self._G[:k] = grads
-        self._K[:k, :k] = self._xp.asarray(self._G[:k] @ self._G[:k].T, dtype=self._xp.float64)
+        self._G[:k, :] = grads
+        self._K[:k, :k] = astype(self._xp, self._G[:k, :] @ self._G[:k, :].T, self._xp.float64)
         self._count = k
         self._next = k % self.window
         self._factored = False
         self._eig = None
 
-    @_on_host
     def update(self, x, g=None, **data):
         """Curvature protocol: the gradient at the new point joins the window."""
         if g is None:
@@ -269,10 +240,8 @@ class MFAC(Curvature):
         if not self._factored:
             xp = self._xp
             order = self._order()
-            A = self._K[order][:, order] / self.damp
-            A[xp.arange(k), xp.arange(k)] += self.window
-            L = _cholesky(xp, A, 0.0)
-            L = xp.tril(L[0] if isinstance(L, tuple) else L)
+            A = take(xp, take(xp, self._K, order, 0), order, 1) / self.damp
+            L = _lower_factor(xp, add_diagonal(xp, A, float(self.window)))
             self._U[:k, :k] = L.T
             self._factored = True
             self.nfact += 1
@@ -282,7 +251,7 @@ class MFAC(Curvature):
         if self._eig is None:
             k = self.n_grads
             kappa, U = self._xp.linalg.eigh(self._K[:k, :k])
-            self._eig = (self._xp.maximum(kappa, 0.0), U)
+            self._eig = (self._xp.where(kappa > 0.0, kappa, 0.0), U)
             self.nfact += 1
         return self._eig
 
@@ -292,16 +261,16 @@ class MFAC(Curvature):
         if use_chol:
             U = self._factor()
             order = self._order()
-            y = xp.empty_like(Gv)
-            y[order] = _solve_upper(xp, U, _solve_upper_transposed(xp, U, Gv[order]))
+            # solved in the factor's order (oldest first), returned by slot
+            y = _solve_upper(xp, U, _solve_upper_transposed(xp, U, take(xp, Gv, order)))
+            y = take(xp, y, xp.argsort(order))
         else:
             kappa, U = self._eigh()
             y = U @ ((U.T @ Gv) / (self.window + kappa / lam))
         k = self.n_grads
-        corr = self._G[:k].T @ xp.asarray(y, dtype=self._G.dtype)
-        return (v / lam - corr / (lam * lam)).astype(v.dtype, copy=False)
+        corr = self._G[:k, :].T @ astype(xp, y, self._G.dtype)
+        return astype(xp, v / lam - corr / (lam * lam), v.dtype)
 
-    @_on_host
     def solve(self, v, shift=0.0):
         r"""``(F + shift I)^{-1} v`` in :math:`O(dm + m^2)`."""
         lam = self.damp + float(shift)
@@ -311,20 +280,18 @@ class MFAC(Curvature):
         if self.n_grads == 0:
             return v / lam
         xp = self._xp
-        Gv = xp.asarray(self._G[: self.n_grads] @ v.astype(self._G.dtype, copy=False), dtype=xp.float64)
+        Gv = astype(xp, self._G[: self.n_grads, :] @ astype(xp, v, self._G.dtype), xp.float64)
         return self._inverse_apply(v, Gv, lam, use_chol=float(shift) == 0.0)
 
-    @_on_host
     def ihvp(self, v):
         """Inverse-Fisher-vector product :math:`F^{-1} v`."""
         return self.solve(v, 0.0)
 
-    @_on_host
     def update_and_ihvp(self, g):
         """Add ``g`` to the window and return :math:`F^{-1} g` with the new
         window, in two passes over ``G`` (the M-FAC optimiser's step)."""
         Gg = self.add(g)
-        g = self._G[(self._next - 1) % self.window]
+        g = self._G[(self._next - 1) % self.window, :]
         return self._inverse_apply(g, Gg, self.damp, use_chol=True)
 
     def _vector(self, v):
@@ -333,24 +300,21 @@ class MFAC(Curvature):
     def _xp_of(self, v):
         return self._xp if getattr(self, "_xp", None) is not None else get_namespace(v)
 
-    @_on_host
     def matvec(self, v):
         v = self._vector(v)
         k = self.n_grads
         if k == 0:
             return self.damp * v
-        G = self._G[:k]
-        return (self.damp * v + (G.T @ (G @ v.astype(G.dtype, copy=False))) / self.window).astype(v.dtype, copy=False)
+        G, xp = self._G[:k, :], self._xp
+        return astype(xp, self.damp * v + (G.T @ (G @ astype(xp, v, G.dtype))) / self.window, v.dtype)
 
-    @_on_host
     def diagonal(self):
         """:math:`\\lambda + \\frac1m \\sum_i g_i^2`, :math:`O(dm)`."""
         if self._G is None:
             raise RuntimeError("MFAC: add a gradient first (the dimension is not known yet).")
-        G = self._G[: self.n_grads]
-        return self.damp + (G * G).sum(axis=0) / self.window
+        G = self._G[: self.n_grads, :]
+        return self.damp + self._xp.sum(G * G, axis=0) / self.window
 
-    @_on_host
     def trust_step(self, g, radius):
         r"""Exact minimiser of :math:`g^Ts + \frac12 s^T F s` over :math:`\|s\| \le \Delta`."""
         radius = check_positive(radius, "radius")
@@ -361,21 +325,20 @@ class MFAC(Curvature):
             gnorm = math.sqrt(gnorm2)
             return -g * min(1.0 / self.damp, float(radius) / gnorm) if gnorm > 0 else xp.zeros_like(g)
         kappa, U = self._eigh()
-        keep = kappa > 1e-12 * max(float(kappa.max()), 1e-300)
-        kappa, U = kappa[keep], U[:, keep]
+        keep = xp.nonzero(kappa > 1e-12 * max(float(xp.max(kappa)), 1e-300))[0]
+        kappa, U = take(xp, kappa, keep), take(xp, U, keep, axis=1)
         root = xp.sqrt(kappa)
-        Gg = xp.asarray(self._G[:k] @ g.astype(self._G.dtype, copy=False), dtype=xp.float64)
+        Gg = astype(xp, self._G[:k, :] @ astype(xp, g, self._G.dtype), xp.float64)
         b1 = (U.T @ Gg) / root  # g's coordinates on the orthonormal basis G^T U / sqrt(kappa)
         perp = math.sqrt(max(gnorm2 - float(b1 @ b1), 0.0))
-        w = xp.concatenate([self.damp + kappa / self.window, xp.asarray([self.damp])])
-        b = xp.concatenate([b1, xp.asarray([perp])])
-        c, _, _ = kernels(xp).trust_region_eig(w, b, radius)
-        c = xp.asarray(c)
+        w = concat(xp, [self.damp + kappa / self.window, asarray_like(xp, [self.damp], kappa, dtype=kappa.dtype)])
+        b = concat(xp, [b1, asarray_like(xp, [perp], b1, dtype=b1.dtype)])
+        c = trust_region_eig(xp, w, b, radius)
         # s = Q1 c1 + t g_perp with g_perp = g - Q1 b1, so s = Q1 (c1 - t b1) + t g: one pass over G.
         t = float(c[-1]) / perp if perp > 0.0 else 0.0
         coef = U @ ((c[:-1] - t * b1) / root)
-        s = self._G[:k].T @ xp.asarray(coef, dtype=self._G.dtype) + t * g
-        return s.astype(g.dtype, copy=False)
+        s = self._G[:k, :].T @ astype(xp, coef, self._G.dtype) + t * g
+        return astype(xp, s, g.dtype)
 
 
 class MFACStatic(Curvature):
@@ -407,10 +370,6 @@ class MFACStatic(Curvature):
 
     def __init__(self, grads, damp=1e-5):
         xp = get_namespace(grads)
-        if not (xp is np or is_cupy(xp)):
-            # the algebra runs on NumPy; results go back to the gradients' library
-            self._caller, self._caller_fixed = (xp, grads), True
-            grads, xp = to_numpy(grads), np
         G = xp.asarray(grads)
         if G.ndim != 2 or G.shape[0] == 0 or G.shape[1] == 0:
             raise ValueError(f"`grads` must be a non-empty (m, d) array, one gradient per row; got shape {G.shape}.")
@@ -422,74 +381,63 @@ class MFACStatic(Curvature):
         m = G.shape[0]
         self.window = m
         with np.errstate(over="ignore", invalid="ignore"):  # judged just below
-            A = xp.asarray(G @ G.T, dtype=xp.float64) / self.damp
+            A = astype(xp, G @ G.T, xp.float64) / self.damp
         if not bool(xp.all(xp.isfinite(A))):
             raise ValueError(
                 "`grads` are too large for `damp` (G G^T / damp overflows float64): scale the gradients down "
                 "or raise `damp`."
             )
-        A[xp.arange(m), xp.arange(m)] += m
-        L = _cholesky(xp, A, 0.0)
-        L = L[0] if isinstance(L, tuple) else L
-        L = xp.tril(L)
-        self._W = xp.asarray(_solve_lower(xp, L, xp.asarray(G, dtype=xp.float64)), dtype=self.dtype)
+        L = _lower_factor(xp, add_diagonal(xp, A, float(m)))
+        self._W = astype(xp, solve_triangular(xp, L, astype(xp, G, xp.float64), lower=True), self.dtype)
         self.nhev = 0
         self.nfact = 1
         self.ncg = 0
         self._diag_inv = None
 
-    @_on_host
     def update(self, x, g=None, **data):
         """The gradients are fixed: nothing to do."""
 
-    @_on_host
     def solve(self, v, shift=0.0):
         if float(shift) != 0.0:
             raise NotImplementedError("MFACStatic solves with its own damping only; build it with damp + shift.")
         W = self._W
         lam = self.damp
-        v = check_vector(v, W.shape[1], "v", self._xp)
-        return (v / lam - W.T @ (W @ v.astype(W.dtype, copy=False)) / (lam * lam)).astype(v.dtype, copy=False)
+        xp = self._xp
+        v = check_vector(v, W.shape[1], "v", xp)
+        return astype(xp, v / lam - W.T @ (W @ astype(xp, v, W.dtype)) / (lam * lam), v.dtype)
 
-    @_on_host
     def ihvp(self, v):
         """:math:`F^{-1} v`."""
         return self.solve(v)
 
-    @_on_host
     def matvec(self, v):
         raise NotImplementedError("MFACStatic stores the inverse; use MFAC for products with F.")
 
-    @_on_host
     def trust_step(self, g, radius):
         radius = check_positive(radius, "radius")
         raise NotImplementedError("MFACStatic is meant for pruning; use MFAC for trust-region steps.")
 
-    @_on_host
     def inverse_diagonal(self):
         """:math:`\\operatorname{diag}(F^{-1})`, :math:`O(dm)`."""
         if self._diag_inv is None:
             W = self._W
-            self._diag_inv = 1.0 / self.damp - (W * W).sum(axis=0) / self.damp**2
+            self._diag_inv = 1.0 / self.damp - self._xp.sum(W * W, axis=0) / self.damp**2
         return self._diag_inv
 
-    @_on_host
     def inverse_element(self, j, q):
         """:math:`[F^{-1}]_{jq}` in :math:`O(m)`."""
         W = self._W
         return float(j == q) / self.damp - float(W[:, j] @ W[:, q]) / self.damp**2
 
-    @_on_host
     def inverse_columns(self, idx):
         """:math:`F^{-1}[:, idx]`, shape (d, len(idx)), :math:`O(dm\\,|idx|)`."""
         xp = self._xp
         idx = xp.asarray(idx)
         W = self._W
-        cols = -(W.T @ W[:, idx]) / self.damp**2
-        cols[idx, xp.arange(idx.shape[0])] += 1.0 / self.damp
-        return cols
+        cols = -(W.T @ take(xp, W, idx, axis=1)) / self.damp**2
+        rows = asarray_like(xp, np.arange(W.shape[1]), idx, dtype=idx.dtype)
+        return cols + astype(xp, rows[:, None] == idx[None, :], cols.dtype) / self.damp
 
-    @_on_host
     def obs_scores(self, w):
         r"""OBS saliencies :math:`\rho_q = w_q^2 / (2 [F^{-1}]_{qq})`: the
         increase of the quadratic model when weight ``q`` is removed and the
@@ -504,7 +452,6 @@ class MFACStatic(Curvature):
             raise ValueError("`w` holds NaN or inf.")
         return w
 
-    @_on_host
     def prune(self, w, n_prune, joint=True):
         r"""Remove the ``n_prune`` weights of lowest OBS score and correct the rest.
 
@@ -539,17 +486,18 @@ class MFACStatic(Curvature):
         scores = self.obs_scores(w)
         Q = xp.sort(xp.argsort(scores)[:n_prune])
         if n_prune == 0:
-            return w.copy(), Q, scores
+            return copy(xp, w), Q, scores
+        wQ = take(xp, w, Q)
         if joint:
             cols = self.inverse_columns(Q)
-            block = cols[Q]
-            delta = -cols @ xp.linalg.solve(xp.asarray(block, dtype=xp.float64), xp.asarray(w[Q], dtype=xp.float64)).astype(self.dtype)
+            block = take(xp, cols, Q)
+            step = xp.linalg.solve(astype(xp, block, xp.float64), astype(xp, wQ, xp.float64)[:, None])[:, 0]
+            delta = -cols @ astype(xp, step, self.dtype)
         else:
-            e = xp.zeros_like(w)
-            e[Q] = w[Q] / self.inverse_diagonal()[Q]
+            e = scatter_zeros(xp, Q, wQ / take(xp, self.inverse_diagonal(), Q), w.shape[0])
             delta = -self.solve(e)
         w_new = w + delta
-        w_new[Q] = 0.0
+        w_new = w_new - scatter_zeros(xp, Q, take(xp, w_new, Q), w.shape[0])  # exactly 0 at Q
         return w_new, Q, scores
 
 

@@ -1,5 +1,6 @@
-"""Dropping the first row and column of a Cholesky factor (NumPy/CuPy reference)."""
+"""Dropping the first row and column of a Cholesky factor (array-API reference)."""
 
+from ..._array_api import copy
 from ..._backend import get_namespace
 
 
@@ -14,8 +15,7 @@ def chol_drop_first_upper(U, n):
     ``k`` from old row ``k + 1``, so no copy of the matrix is needed.
     :math:`O(n^2)`.
     """
-    get_namespace(U)
-    x = U[0, 1:n].copy()
+    x = copy(get_namespace(U), U[0, 1:n])
     for k in range(n - 1):
         ukk = float(U[k + 1, k + 1])
         xk = float(x[k])
