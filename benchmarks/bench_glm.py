@@ -2,7 +2,7 @@
 secondorder's estimators against scikit-learn's solvers and scipy's
 L-BFGS-B and Newton-CG, timed in the same process."""
 
-from secondorder._bench import GLM_PROBLEMS, glm_methods, glm_problem, run_glm
+from benchmarks.harness import GLM_PROBLEMS, glm_methods, glm_problem, run_glm
 
 _ALL = ["so:gns", "so:trust-region", "sk:lbfgs", "sk:newton-cg", "sk:newton-cholesky", "scipy:L-BFGS-B", "scipy:Newton-CG"]
 

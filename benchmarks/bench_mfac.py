@@ -3,7 +3,7 @@ window, timed in the same process."""
 
 import numpy as np
 
-from secondorder._bench import _fits_in_memory
+from benchmarks.harness import _fits_in_memory
 from secondorder.curvature import MFAC
 
 

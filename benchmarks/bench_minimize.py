@@ -7,7 +7,7 @@ wall time, as scipy's own optimize benchmarks do.
 
 import numpy as np
 
-from secondorder._bench import SCIPY_METHODS, run_gns, run_scipy, scipy_applicable
+from benchmarks.harness import SCIPY_METHODS, run_gns, run_scipy, scipy_applicable
 from secondorder.optimize import problems
 
 PROBLEMS = {p.name: p for p in problems.foundation_problems(large=True)}

@@ -5,7 +5,7 @@ process."""
 
 import importlib.util
 
-from secondorder._bench import ot_problem, run_ot
+from benchmarks.harness import ot_problem, run_ot
 
 _METHODS = ["so:sns", "so:sinkhorn", "pot:emd", "pot:sinkhorn", "regot:ssns"]
 _ANCHOR_PACKAGE = {"pot": "ot", "regot": "regot"}

@@ -4,7 +4,14 @@ rate from the shared grid."""
 
 from threadpoolctl import threadpool_limits
 
-from secondorder._bench_stochastic import LR_GRID, NUMPY_METHODS, TORCH_METHODS, digits, mlp_run, softmax_run
+from benchmarks.harness_stochastic import (
+    LR_GRID,
+    NUMPY_METHODS,
+    TORCH_METHODS,
+    digits,
+    mlp_run,
+    softmax_run,
+)
 
 # Each method's best point of LR_GRID in `python -m secondorder bench stochastic` (the default: LR_GRID[2]).
 SOFTMAX_LR = {"sophia-g": LR_GRID[1], "muon": LR_GRID[3], "namo": LR_GRID[3], "namo-d": LR_GRID[3], "mfac": LR_GRID[3]}

@@ -3,7 +3,13 @@ trust-exact, trust-ncg and trust-krylov, in evaluations and wall time."""
 
 import numpy as np
 
-from secondorder._bench import SCIPY_TRUST, TRUST_VARIANTS, run_scipy, run_trust_region, scipy_applicable
+from benchmarks.harness import (
+    SCIPY_TRUST,
+    TRUST_VARIANTS,
+    run_scipy,
+    run_trust_region,
+    scipy_applicable,
+)
 from secondorder.optimize import problems
 
 PROBLEMS = {p.name: p for p in problems.foundation_problems(large=True)}

@@ -19,6 +19,21 @@ def info():
         print(f"  {key:<22} {value}")
 
 
+def _bench_harness():
+    """``main`` of the bench harness of the clone this package runs from
+    (an editable install), or None when there is none."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "harness.py").is_file():
+        return None
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.harness import main as bench
+
+    return bench
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -28,8 +43,14 @@ def main(argv=None):
     if command == "info":
         info()
     elif command == "bench":
-        from ._bench import main as bench
-
+        bench = _bench_harness()
+        if bench is None:
+            print(
+                "python -m secondorder bench runs the harness in benchmarks/harness.py of a clone of the repository "
+                "(it is not installed with the package): clone it and pip install -e . from there.",
+                file=sys.stderr,
+            )
+            return 2
         bench(rest)
     elif command == "demo":
         from ._demo import main as demo

@@ -7,7 +7,7 @@ convergence plot (written when matplotlib is installed).
 
 import numpy as np
 
-from ._bench import run_gns, run_scipy
+from ._timing import run_gns, run_scipy
 from .optimize import problems
 
 __all__ = ["main"]
@@ -251,7 +251,7 @@ def part_stochastic(out=print):
 
     out("\n== 4. Stochastic optimisers: softmax regression on load_digits, batch 64, 10 epochs, cosine schedule ==")
     try:
-        from ._bench_stochastic import digits
+        from ._timing import digits
     except ImportError:  # pragma: no cover - scikit-learn is in the demo extra
         return []
     try:

@@ -1,4 +1,11 @@
 import os
+import sys
+from pathlib import Path
+
+# The bench harness and the asv suite live in benchmarks/ at the root of the clone (not in the package).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 
 def _cuda_device():
@@ -15,10 +22,10 @@ if not _cuda_device():
     # Without a device the CUDA kernels run in numba's simulator (the tests marked `cudasim`).
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from secondorder._backend import cupy_available  # noqa: E402
+from secondorder._backend import cupy_available
 
 
 def pytest_collection_modifyitems(config, items):

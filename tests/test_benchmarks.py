@@ -81,7 +81,7 @@ def test_stochastic_suite_runs_small_cases():
     bench = mod.SoftmaxDigits()
     bench.setup("sophia-h")
     bench.time_10_epochs("sophia-h")
-    from secondorder._bench_stochastic import mlp_run, softmax_run
+    from benchmarks.harness_stochastic import mlp_run, softmax_run
 
     loss, seconds, calls = softmax_run("adahessian", 0.3, 0, epochs=1)
     assert loss < 2.3 and seconds > 0 and calls == 2.0

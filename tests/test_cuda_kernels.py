@@ -163,7 +163,7 @@ def test_mfac_window_with_the_gpu_table():
 
 
 def test_gpu_bench_runs_its_rows_in_the_simulator():
-    from secondorder._bench_gpu import bench_gpu
+    from benchmarks.harness_gpu import bench_gpu
 
     lines = []
     result = bench_gpu(ot_sizes=(12,), reg=0.05, glm_shape=(40, 3), mfac_shape=(30, 4), repeat=1, xp=np,

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ._backend import cupy_available, kernels, use_kernels
+from secondorder._backend import cupy_available, kernels, use_kernels
 
 __all__ = ["bench_gpu"]
 
@@ -72,8 +72,8 @@ def bench_gpu(ot_sizes=(10_000, 20_000), reg=1e-3, glm_shape=(2_000_000, 200), m
             out("no usable CUDA device (CuPy with a device): the GPU tables were not run")
             return {}
         import cupy as xp
-    from . import ot
-    from .curvature import MFAC
+    from secondorder import ot
+    from secondorder.curvature import MFAC
 
     bandwidth = copy_bandwidth(xp, nbytes=min(1 << 28, 8 * max(ot_sizes) ** 2))
     out(f"device copy bandwidth {bandwidth / 1e9:.1f} GB/s; floors are bytes read once over it")

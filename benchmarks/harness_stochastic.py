@@ -13,21 +13,15 @@ import warnings
 
 import numpy as np
 
-__all__ = ["LR_GRID", "bench_stochastic", "digits", "softmax_run", "mlp_run", "charlm_run", "stdlib_corpus"]
+from secondorder._timing import digits
+
+__all__ = ["LR_GRID", "bench_stochastic", "charlm_run", "digits", "mlp_run", "softmax_run", "stdlib_corpus"]
 
 LR_GRID = tuple(float(v) for v in np.logspace(-3, 0, 5))
 NUMPY_METHODS = ("adamw", "adahessian", "sophia-g", "sophia-h", "soaa", "muon", "namo", "namo-d", "mfac")
 TORCH_METHODS = ("torch.AdamW", "torch.Muon", "AdaHessian", "SophiaG", "SophiaH", "SOAA", "NAMO", "NAMOD", "MFAC")
 # the references, run where installed: sophia-opt's SophiaG and torch-optimizer's Adahessian
 REFERENCES = ("ref.SophiaG", "ref.Adahessian")
-
-
-def digits():
-    """scikit-learn's digits, standardised: (X, y)."""
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True)
-    return (X - X.mean(axis=0)) / np.maximum(X.std(axis=0), 1e-12), y
 
 
 def _options(method):
@@ -40,8 +34,8 @@ def _options(method):
 def softmax_run(method, lr, seed, epochs=10, batch_size=64, data=None):
     """Softmax regression on digits through ``stochastic.minimize``:
     (final training loss, seconds per step, oracle calls per step)."""
-    from .linear_model import SoftmaxLoss
-    from .stochastic import minimize
+    from secondorder.linear_model import SoftmaxLoss
+    from secondorder.stochastic import minimize
 
     X, y = data if data is not None else digits()
     loss = SoftmaxLoss(X, y, alpha=1e-3)
@@ -62,7 +56,7 @@ def _optimisers(method, lr, model, matrix_params):
     vectors take their AdamW rule)."""
     import torch
 
-    from . import torch as so_torch
+    from secondorder import torch as so_torch
 
     matrices = set(map(id, matrix_params))
     hidden = [p for p in model.parameters() if id(p) in matrices]
@@ -251,7 +245,7 @@ def charlm_run(method, lr, seed, steps=400, batch_size=16, context=48, d=32, hea
     return (final if math.isfinite(final) else math.inf), seconds, calls
 
 
-def time_steps(run, lrs, data, short, reps=5):
+def timed_steps(run, lrs, data, short, reps=5):
     """Seconds per step of each method at its learning rate (``lrs``), the
     median of ``reps`` short runs taken in turn (method after method, round
     after round), so that a slow spell of the machine hits every method
@@ -278,7 +272,7 @@ def _table(title, run, methods, baseline, seeds, data, out, short):
                 best = (lr, median, float(q75 - q25), float(np.mean([r[2] for r in runs])))
         rows[method] = best
         out(f"  tuned {method:<14} lr {best[0]:.3g}  loss {best[1]:.4g}")
-    seconds = time_steps(run, {m: r[0] for m, r in rows.items()}, data, short)
+    seconds = timed_steps(run, {m: r[0] for m, r in rows.items()}, data, short)
     out(f"{'method':<14} {'lr':>7} {'loss':>10} {'IQR':>9} {'ms/step':>8} {'x time':>7} {'calls':>6} {'loss/base':>9}")
     base_loss, base_time = rows[baseline][1], seconds[baseline]
     for method, (lr, median, iqr, calls) in rows.items():

@@ -1,5 +1,8 @@
 """``python -m secondorder bench``: every solver against its anchor, one process.
 
+The harness lives with the asv suite, outside the installed package; the
+entry point finds it in the clone that ``secondorder`` is installed from.
+
 Each row runs one method on one problem to the same gradient tolerance and
 reports iterations, evaluations of ``fun``, ``jac`` and the Hessian (or
 Hessian-vector products), the gradient norm reached, the best wall time over
@@ -13,88 +16,37 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize as scipy_minimize
 
-from . import minimize
-from .optimize import problems
+from secondorder import minimize
+from secondorder._timing import (
+    HEADER,
+    MinimizeRun,
+    run_gns,
+    run_scipy,
+    scipy_applicable,
+)
+from secondorder._timing import best_time as _best_time
+from secondorder.optimize import problems
 
 __all__ = [
     "MinimizeRun",
+    "bench_glm",
+    "bench_mfac",
+    "bench_minimize",
+    "bench_ot",
+    "bench_trust_region",
+    "glm_problem",
+    "main",
+    "run_glm",
     "run_gns",
+    "run_ot",
     "run_scipy",
     "run_trust_region",
-    "run_ot",
-    "bench_minimize",
-    "bench_trust_region",
-    "bench_mfac",
-    "bench_ot",
-    "bench_glm",
-    "glm_problem",
-    "run_glm",
-    "main",
 ]
 
 SCIPY_METHODS = ("trust-exact", "trust-ncg", "Newton-CG", "L-BFGS-B")
 SCIPY_TRUST = ("trust-exact", "trust-ncg", "trust-krylov")
 # Curvature choices of method="trust-region" benchmarked against scipy's trust methods.
 TRUST_VARIANTS = ("exact-dense", "exact-hessp", "precond-diag-fisher", "hutchinson", "mfac")
-
-
-class MinimizeRun:
-    """One method on one problem: the result, its best time and a trace."""
-
-    def __init__(self, problem, method, res, seconds):
-        self.problem = problem
-        self.method = method
-        self.res = res
-        self.seconds = seconds
-        self.gnorm = float(np.linalg.norm(problem.jac(np.asarray(res.x))))
-
-    def row(self, reference_seconds):
-        r = self.res
-        ratio = self.seconds / reference_seconds if reference_seconds else float("nan")
-        return (
-            f"{self.problem.name:<18} {self.method:<14} {r.nit:>6} {r.nfev:>6} {r.get('njev', 0):>6} "
-            f"{r.get('nhev', 0):>6} {self.gnorm:>9.1e} {1e3 * self.seconds:>10.2f} {ratio:>8.2f}"
-        )
-
-
-HEADER = (
-    f"{'problem':<18} {'method':<14} {'nit':>6} {'nfev':>6} {'njev':>6} {'nhev':>6} "
-    f"{'||g||':>9} {'time ms':>10} {'vs gns':>8}"
-)
-
-
-def _best_time(call, repeat):
-    best = np.inf
-    out = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = call()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
-
-
-def gns_curvature(problem):
-    """What ``gns`` is given: the paper's approximation where there is one,
-    a dense Hessian for moderate sizes, Hessian-vector products beyond."""
-    if problem.approx_hess is not None:
-        return {"hess": problem.approx_hess}
-    if problem.x0.size > 500:
-        return {"hessp": problem.hessp}
-    return {"hess": problem.hess}
-
-
-def run_gns(problem, gtol=1e-8, repeat=3, callback=None):
-    kwargs = gns_curvature(problem)
-
-    def call():
-        return minimize(problem.fun, problem.x0, jac=problem.jac, tol=gtol, callback=callback, **kwargs)
-
-    res, seconds = _best_time(call, repeat)
-    return MinimizeRun(problem, "gns", res, seconds)
-
-
-def scipy_applicable(problem, method):
-    return not (method in ("trust-exact", "exact-dense") and problem.x0.size > 500)
 
 
 def trust_region_kwargs(problem, variant):
@@ -118,39 +70,6 @@ def run_trust_region(problem, variant, gtol=1e-8, repeat=3):
 
     res, seconds = _best_time(call, repeat)
     return MinimizeRun(problem, f"tr:{variant}", res, seconds)
-
-
-def run_scipy(problem, method, gtol=1e-8, repeat=3, callback=None):
-    """scipy's ``method`` on ``problem`` with the exact Hessian (or its
-    products), stopped at the same gradient tolerance where it has one."""
-    n = problem.x0.size
-    kwargs = {"jac": problem.jac, "callback": callback}
-    if method == "trust-exact":
-        kwargs["hess"] = problem.hess
-        options = {"gtol": gtol}
-    elif method == "trust-ncg":
-        kwargs["hessp"] = problem.hessp
-        options = {"gtol": gtol, "maxiter": 200 * n}
-    elif method == "trust-krylov":
-        kwargs["hessp"] = problem.hessp
-        # trust-krylov stores a Lanczos basis of up to 2n vectors: too much
-        # memory for long runs at n = 1000 in a benchmark process.
-        options = {"gtol": gtol, "maxiter": min(200 * n, 2000)}
-    elif method == "Newton-CG":
-        kwargs["hessp"] = problem.hessp
-        # Newton-CG stops on the step size only; 1e-12 brings it to a
-        # gradient comparable to the others'.
-        options = {"xtol": 1e-12, "maxiter": 200 * n}
-    elif method == "L-BFGS-B":
-        options = {"gtol": gtol / np.sqrt(n), "ftol": 0.0, "maxiter": 100 * n + 15000, "maxfun": 10**6}
-    else:
-        raise ValueError(f"unknown scipy method {method!r}")
-
-    def call():
-        return scipy_minimize(problem.fun, problem.x0, method=method, options=options, **kwargs)
-
-    res, seconds = _best_time(call, repeat)
-    return MinimizeRun(problem, method, res, seconds)
 
 
 def bench_minimize(names=None, gtol=1e-8, repeat=3, out=print):
@@ -219,7 +138,7 @@ def bench_mfac(dims=(100_000, 1_000_000), windows=(64, 256, 1024), dtypes=("floa
     and against refactoring ``A`` with an O(m^3) Cholesky at every step."""
     import scipy.linalg
 
-    from .curvature import MFAC
+    from secondorder.curvature import MFAC
 
     out("\nM-FAC: update + IHVP per step, against two GEMVs over G (the floor) and an O(m^3) refactor per step")
     out(f"{'d':>9} {'m':>5} {'dtype':>8} {'step ms':>9} {'floor ms':>9} {'step/floor':>10} {'refactor ms':>12} {'refactor/step':>13}")
@@ -274,7 +193,7 @@ def ot_problem(kind, n, reg_seed):
     square grid of about ``n`` cells with half of each one's cells empty;
     ``"assignment"``, the random assignment problem of Tang et al.
     (C ~ U[0, 1])."""
-    from .ot import dist, grid_cost
+    from secondorder.ot import dist, grid_cost
 
     rng = np.random.default_rng(reg_seed)
     a = np.full(n, 1.0 / n)
@@ -310,7 +229,7 @@ def run_ot(method, a, b, M, reg, stopThr=1e-9, max_iter=None):
 
     n = M.shape[0]
     if method.startswith("so:"):
-        from . import ot as so_ot
+        from secondorder import ot as so_ot
 
         t0 = _time.perf_counter()
         P, log = so_ot.sinkhorn(a, b, M, reg, method=method[3:], stopThr=stopThr, numItermax=max_iter or 10**6, log=True, warn=False)
@@ -519,7 +438,7 @@ def run_glm(method, X, y, gtol=1e-8):
     """
     import warnings
 
-    from .linear_model import LogisticLoss, LogisticRegression, SoftmaxLoss
+    from secondorder.linear_model import LogisticLoss, LogisticRegression, SoftmaxLoss
 
     classes = np.unique(y)
     K = classes.shape[0]
@@ -625,18 +544,18 @@ def bench_glm(names=None, gtol=1e-8, scale=1.0, repeat=2, out=print):
 
 
 def _stochastic(*args, **kwargs):
-    """The stochastic optimisers' tables (``secondorder._bench_stochastic``,
+    """The stochastic optimisers' tables (``benchmarks/harness_stochastic.py``,
     imported when asked for: it needs scikit-learn, and PyTorch for two of
     its tables)."""
-    from ._bench_stochastic import bench_stochastic
+    from benchmarks.harness_stochastic import bench_stochastic
 
     return bench_stochastic(*args, **kwargs)
 
 
 def _gpu(*args, **kwargs):
-    """The GPU table (:func:`secondorder._bench_gpu.bench_gpu`); without a
+    """The GPU table (``benchmarks/harness_gpu.py``); without a
     device it says so and runs nothing."""
-    from ._bench_gpu import bench_gpu
+    from benchmarks.harness_gpu import bench_gpu
 
     return bench_gpu(*args, **kwargs)
 
