@@ -270,16 +270,17 @@ def cho_solve(xp, factor, v):
 
 def trust_region_eig(xp, w, b, radius):
     """The exact trust-region step in an eigenbasis (see the kernel
-    ``trust_region_eig``), in ``b``'s namespace and dtype.  The kernel runs
-    on NumPy/CuPy arrays; other namespaces hand it host copies of the two
-    vectors."""
+    ``trust_region_eig``), in ``b``'s namespace and dtype, and whether it
+    lies on the boundary (the norm constraint's multiplier is positive, or
+    the hard case was met).  The kernel runs on NumPy/CuPy arrays; other
+    namespaces hand it host copies of the two vectors."""
     from ._backend import kernels
 
     if xp is np or is_cupy(xp):
-        c, _, _ = kernels(xp).trust_region_eig(w, b, radius)
-        return xp.asarray(c, dtype=b.dtype)
-    c, _, _ = kernels(np).trust_region_eig(to_numpy(w), to_numpy(b), radius)
-    return from_numpy(xp, np.asarray(c), b)
+        c, sigma, hard = kernels(xp).trust_region_eig(w, b, radius)
+        return xp.asarray(c, dtype=b.dtype), bool(sigma > 0.0 or hard)
+    c, sigma, hard = kernels(np).trust_region_eig(to_numpy(w), to_numpy(b), radius)
+    return from_numpy(xp, np.asarray(c), b), bool(sigma > 0.0 or hard)
 
 
 def is_foreign(value):

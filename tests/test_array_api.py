@@ -151,7 +151,7 @@ def test_models_solve_in_the_callers_namespace(nx):
         if isinstance(model, (DenseHessian, OperatorHessian)):
             expected = np.linalg.solve(H + 0.5 * np.eye(6), v)
             assert_allclose(to_numpy(out), expected, rtol=1e-8)
-        step = model.trust_step(make(v), 0.1)
+        step, _ = model.trust_step(make(v), 0.1)
         assert type(step) is type(x)
         assert float(np.linalg.norm(to_numpy(step))) <= 0.1 * (1 + 1e-8)
 
@@ -207,9 +207,10 @@ def test_mfac_window_natively_in_the_callers_namespace(nx, monkeypatch):
         assert_allclose(to_numpy_(w_new), ref_w, rtol=1e-10, atol=1e-13)
         assert (to_numpy_(w_new)[ref_Q] == 0.0).all()
     monkeypatch.undo()
-    step = trust(make(v), 0.5)
+    step, hits = trust(make(v), 0.5)
     assert type(step) is kind
-    assert_allclose(to_numpy(step), ref.trust_step(v, 0.5), rtol=1e-9, atol=1e-12)
+    assert_allclose(to_numpy(step), ref.trust_step(v, 0.5)[0], rtol=1e-9, atol=1e-12)
+    assert hits == ref.trust_step(v, 0.5)[1]
 
 
 def to_numpy_(a):

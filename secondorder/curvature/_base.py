@@ -16,7 +16,11 @@ current point.  Solvers talk to it only through:
     ``(H + shift I)^{-1} v``; raises :class:`NotPositiveDefiniteError` when
     ``H + shift I`` is not positive definite;
 ``trust_step(g, radius)``
-    a minimiser of ``g.s + s.H.s/2`` subject to ``||s|| <= radius``;
+    ``(s, hits_boundary)``: a minimiser ``s`` of ``g.s + s.H.s/2`` subject to
+    ``||s|| <= radius``, and whether it lies on the boundary (as scipy's
+    trust-region subproblems report it; the driver widens the region only
+    then).  A model that returns the step alone still works: the driver then
+    takes a step of length at least ``0.99 radius`` as on the boundary;
 ``diagonal()``
     the diagonal of ``H`` where it is cheap.
 

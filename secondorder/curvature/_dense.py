@@ -159,7 +159,8 @@ class DenseHessian(Curvature):
         return cho_solve(self._xp, self._chol[1], v)
 
     def trust_step(self, g, radius):
-        r"""Exact minimiser of ``g.s + s.H.s/2`` over ``||s|| <= radius``."""
+        r"""Exact minimiser of ``g.s + s.H.s/2`` over ``||s|| <= radius``,
+        and whether it lies on the boundary."""
         radius = check_positive(radius, "radius")
         if not self._use_eigh():
             # Near a minimiser the Newton step is usually inside the region:
@@ -170,9 +171,10 @@ class DenseHessian(Curvature):
                 pass
             else:
                 if norm(self._xp, s) <= radius:
-                    return s
+                    return s, False
         w, Q = self._eigh()
-        return Q @ trust_region_eig(self._xp, w, self._project(g), radius)
+        c, hits_boundary = trust_region_eig(self._xp, w, self._project(g), radius)
+        return Q @ c, hits_boundary
 
 
 def _cholesky(xp, H, shift):

@@ -72,7 +72,7 @@ class DiagonalModel(Curvature):
 
     def trust_step(self, g, radius):
         radius = check_positive(radius, "radius")
-        return trust_region_eig(self._xp, self.diagonal(), g, radius)
+        return trust_region_eig(self._xp, self.diagonal(), g, radius)  # (step, on the boundary)
 
 
 class DiagonalHessian(DiagonalModel):

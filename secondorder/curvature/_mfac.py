@@ -323,7 +323,9 @@ class MFAC(Curvature):
         k = self.n_grads
         if k == 0:  # F = damp I: a steepest-descent step, cut at the boundary
             gnorm = math.sqrt(gnorm2)
-            return -g * min(1.0 / self.damp, float(radius) / gnorm) if gnorm > 0 else xp.zeros_like(g)
+            if gnorm == 0.0:
+                return xp.zeros_like(g), False
+            return -g * min(1.0 / self.damp, float(radius) / gnorm), float(radius) / gnorm <= 1.0 / self.damp
         kappa, U = self._eigh()
         keep = xp.nonzero(kappa > 1e-12 * max(float(xp.max(kappa)), 1e-300))[0]
         kappa, U = take(xp, kappa, keep), take(xp, U, keep, axis=1)
@@ -333,12 +335,12 @@ class MFAC(Curvature):
         perp = math.sqrt(max(gnorm2 - float(b1 @ b1), 0.0))
         w = concat(xp, [self.damp + kappa / self.window, asarray_like(xp, [self.damp], kappa, dtype=kappa.dtype)])
         b = concat(xp, [b1, asarray_like(xp, [perp], b1, dtype=b1.dtype)])
-        c = trust_region_eig(xp, w, b, radius)
+        c, hits_boundary = trust_region_eig(xp, w, b, radius)
         # s = Q1 c1 + t g_perp with g_perp = g - Q1 b1, so s = Q1 (c1 - t b1) + t g: one pass over G.
         t = float(c[-1]) / perp if perp > 0.0 else 0.0
         coef = U @ ((c[:-1] - t * b1) / root)
         s = self._G[:k, :].T @ astype(xp, coef, self._G.dtype) + t * g
-        return astype(xp, s, g.dtype)
+        return astype(xp, s, g.dtype), hits_boundary
 
 
 class MFACStatic(Curvature):

@@ -86,7 +86,6 @@ class OperatorHessian(Curvature):
         if preconditioner is not None and not callable(getattr(preconditioner, "solve", None)):
             raise TypeError("`preconditioner` must be a curvature model with a solve(v, shift) method.")
         self.preconditioner = preconditioner
-        self.hits_boundary = False
         self._x = None
         self._warm = None
         self._gtol = None
@@ -198,11 +197,10 @@ class OperatorHessian(Curvature):
         radius = check_positive(radius, "radius")
         xp = self._xp
         radius = float(radius)
-        self.hits_boundary = False
         gnorm = norm(xp, g)
         z = xp.zeros_like(g)
         if gnorm == 0.0:
-            return z
+            return z, False
         tol = self._tol(gnorm)
         r = copy(xp, g)
         y = self._precondition(r, first=True)
@@ -213,13 +211,11 @@ class OperatorHessian(Curvature):
             Bp, pBp = self._product(p, 0.0)
             self.ncg += 1
             if pBp <= 0.0:
-                self.hits_boundary = True
-                return z + _to_boundary(zMz, zMp, pMp, radius) * p
+                return z + _to_boundary(zMz, zMp, pMp, radius) * p, True
             alpha = ry / pBp
             zMz_new = zMz + 2.0 * alpha * zMp + alpha * alpha * pMp
             if zMz_new >= radius * radius:
-                self.hits_boundary = True
-                return z + _to_boundary(zMz, zMp, pMp, radius) * p
+                return z + _to_boundary(zMz, zMp, pMp, radius) * p, True
             z = z + alpha * p
             r = r + alpha * Bp
             if norm(xp, r) < tol:
@@ -231,7 +227,7 @@ class OperatorHessian(Curvature):
             pMp = ry_new + beta * beta * pMp
             p = -y + beta * p
             zMz, ry = zMz_new, ry_new
-        return z
+        return z, False
 
 
 def _to_boundary(zz, zp, pp, radius):

@@ -30,6 +30,15 @@ _MAX_STALLED = 5
 _TINY_DECREASE = 1000.0
 
 
+def _trust_step(model, g, radius):
+    """``(step, hits_boundary)`` from a model's ``trust_step``;
+    ``hits_boundary`` is None when the model returns the step alone."""
+    out = model.trust_step(g, radius)
+    if isinstance(out, tuple) and len(out) == 2:
+        return out[0], bool(out[1])
+    return out, None
+
+
 def _minimize_trust_region(
     obj,
     x0,
@@ -140,7 +149,8 @@ def _minimize_trust_region(
             if fresh:
                 model.update(x, g, gtol=gtol)
                 fresh = False
-            p = xp.asarray(model.trust_step(g, radius), dtype=x.dtype)
+            p, hits_boundary = _trust_step(model, g, radius)
+            p = xp.asarray(p, dtype=x.dtype)
             Hp = model.matvec(p)
         except NonFiniteCurvatureError as exc:
             status = 3
@@ -148,8 +158,8 @@ def _minimize_trust_region(
             break
         nit += 1
         pnorm = norm(xp, p)
-        boundary = getattr(model, "hits_boundary", None)
-        hits_boundary = bool(boundary) if boundary is not None else pnorm >= 0.99 * radius
+        if hits_boundary is None:  # a model that returns the step alone
+            hits_boundary = pnorm >= 0.99 * radius
         predicted = -(float(g @ p) + 0.5 * float(p @ Hp))
         x_new = x + p
         f_new = obj.fun(x_new) if predicted > 0.0 else math.inf

@@ -88,7 +88,7 @@ def test_trust_step_optimality(dtype, case):
     H = (Q * w) @ Q.T
     model = DenseHessian(H.astype(dtype))
     model.update(np.zeros(n, dtype=dtype))
-    s = np.asarray(model.trust_step(g.astype(dtype), radius), dtype=np.float64)
+    s = np.asarray(model.trust_step(g.astype(dtype), radius)[0], dtype=np.float64)
     norm = np.linalg.norm(s)
     tol = 1e-8 if dtype == np.float64 else 1e-3
     assert norm <= radius * (1 + tol)
