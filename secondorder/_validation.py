@@ -3,6 +3,7 @@
 Every message names the argument, says what was wrong and what to do.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "check_int",
     "float_dtype",
     "check_output",
+    "check_real",
 ]
 
 
@@ -93,6 +95,18 @@ def check_positive(value, name, allow_inf=False):
         raise TypeError(f"`{name}` must be a positive number; got {value!r}.") from exc
     if not (v > 0) or (np.isinf(v) and not allow_inf):
         raise ValueError(f"`{name}` must be a positive finite number; got {value!r}.")
+    return v
+
+
+def check_real(value, name):
+    """``value`` as a finite float of any sign (a shift, say)."""
+    _not_text(value, name, "a finite number")
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be a finite number; got {value!r}.") from exc
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` must be a finite number; got {value!r}.")
     return v
 
 

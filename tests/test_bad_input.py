@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from secondorder import minimize, ot
-from secondorder.curvature import MFAC, DenseHessian, MFACStatic, OperatorHessian
+from secondorder.curvature import MFAC, DenseHessian, DiagonalHessian, MFACStatic, OperatorHessian
 from secondorder.linear_model import LogisticLoss, SoftmaxLoss
 
 
@@ -57,6 +57,11 @@ def test_a_gradient_buffer_reused_by_fun_does_not_corrupt_the_solve(method):
     np.testing.assert_allclose(res.jac, 2.0 * (res.x - 1.0), atol=1e-14)
 
 
+def _updated(model, n=2):
+    model.update(np.zeros(n))
+    return model
+
+
 def test_integer_vectors_are_not_truncated():
     rng = np.random.default_rng(0)
     v = np.arange(6)
@@ -93,6 +98,20 @@ def test_integer_vectors_are_not_truncated():
                           method="gns", options={"gamma0": 1e-3, "gamma_min": 1.0}), ValueError, "`gamma_min`"),
         (lambda: minimize(lambda x: "1.5", np.ones(2), jac=lambda x: x, hess=lambda x: np.eye(2)), TypeError, "`fun`"),
         (lambda: minimize(lambda x: 1.0, np.ones(2), jac=lambda x: x + 1j, hess=lambda x: np.eye(2)), TypeError, "`jac`"),
+        (lambda: DenseHessian(lambda x: np.eye(2)).solve(np.ones(2)), ValueError, "update"),
+        (lambda: OperatorHessian(lambda x, v: v).solve(np.ones(2)), ValueError, "update"),
+        (lambda: _updated(DenseHessian(np.eye(2))).solve(np.ones(3)), ValueError, "`v` must have shape"),
+        (lambda: _updated(DenseHessian(np.eye(2))).solve(np.ones(2), np.nan), ValueError, "`shift`"),
+        (lambda: _updated(DenseHessian(np.eye(2))).matvec(np.array([1.0, np.inf])), ValueError, "`v` must be finite"),
+        (lambda: _updated(OperatorHessian(lambda x, v: v)).solve(np.ones(3)), ValueError, "`v` must have shape"),
+        (lambda: _updated(OperatorHessian(lambda x, v: v)).trust_step(np.array([np.nan, 1.0]), 1.0), ValueError, "`g`"),
+        (lambda: _updated(DiagonalHessian(np.ones(2))).solve(np.ones(2), "0.5"), TypeError, "`shift`"),
+        (lambda: _updated(DiagonalHessian(np.ones(2))).matvec(np.ones((2, 2))), ValueError, "`v` must have shape"),
+        (lambda: LogisticLoss(np.eye(3), [0, 1, 0]).value(np.array([np.nan, 0.0, 0.0, 0.0])), ValueError, "`w` must be finite"),
+        (lambda: LogisticLoss(np.eye(3), [0, 1, 0]).hessp(np.zeros(4), np.full(4, np.inf)), ValueError, "`v` must be finite"),
+        (lambda: ot.dist(np.ones((3, 2)), metric="nope"), ValueError, "`metric`"),
+        (lambda: ot.dist("abc"), TypeError, "`x1`"),
+        (lambda: ot.grid_cost((2, 3), metric="cosine"), ValueError, "`metric`"),
     ],
 )
 def test_invalid_input_is_a_clear_error(call, exc, match):
@@ -185,3 +204,21 @@ def test_minimize_from_odd_starting_points(x0):
     else:
         assert not res.success or np.all(np.isfinite(res.x))
     np.testing.assert_array_equal(x0, before)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-3])
+def test_huge_parameters_give_a_huge_or_infinite_loss_never_nan(alpha):
+    X = np.random.default_rng(0).standard_normal((30, 4))
+    loss = LogisticLoss(X, np.arange(30) % 2, alpha=alpha)
+    for scale in (1e300, 1e307):
+        value, grad = loss.value_and_grad(np.full(5, scale))
+        assert value > 1e290 and np.all(np.isfinite(grad))
+
+
+def test_a_run_whose_every_step_is_skipped_is_not_a_success():
+    from secondorder import stochastic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stochastic.minimize(lambda x, b: (np.nan, x * np.nan), np.ones(2), np.arange(4), method="adamw")
+    assert not res.success and "every step was skipped" in res.message

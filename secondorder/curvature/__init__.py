@@ -7,7 +7,7 @@ passed as ``hess`` to :func:`secondorder.minimize`, and every method works
 with every model.
 """
 
-from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError, is_curvature
+from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError, NotUpdatedError, is_curvature
 from ._callable import HessianCallable, as_curvature
 from ._dense import DenseHessian
 from ._diagonal import DiagonalHessian, DiagonalModel
@@ -33,4 +33,5 @@ __all__ = [
     "is_curvature",
     "NotPositiveDefiniteError",
     "NonFiniteCurvatureError",
+    "NotUpdatedError",
 ]

@@ -44,6 +44,16 @@ class NotPositiveDefiniteError(np.linalg.LinAlgError):
     descent meaning.  Regularised methods react by increasing the shift."""
 
 
+class NotUpdatedError(ValueError, RuntimeError):
+    """A model was used before :meth:`Curvature.update` gave it a point.  A
+    ``ValueError`` (the model is not ready for the arguments it was given)
+    and a ``RuntimeError`` (the order of calls), as scikit-learn's
+    ``NotFittedError`` is a ``ValueError``."""
+
+    def __init__(self, message="call update(x) before using the model."):
+        super().__init__(message)
+
+
 class NonFiniteCurvatureError(ValueError, ArithmeticError):
     """The Hessian (or its product with a vector) holds NaN or inf at the
     current point; no shift repairs that.  A ``ValueError`` (what a user's

@@ -5,7 +5,7 @@ import numpy as np
 from .._array_api import copy
 from .._backend import get_namespace
 from .._validation import check_output
-from ._base import Curvature, is_curvature
+from ._base import Curvature, NotUpdatedError, is_curvature
 from ._dense import DenseHessian
 from ._operator import OperatorHessian
 
@@ -54,7 +54,7 @@ class HessianCallable(Curvature):
         """The model at the current point (evaluates ``hess`` on first use)."""
         if self._model is None:
             if self._x is None:
-                raise RuntimeError("call update(x) before using the model.")
+                raise NotUpdatedError()
             H = self._hess(copy(get_namespace(self._x), self._x), *self.args)
             self._counts["nhev"] += 1
             if is_curvature(H):

@@ -4,8 +4,8 @@ import numpy as np
 
 from .._array_api import array_min, cho_solve, cholesky, copy, diagonal, norm, trust_region_eig
 from .._backend import get_namespace
-from .._validation import check_output, check_positive
-from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
+from .._validation import check_output, check_positive, check_real, check_vector
+from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError, NotUpdatedError
 
 __all__ = ["DenseHessian"]
 
@@ -69,6 +69,7 @@ class DenseHessian(Curvature):
         self.nfact = 0
         self.ncg = 0
         self._x = None
+        self._H = None
         self._reset()
         if not callable(hess):
             xp = get_namespace(hess)
@@ -102,14 +103,18 @@ class DenseHessian(Curvature):
         """``H`` at the current point (evaluated on first access)."""
         if self._H is None:
             if self._x is None:
-                raise RuntimeError("call update(x) before using the model.")
+                raise NotUpdatedError()
             x = self._x
             self._H = self._checked(self._hess(copy(self._xp, x), *self.args), x.shape[0], x.dtype)
             self.nhev += 1
         return self._H
 
+    def _vector(self, v, name="v"):
+        H = self.matrix
+        return check_vector(v, H.shape[0], name, self._xp, dtype=H.dtype)
+
     def matvec(self, v):
-        return self.matrix @ v
+        return self.matrix @ self._vector(v)
 
     def diagonal(self):
         return diagonal(self._xp, self.matrix)
@@ -143,7 +148,8 @@ class DenseHessian(Curvature):
         NotPositiveDefiniteError
             When ``H + shift I`` is not positive definite.
         """
-        shift = float(shift)
+        shift = check_real(shift, "shift")
+        v = self._vector(v)
         if self._use_eigh():
             w, Q = self._eigh()
             d = w + shift
@@ -162,6 +168,7 @@ class DenseHessian(Curvature):
         r"""Exact minimiser of ``g.s + s.H.s/2`` over ``||s|| <= radius``,
         and whether it lies on the boundary."""
         radius = check_positive(radius, "radius")
+        g = self._vector(g, "g")
         if not self._use_eigh():
             # Near a minimiser the Newton step is usually inside the region:
             # one Cholesky then settles it, at a fraction of an eigh's cost.

@@ -4,8 +4,8 @@ import numpy as np
 
 from .._array_api import array_min, copy, trust_region_eig
 from .._backend import get_namespace
-from .._validation import check_finite, check_nonnegative, check_output, check_positive
-from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
+from .._validation import check_finite, check_nonnegative, check_output, check_positive, check_real, check_vector
+from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError, NotUpdatedError
 
 __all__ = ["DiagonalModel", "DiagonalHessian"]
 
@@ -51,18 +51,24 @@ class DiagonalModel(Curvature):
         """The damped diagonal at the current point."""
         if self._d is None:
             if self._x is None:
-                raise RuntimeError("call update(x, g) before using the model.")
+                raise NotUpdatedError("call update(x, g) before using the model.")
             d = self._estimate()
             if not bool(self._xp.all(self._xp.isfinite(d))):
                 raise NonFiniteCurvatureError(f"{type(self).__name__}: the diagonal estimate holds NaN or inf.")
             self._d = d + self.damp if self.damp else d
         return self._d
 
+    def _vector(self, v, name="v"):
+        d = self.diagonal()
+        return check_vector(v, d.shape[0], name, self._xp, dtype=d.dtype)
+
     def matvec(self, v):
-        return self.diagonal() * v
+        return self.diagonal() * self._vector(v)
 
     def solve(self, v, shift=0.0):
-        d = self.diagonal() + float(shift)
+        shift = check_real(shift, "shift")
+        v = self._vector(v)
+        d = self.diagonal() + shift
         dmin = array_min(self._xp, d)
         if not dmin > 0.0:
             raise NotPositiveDefiniteError(
@@ -72,7 +78,7 @@ class DiagonalModel(Curvature):
 
     def trust_step(self, g, radius):
         radius = check_positive(radius, "radius")
-        return trust_region_eig(self._xp, self.diagonal(), g, radius)  # (step, on the boundary)
+        return trust_region_eig(self._xp, self.diagonal(), self._vector(g, "g"), radius)  # (step, on the boundary)
 
 
 class DiagonalHessian(DiagonalModel):

@@ -5,7 +5,7 @@ import numpy as np
 from .._array_api import copy
 from .._backend import get_namespace, is_cupy
 from .._validation import check_nonnegative
-from ._base import Curvature
+from ._base import Curvature, NotUpdatedError
 from ._dense import DenseHessian
 from ._operator import OperatorHessian
 
@@ -114,7 +114,7 @@ class GaussNewton(Curvature):
 
     def _model(self):
         if self._inner is None:
-            raise RuntimeError("call update(x) before using the model.")
+            raise NotUpdatedError()
         return self._inner
 
     def matvec(self, v):

@@ -38,7 +38,7 @@ from .._array_api import (
 )
 from .._backend import get_namespace, kernels
 from .._validation import check_int, check_output, check_positive, check_vector
-from ._base import Curvature, NotPositiveDefiniteError
+from ._base import Curvature, NotPositiveDefiniteError, NotUpdatedError
 
 __all__ = ["MFAC", "MFACStatic"]
 
@@ -311,7 +311,7 @@ class MFAC(Curvature):
     def diagonal(self):
         """:math:`\\lambda + \\frac1m \\sum_i g_i^2`, :math:`O(dm)`."""
         if self._G is None:
-            raise RuntimeError("MFAC: add a gradient first (the dimension is not known yet).")
+            raise NotUpdatedError("MFAC: add a gradient first (the dimension is not known yet).")
         G = self._G[: self.n_grads, :]
         return self.damp + self._xp.sum(G * G, axis=0) / self.window
 

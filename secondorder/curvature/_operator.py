@@ -4,8 +4,8 @@ import math
 
 from .._array_api import copy, norm
 from .._backend import get_namespace
-from .._validation import check_int, check_output, check_positive
-from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError
+from .._validation import check_int, check_output, check_positive, check_real, check_vector
+from ._base import Curvature, NonFiniteCurvatureError, NotPositiveDefiniteError, NotUpdatedError
 
 __all__ = ["OperatorHessian"]
 
@@ -114,9 +114,17 @@ class OperatorHessian(Curvature):
             self._use_precond = False
             return r
 
-    def matvec(self, v):
+    def _vector(self, v, name="v"):
         if self._x is None:
-            raise RuntimeError("call update(x) before using the model.")
+            raise NotUpdatedError()
+        return check_vector(v, self._x.shape[0], name, self._xp, dtype=self._x.dtype)
+
+    def matvec(self, v):
+        return self._matvec(self._vector(v))
+
+    def _matvec(self, v):
+        if self._x is None:
+            raise NotUpdatedError()
         x = self._x
         if self._hessp is not None:
             out = self._hessp(copy(self._xp, x), copy(self._xp, v), *self.args)
@@ -141,7 +149,7 @@ class OperatorHessian(Curvature):
         return tol
 
     def _product(self, p, shift):
-        Ap = self.matvec(p)
+        Ap = self._matvec(p)
         if shift:
             Ap = Ap + shift * p
         pAp = float(p @ Ap)
@@ -151,7 +159,8 @@ class OperatorHessian(Curvature):
 
     def solve(self, v, shift=0.0):
         r"""``(H + shift I)^{-1} v`` by (preconditioned) conjugate gradients."""
-        shift = float(shift)
+        shift = check_real(shift, "shift")
+        v = self._vector(v)
         xp = self._xp
         vnorm = norm(xp, v)
         if vnorm == 0.0:
@@ -159,7 +168,7 @@ class OperatorHessian(Curvature):
         tol = self._tol(vnorm)
         if self._warm is not None and self._warm[0] is v:
             s = copy(xp, self._warm[1])
-            r = v - (self.matvec(s) + shift * s)
+            r = v - (self._matvec(s) + shift * s)
         else:
             s = xp.zeros_like(v)
             r = copy(xp, v)
@@ -195,6 +204,7 @@ class OperatorHessian(Curvature):
         so no product with ``M`` is needed.
         """
         radius = check_positive(radius, "radius")
+        g = self._vector(g, "g")
         xp = self._xp
         radius = float(radius)
         gnorm = norm(xp, g)

@@ -9,6 +9,7 @@ generic kernels in that library.  Labels and weights are checked on the
 host (one vector each, once) and then live where ``X`` lives."""
 
 import copy
+import math
 
 import numpy as np
 import scipy.sparse
@@ -195,6 +196,7 @@ class GLMLoss:
             )
         if tuple(w.shape) != (self.n_params,):
             raise ValueError(f"`{name}` must have length n_params = {self.n_params}; got shape {tuple(w.shape)}.")
+        check_finite(w, name, xp=xp)
         return w
 
     def _split(self, w):
@@ -263,8 +265,19 @@ class GLMLoss:
         loss, gcoef, gb, state = self._evaluate(coef, b)
         self.n_passes += 1
         inv = 1.0 / self._total
-        value = loss * inv + 0.5 * self.alpha * float(xp.sum(coef * coef))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is judged just below
+            penalty = 0.5 * self.alpha * float(xp.sum(coef * coef)) if self.alpha else 0.0
+            value = loss * inv + penalty
         grad = self._join(gcoef * inv + self.alpha * coef, gb * inv, xp.float64)
+        if not math.isfinite(value):
+            # every term is >= 0: finite parameters whose loss is not finite overflowed, to +inf
+            # (which minimize treats as a step to reject)
+            value = math.inf
+        if not bool(xp.all(xp.isfinite(grad))):
+            raise ValueError(
+                "`w` is too large: the loss's gradient overflows float64 there. Start from smaller parameters "
+                "or scale the features."
+            )
         self._cache = [(copy_array(xp, w), value, grad, state)] + self._cache[:1]
         return value, grad, state
 

@@ -42,6 +42,9 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2, w=None, backend="auto", nx=None
     same = x2 is None or x2 is x1
     x1 = xp.asarray(x1)
     x2 = x1 if same else xp.asarray(x2)
+    for x, name in ((x1, "x1"), (x2, "x2")):
+        if getattr(x.dtype, "kind", "f") in "OUSV":
+            raise TypeError(f"`{name}` must hold real coordinates; got dtype {x.dtype}.")
     if x1.ndim == 1:
         x1 = x1[:, None]
     if x2.ndim == 1:
@@ -53,6 +56,7 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2, w=None, backend="auto", nx=None
     for x, name in ((x1, "x1"), (x2, "x2")):
         if getattr(x.dtype, "kind", "") == "c":
             raise TypeError(f"`{name}` must hold real coordinates; got complex values.")
+
         check_finite(x, name, xp=xp)
     if metric in ("sqeuclidean", "euclidean") and w is None:
         # ||x||^2 + ||y||^2 - 2 x.y with one GEMM; clipped at 0 against rounding.  Coordinates beyond 1e150
@@ -81,7 +85,20 @@ def dist(x1, x2=None, metric="sqeuclidean", p=2, w=None, backend="auto", nx=None
     kwargs = {"p": p} if metric == "minkowski" else {}
     if w is not None:
         kwargs["w"] = to_numpy(xp.asarray(w))
-    M = cdist(to_numpy(x1), to_numpy(x2), metric=metric, **kwargs)
+    try:
+        M = cdist(to_numpy(x1), to_numpy(x2), metric=metric, **kwargs)
+    except ValueError as exc:
+        if "metric" in str(exc).lower():
+            raise ValueError(
+                f"`metric` must be 'sqeuclidean', 'euclidean' or a metric of scipy.spatial.distance.cdist "
+                f"('cityblock', 'minkowski', ...); got {metric!r}."
+            ) from exc
+        raise
+    if not np.all(np.isfinite(M)):
+        raise ValueError(
+            f"`metric` {metric!r} is undefined between some of these points (it gave NaN or inf; e.g. 'cosine' "
+            "at the zero vector): choose another metric or drop those points."
+        )
     return M if xp is np else from_host(xp, M, x1)
 
 

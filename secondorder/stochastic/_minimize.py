@@ -262,7 +262,12 @@ def minimize(
         method.adamw_lr = base_aux
     if nit == 0:
         raise ValueError("`data` gave no batch: pass a non-empty array, tuple of arrays or iterable of batches.")
-    if counts["nskip"]:
+    if counts["nskip"] == nit and status == 0:
+        status, message = 2, (
+            "every step was skipped: the loss, gradient, oracles or update held NaN or inf at each one, "
+            "so x did not move. Check the model at x0 or lower the learning rate."
+        )
+    elif counts["nskip"]:
         warnings.warn(
             f"{counts['nskip']} of {nit} steps were skipped: their loss, gradient, oracles or update held NaN or "
             "inf. Lower the learning rate or check the model.",
