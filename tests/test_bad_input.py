@@ -112,6 +112,8 @@ def test_integer_vectors_are_not_truncated():
         (lambda: ot.dist(np.ones((3, 2)), metric="nope"), ValueError, "`metric`"),
         (lambda: ot.dist("abc"), TypeError, "`x1`"),
         (lambda: ot.grid_cost((2, 3), metric="cosine"), ValueError, "`metric`"),
+        (lambda: ot.sinkhorn([], [], sp.csr_matrix(np.ones((3, 3))), 1e-1), TypeError, "`M` must be a dense"),
+        (lambda: MFACStatic(np.ones((2, 3)) + 0j), TypeError, "`grads`"),
     ],
 )
 def test_invalid_input_is_a_clear_error(call, exc, match):
@@ -222,3 +224,13 @@ def test_a_run_whose_every_step_is_skipped_is_not_a_success():
         warnings.simplefilter("ignore")
         res = stochastic.minimize(lambda x, b: (np.nan, x * np.nan), np.ones(2), np.arange(4), method="adamw")
     assert not res.success and "every step was skipped" in res.message
+
+
+def test_a_run_that_diverges_is_not_a_success():
+    from secondorder import stochastic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stochastic.minimize(lambda x, b: (float(x @ x), 2 * x), np.ones(2), np.arange(8), method="adamw",
+                                  batch_size=1, options={"lr": 1e300})
+    assert not res.success and "diverged" in res.message

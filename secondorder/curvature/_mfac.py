@@ -30,6 +30,7 @@ from .._array_api import (
     concat,
     copy,
     diagonal,
+    is_real_floating,
     scatter_zeros,
     solve_triangular,
     take,
@@ -373,6 +374,8 @@ class MFACStatic(Curvature):
     def __init__(self, grads, damp=1e-5):
         xp = get_namespace(grads)
         G = xp.asarray(grads)
+        if getattr(G.dtype, "kind", "f") not in "fiub" and not is_real_floating(xp, G.dtype):
+            raise TypeError(f"`grads` must hold real numbers; got dtype {G.dtype}.")
         if G.ndim != 2 or G.shape[0] == 0 or G.shape[1] == 0:
             raise ValueError(f"`grads` must be a non-empty (m, d) array, one gradient per row; got shape {G.shape}.")
         if not bool(xp.all(xp.isfinite(G))):

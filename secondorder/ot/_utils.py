@@ -126,6 +126,8 @@ def prepare(a, b, M, reg, numItermax, stopThr):
     (float32 stays float32).  Any array-API namespace: NumPy, CuPy,
     PyTorch, array-api-strict.
     """
+    if hasattr(M, "tocsr") or type(M).__module__.startswith("torch") and getattr(M, "is_sparse", False):
+        raise TypeError("`M` must be a dense cost matrix; got a sparse matrix. Pass M.toarray().")
     xp = get_namespace(a if _given(a) else None, b if _given(b) else None, M)
     M = xp.asarray(M)
     if M.ndim != 2 or M.shape[0] == 0 or M.shape[1] == 0:

@@ -199,6 +199,7 @@ def minimize(
     counts = {"nfev": 0, "njev": 0, "nhvp": 0, "nsjev": 0, "nskip": 0}
     history, epoch_losses = [], []
     status, message, nit = 0, "reached the step budget", 0
+    last_skipped = False
     callback = Callback(callback)
     stop = False
     for _ in range(epochs):
@@ -242,7 +243,9 @@ def minimize(
                         "(lower the learning rate, or set options['on_nonfinite']='skip' to skip such steps)."
                     )
                 counts["nskip"] += 1
+                last_skipped = True
             else:
+                last_skipped = False
                 x = x + step
                 params = _split(xp, x, shapes, sizes)
                 state = new_state
@@ -262,7 +265,12 @@ def minimize(
         method.adamw_lr = base_aux
     if nit == 0:
         raise ValueError("`data` gave no batch: pass a non-empty array, tuple of arrays or iterable of batches.")
-    if counts["nskip"] == nit and status == 0:
+    if last_skipped and counts["nskip"] < nit and status == 0:
+        status, message = 2, (
+            "the iterates diverged: the loss, gradient or update was NaN or inf at the last step, so the final "
+            "x is not a usable point. Lower the learning rate."
+        )
+    elif counts["nskip"] == nit and status == 0:
         status, message = 2, (
             "every step was skipped: the loss, gradient, oracles or update held NaN or inf at each one, "
             "so x did not move. Check the model at x0 or lower the learning rate."
