@@ -127,8 +127,9 @@ class GLMLoss:
     and implement ``_check_y`` (on the host, NumPy); ``_evaluate(coef,
     b)``, which makes one fused pass over ``X`` and returns the loss sum,
     the gradient sums and the per-sample state that curvature products
-    need; ``_curvature_product(state, V, vb, kind, rows)``; and ``_dense(w,
-    kind, rows)``, the curvature matrix of a kind.
+    need; ``_curvature_product(state, V, vb, kind, rows)``; and
+    ``_curvature_matrix(state, kind, rows)``, the curvature matrix of a
+    kind as a sum over the samples, with the total weight that divides it.
 
     Every array lives in ``xp``, the namespace of ``X``; parameters given to
     the methods must be arrays of that library too, and results come back
@@ -314,6 +315,12 @@ class GLMLoss:
     def hess(self, w):
         """The dense Hessian :math:`\\nabla^2 f(w)` (n_params x n_params)."""
         return self._dense(self._vector(w, "w"), "exact", None)
+
+    def _dense(self, w, kind, rows):
+        """The curvature matrix of ``kind`` at ``w`` (one pass over ``X``)."""
+        H, total = self._curvature_matrix(self._point(w)[2], kind, rows)
+        self.n_passes += 1
+        return self._add_penalty(H / total)
 
     def _add_penalty(self, H):
         """``H + alpha I`` on the coefficients' block (not the intercepts')."""

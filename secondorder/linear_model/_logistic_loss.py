@@ -132,14 +132,10 @@ class LogisticLoss(GLMLoss):
         out = astype(xp, xp.asarray(out), xp.float64)
         return xp.reshape(out, (1, -1)), self._device(np.array([s]), self._like), total
 
-    def _dense(self, w, kind, rows):
-        xp = self.xp
-        state = self._point(w)[2]
+    def _curvature_matrix(self, state, kind, rows):
         weights = self._weights(state, kind)
         X, total = self.X, self._total
         if rows is not None:
             X, total = self._rows(rows)
             weights = self._take(weights, rows)
-        H = weighted_gram(X, weights, self.fit_intercept, xp) / total
-        self.n_passes += 1
-        return self._add_penalty(H)
+        return weighted_gram(X, weights, self.fit_intercept, self.xp), total

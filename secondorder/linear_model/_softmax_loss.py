@@ -118,8 +118,9 @@ class SoftmaxLoss(GLMLoss):
             out, out_b = out - xp.mean(out, axis=0), out_b - xp.mean(out_b)
         return out, out_b, total
 
-    def _dense(self, w, kind, rows):
-        r"""The matrix from one pass over ``X`` in cached blocks.
+    def _curvature_matrix(self, P, kind, rows):
+        r"""The matrix (a sum over the samples) from one pass over ``X`` in
+        cached blocks, and the total weight it is to be divided by.
 
         With :math:`\tilde x_i = [x_i, 1]` and :math:`\otimes` the Kronecker
         product, the Hessian is :math:`\sum_i s_i \operatorname{diag}(p_i)
@@ -129,7 +130,6 @@ class SoftmaxLoss(GLMLoss):
         Fisher is the rank-k update alone, with :math:`p_i - e_{y_i}`.
         """
         xp = self.xp
-        P = self._point(w)[2]
         X, y, sw, total = self.X, self.y, self.sample_weight, self._total
         if rows is not None:
             X, total = self._rows(rows)
@@ -154,8 +154,6 @@ class SoftmaxLoss(GLMLoss):
             H = xp.reshape(H, (K, q, K, q))
             H = H - xp.mean(H, axis=0, keepdims=True)
             H = xp.reshape(H - xp.mean(H, axis=2, keepdims=True), (K * q, K * q))
-        self.n_passes += 1
-        H = H / total
         # from the class-major layout to the parameter layout [W.ravel(), b]
         order = (np.arange(K)[:, None] * q + np.arange(d)[None, :]).ravel()
         if self.fit_intercept:
@@ -165,4 +163,4 @@ class SoftmaxLoss(GLMLoss):
         else:
             order = self._device(order, self._like)
             H = take(xp, take(xp, H, order, axis=0), order, axis=1)
-        return self._add_penalty(H)
+        return H, total
