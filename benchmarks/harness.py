@@ -560,6 +560,14 @@ def _gpu(*args, **kwargs):
     return bench_gpu(*args, **kwargs)
 
 
+def _dask(*args, **kwargs):
+    """The Dask table (``benchmarks/harness_dask.py``): secondorder against
+    dask-ml on a local cluster of worker processes."""
+    from benchmarks.harness_dask import bench_dask
+
+    return bench_dask(*args, **kwargs)
+
+
 SUITES = {
     "minimize": bench_minimize,
     "trust-region": bench_trust_region,
@@ -568,6 +576,7 @@ SUITES = {
     "mfac": bench_mfac,
     "stochastic": _stochastic,
     "gpu": _gpu,
+    "dask": _dask,
 }
 
 
@@ -608,5 +617,7 @@ def main(argv=None):
         bench_mfac(tuple(args.mfac_dims), tuple(args.mfac_windows), repeat=max(args.repeat, 3))
     if "stochastic" in suites:
         _stochastic(seeds=tuple(range(args.seeds)), charlm=not args.no_charlm)
+    if "dask" in suites:
+        _dask(repeat=max(1, min(args.repeat, 2)))
     if "gpu" in suites:
         _gpu(ot_sizes=tuple(args.gpu_ot_sizes), repeat=args.repeat)

@@ -22,6 +22,7 @@ from threadpoolctl import ThreadpoolController
 from .._array_api import asarray_like, astype, norm, to_numpy
 from .._backend import get_namespace
 from ..optimize import minimize
+from . import _dask
 from ._base import _check_csr_structure, check_X
 from ._logistic_loss import LogisticLoss
 from ._softmax_loss import SoftmaxLoss
@@ -97,6 +98,8 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        if _dask.is_dask_collection(X):
+            return _dask.fit(self, X, y, sample_weight)
         self._check_params()
         xp = get_namespace(X)
         if xp is np:
@@ -139,20 +142,23 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
                 X, y_index, n_classes=K, alpha=alpha, fit_intercept=self.fit_intercept, sample_weight=sw, check_input=False
             )
         res = self._solve(loss)
-        K_out = loss.n_outputs
-        d = X.shape[1]
+        self._set_coefficients(loss, res, X.dtype)
+        if xp is not np and self.classes_.dtype.kind in "iufb":
+            self.classes_ = asarray_like(xp, self.classes_, self.coef_)  # numeric labels: in X's library
+        self.n_iter_ = np.array([res.nit], dtype=np.int32)
+        return self
+
+    def _set_coefficients(self, loss, res, dtype):
+        """``coef_`` and ``intercept_`` from the solution ``res.x``."""
+        xp, K_out, d = loss.xp, loss.n_outputs, loss.n_features
         w = astype(xp, res.x, xp.float64)
-        self.coef_ = astype(xp, xp.reshape(w[: K_out * d], (K_out, d)), X.dtype)
+        self.coef_ = astype(xp, xp.reshape(w[: K_out * d], (K_out, d)), dtype)
         intercept = w[K_out * d :] if self.fit_intercept else loss._zeros(K_out)
         if K_out > 1:
             # The softmax loss is unchanged by a shift of all intercepts; the
             # centred one is scikit-learn's (and the minimum-norm) choice.
             intercept = intercept - xp.mean(intercept)
-        self.intercept_ = astype(xp, intercept, X.dtype)
-        if xp is not np and self.classes_.dtype.kind in "iufb":
-            self.classes_ = asarray_like(xp, self.classes_, self.coef_)  # numeric labels: in X's library
-        self.n_iter_ = np.array([res.nit], dtype=np.int32)
-        return self
+        self.intercept_ = astype(xp, intercept, dtype)
 
     def _solve(self, loss):
         # With fused numba passes, BLAS is left with vector operations; its
@@ -207,7 +213,10 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Confidence scores, shape (n_samples, n_classes) (scikit-learn's);
-        in ``X``'s array library."""
+        in ``X``'s array library (lazy for Dask collections)."""
+        if _dask.is_dask_collection(X):
+            check_is_fitted(self)
+            return _dask.decision_function(self, X)
         xp = get_namespace(X)
         if xp is np:
             if scipy.sparse.issparse(X):
@@ -225,6 +234,9 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Class labels, in ``X``'s array library when they are numbers."""
+        if _dask.is_dask_collection(X):
+            check_is_fitted(self)
+            return _dask.predict(self, X)
         xp = get_namespace(X)
         if xp is np:
             return super().predict(X)
@@ -238,11 +250,15 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         """Class probabilities, shape (n_samples, n_classes), in the order
         of ``classes_``."""
         check_is_fitted(self)
+        if _dask.is_dask_collection(X):
+            return _dask.predict_proba(self, X)
         return _exp_normalised(self.predict_log_proba(X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably."""
         check_is_fitted(self)
+        if _dask.is_dask_collection(X):
+            return _dask.predict_log_proba(self, X)
         scores = self.decision_function(X)
         xp = get_namespace(scores)
         scores = astype(xp, scores, xp.float64)

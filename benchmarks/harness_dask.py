@@ -1,0 +1,102 @@
+"""``python -m secondorder bench dask``: logistic regression on a local Dask
+cluster of worker processes, secondorder's estimators against dask-ml's
+``LogisticRegression`` (newton and lbfgs), on the same cluster and the same
+persisted data.
+
+dask-ml standardises ``X`` inside its solvers and its newton solver drops
+the penalty, so the two optimise the same objective only without an
+effective penalty: the runs use a large ``C`` on data that are not
+separable, and every row reports its distance to scikit-learn's
+coefficients on the gathered data.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+__all__ = ["dask_cluster", "dask_problem", "run_dask", "bench_dask", "METHODS"]
+
+METHODS = ("so:gns", "so:trust-region", "so:lbfgs", "dask-ml:newton", "dask-ml:lbfgs")
+
+
+def dask_cluster(n_workers=2):
+    """A local cluster of worker processes (one thread each) and its client."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return cluster, Client(cluster)
+
+
+def dask_problem(client, n=200_000, d=20, partitions=8, seed=0):
+    """``(X, y, Xd, yd)``: a well-posed binary problem in memory and as Dask
+    arrays persisted on the cluster, ``partitions`` row blocks."""
+    import dask.array as da
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = (X @ rng.standard_normal(d) / np.sqrt(d) + rng.standard_normal(n) > 0).astype(np.int64)
+    rows = -(-n // partitions)
+    Xd, yd = client.persist([da.from_array(X, chunks=(rows, d)), da.from_array(y, chunks=rows)])
+    return X, y, Xd, yd
+
+
+def run_dask(method, Xd, yd, C=1e6, tol=1e-8):
+    """Fit with ``method``; returns ``(coef, intercept, seconds, rounds)``."""
+    kind, solver = method.split(":")
+    t0 = time.perf_counter()
+    if kind == "so":
+        from secondorder.linear_model import LogisticRegression
+
+        est = LogisticRegression(C=C, solver=solver, tol=tol, max_iter=1000).fit(Xd, yd)
+        rounds = est.n_rounds_
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from dask_ml.linear_model import LogisticRegression
+
+            est = LogisticRegression(C=C, solver=solver, tol=tol, max_iter=1000).fit(Xd, yd)
+        rounds = None
+    seconds = time.perf_counter() - t0
+    return np.ravel(est.coef_), np.ravel(est.intercept_), seconds, rounds
+
+
+def bench_dask(n=200_000, d=20, partitions=8, repeat=2, C=1e6, out=print):
+    """The table: time (best of ``repeat``), rounds and the distance to
+    scikit-learn's coefficients; returns the fastest dask-ml time over the
+    fastest secondorder time."""
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+    try:
+        import dask_ml  # noqa: F401
+    except ImportError:
+        out("dask: dask-ml is not installed (pip install dask-ml); its rows are skipped")
+    cluster, client = dask_cluster()
+    try:
+        X, y, Xd, yd = dask_problem(client, n, d, partitions)
+        sk = SkLogisticRegression(C=C, tol=1e-12, max_iter=10000).fit(X, y)
+        reference = np.r_[sk.coef_.ravel(), sk.intercept_]
+        out(f"\nLogistic regression on Dask: {n} x {d} in {partitions} partitions, 2 worker processes, C = {C:g}")
+        out(f"{'method':<18} {'time s':>8} {'rounds':>7} {'max |coef - sklearn|':>22}")
+        best = {}
+        for method in METHODS:
+            if method.startswith("dask-ml"):
+                try:
+                    import dask_ml  # noqa: F401
+                except ImportError:
+                    continue
+            times = []
+            for _ in range(repeat):
+                coef, intercept, seconds, rounds = run_dask(method, Xd, yd, C=C)
+                times.append(seconds)
+            error = float(np.max(np.abs(np.r_[coef, intercept] - reference)))
+            best[method] = min(times)
+            out(f"{method:<18} {min(times):>8.3f} {rounds if rounds is not None else '-':>7} {error:>22.1e}")
+        ours = min(v for k, v in best.items() if k.startswith("so:"))
+        theirs = [v for k, v in best.items() if k.startswith("dask-ml")]
+        ratio = min(theirs) / ours if theirs else float("nan")
+        out(f"fastest dask-ml / fastest secondorder = {ratio:.2f}")
+        return ratio
+    finally:
+        client.close()
+        cluster.close()

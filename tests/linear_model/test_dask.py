@@ -1,0 +1,152 @@
+"""Logistic and softmax regression on a Dask cluster of worker processes:
+the same coefficients as in memory, one task per partition per round, lazy
+predictions, and a fit that survives a lost worker."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+from secondorder import minimize  # noqa: E402
+from secondorder.linear_model import LogisticLoss, LogisticRegression, SoftmaxLoss, SoftmaxRegression  # noqa: E402
+from secondorder.linear_model import DaskLogisticLoss, DaskSoftmaxLoss, LostPartitionError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def _data(n=3000, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d)
+    y = (X[:, 0] - X[:, 1] + rng.standard_normal(n) > 0).astype(np.int64)
+    return X, y
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_losses_equal_the_in_memory_losses(client, sparse):
+    X, y = _data()
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, X.shape[0])
+    sw = rng.random(X.shape[0]) + 0.5
+    Xm = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0)) if sparse else X
+    Xd = da.from_array(Xm, chunks=(700, X.shape[1]), asarray=False) if sparse else da.from_array(X, chunks=(700, 6))
+    for dask_loss, ref in (
+        (DaskLogisticLoss(Xd, y, alpha=1e-2, sample_weight=sw), LogisticLoss(Xm, y, alpha=1e-2, sample_weight=sw)),
+        (DaskSoftmaxLoss(Xd, labels, n_classes=3, alpha=1e-2), SoftmaxLoss(Xm, labels, alpha=1e-2)),
+    ):
+        assert dask_loss.n_partitions == 5
+        w = rng.standard_normal(ref.n_params) * 0.3
+        v = rng.standard_normal(ref.n_params)
+        rounds = dask_loss.n_rounds
+        value, g = dask_loss.value_and_grad(w)
+        ref_value, ref_g = ref.value_and_grad(w)
+        assert value == pytest.approx(ref_value, rel=1e-13)
+        assert_allclose(g, ref_g, rtol=1e-12, atol=1e-15)
+        assert_allclose(dask_loss.hessp(w, v), ref.hessp(w, v), rtol=1e-12, atol=1e-15)
+        # a gradient and a product at one point: two rounds, each one task per partition
+        assert dask_loss.n_rounds == rounds + 2 and dask_loss.n_tasks % dask_loss.n_partitions == 0
+        assert_allclose(dask_loss.hess(w), ref.hess(w), rtol=1e-11, atol=1e-14)
+        for kind in ("gauss-newton", "fisher"):
+            model, ref_model = dask_loss.curvature(kind, solver="cg"), ref.curvature(kind, solver="cg")
+            model.update(w), ref_model.update(w)
+            assert_allclose(model.matvec(v), ref_model.matvec(v), rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("solver", ["gns", "trust-region", "lbfgs"])
+def test_estimators_equal_the_in_memory_fit_and_scikit_learn(client, solver):
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+    X, y = _data(seed=2)
+    rng = np.random.default_rng(3)
+    labels = np.array(["a", "b", "c"])[rng.integers(0, 3, X.shape[0])]
+    Xd = da.from_array(X, chunks=(800, 6))
+    for cls, target in ((LogisticRegression, y), (SoftmaxRegression, labels)):
+        est = cls(C=0.5, solver=solver, tol=1e-11).fit(Xd, da.from_array(target, chunks=800))
+        ref = cls(C=0.5, solver=solver, tol=1e-11).fit(X, target)
+        # L-BFGS-B stops on its relative decrease of f, where round-off of the sums (added in another order)
+        # moves the last iterate by ~1e-8; the Newton solvers converge far below that
+        tol = 1e-7 if solver == "lbfgs" else 1e-10
+        assert_allclose(est.coef_, ref.coef_, rtol=tol, atol=tol)
+        assert_allclose(est.intercept_, ref.intercept_, rtol=tol, atol=tol)
+        assert list(est.classes_) == list(ref.classes_)
+        sk = SkLogisticRegression(C=0.5, tol=1e-12, max_iter=10000).fit(X, target)
+        assert_allclose(est.coef_, sk.coef_.reshape(est.coef_.shape) - (sk.coef_.mean(0) if cls is SoftmaxRegression else 0), atol=1e-6)
+        # predictions stay lazy and equal the in-memory ones
+        for method in ("decision_function", "predict_proba", "predict_log_proba", "predict"):
+            out = getattr(est, method)(Xd)
+            assert isinstance(out, da.Array), method
+            expected = getattr(ref, method)(X)
+            if method == "predict":
+                assert (out.compute() == expected).all()
+            else:
+                assert_allclose(out.compute(), expected, rtol=100 * tol, atol=100 * tol)
+
+
+def test_dataframes_sparse_chunks_and_weights(client):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, y = _data(seed=4)
+    sw = np.random.default_rng(5).random(X.shape[0])
+    df = dd.from_pandas(pd.DataFrame(X), npartitions=4)
+    est = LogisticRegression(tol=1e-11, class_weight="balanced").fit(df, dd.from_pandas(pd.Series(y), npartitions=4),
+                                                                      sample_weight=sw)
+    ref = LogisticRegression(tol=1e-11, class_weight="balanced").fit(X, y, sample_weight=sw)
+    assert_allclose(est.coef_, ref.coef_, rtol=1e-10, atol=1e-10)
+    assert (est.predict(df).compute() == ref.predict(X)).all()
+    Xs = sp.random(2000, 40, density=0.1, random_state=0, format="csr")
+    ys = (np.asarray(Xs.sum(axis=1)).ravel() > 0.5 * Xs.sum() / 2000).astype(int)
+    est = LogisticRegression(tol=1e-12).fit(da.from_array(Xs, chunks=(500, 40), asarray=False), ys)
+    ref = LogisticRegression(tol=1e-12).fit(Xs, ys)
+    assert_allclose(est.coef_, ref.coef_, rtol=1e-10, atol=1e-10)
+
+
+def _kill_a_worker_at(client, loss, iteration):
+    pids = client.run(os.getpid)
+    state = {"nit": 0, "killed": None}
+
+    def callback(xk):
+        state["nit"] += 1
+        if state["nit"] == iteration:
+            holders = client.who_has(loss._parts)
+            address = next(iter(next(a for a in holders.values() if a)))
+            state["killed"] = address
+            os.kill(pids[address], signal.SIGKILL)
+
+    return callback, state
+
+
+def test_a_worker_killed_mid_fit_leaves_the_result_bitwise_equal(client):
+    X, y = _data(n=4000, seed=6)
+    Xd = da.from_array(X, chunks=(1000, 6))
+    loss = DaskLogisticLoss(Xd, y, alpha=1e-3)
+    ref = minimize(loss.value_and_grad, loss.initial_params(), jac=True, hess=loss.curvature(), method="gns")
+    callback, state = _kill_a_worker_at(client, loss, 2)
+    res = minimize(loss.value_and_grad, loss.initial_params(), jac=True, hess=loss.curvature(), method="gns",
+                   callback=callback)
+    assert state["killed"] is not None and res.success
+    np.testing.assert_array_equal(res.x, ref.x)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_data_without_lineage_lost_with_a_worker_is_a_clear_error(client):
+    X, y = _data(n=2000, seed=7)
+    blocks = [X[i : i + 500] for i in range(0, 2000, 500)]
+    futures = client.scatter(blocks)
+    Xd = da.concatenate([da.from_delayed(f, shape=b.shape, dtype=b.dtype) for f, b in zip(futures, blocks)])
+    loss = DaskLogisticLoss(Xd, y, alpha=1e-3)
+    callback, state = _kill_a_worker_at(client, loss, 1)
+    with pytest.raises(LostPartitionError, match="scattered"):
+        minimize(loss.value_and_grad, loss.initial_params(), jac=True, hess=loss.curvature(), method="gns",
+                 callback=callback)
+    client.wait_for_workers(2, timeout=60)
