@@ -322,6 +322,9 @@ class GLMLoss:
         self.n_passes += 1
         return self._add_penalty(H / total)
 
+    def _auto_solver(self):
+        return _auto_solver_rule(self)
+
     def _add_penalty(self, H):
         """``H + alpha I`` on the coefficients' block (not the intercepts')."""
         xp, m = self.xp, self.n_outputs * self.n_features
@@ -410,7 +413,7 @@ class GLMLoss:
             n = self.n_samples
             rows = self._index(np.sort(rng.choice(n, size=max(1, int(round(fraction * n))), replace=False)))
         if solver == "auto":
-            solver = "dense" if self.n_outputs == 1 and self.n_params <= 64 and not self.sparse else "cg"
+            solver = self._auto_solver()
         if solver == "dense":
 
             def hess(w):
@@ -422,6 +425,12 @@ class GLMLoss:
             return self._product(w, v, kind, rows)
 
         return OperatorHessian(hessp, **model_options)
+
+
+def _auto_solver_rule(loss):
+    """``curvature(solver="auto")``: the dense matrix for a binary loss of
+    at most 64 parameters on dense ``X``, products otherwise."""
+    return "dense" if loss.n_outputs == 1 and loss.n_params <= 64 and not loss.sparse else "cg"
 
 
 def _device_of(a):
@@ -487,9 +496,23 @@ def weighted_gram(X, w, fit_intercept, xp=np):
     q = X.shape[1] + bool(fit_intercept)
     G = gram_zeros(xp, q, w)
     root = xp.sqrt(w)
-    for lo, hi, block in row_blocks(X, fit_intercept, q, xp):
-        G = gram_add(xp, G, block * root[lo:hi, None])
-    return symmetrise(xp, G)
+    if xp is not np:
+        for lo, hi, block in row_blocks(X, fit_intercept, q, xp):
+            G = gram_add(xp, G, block * root[lo:hi, None])
+        return symmetrise(xp, G)
+    # NumPy: the column of ones is not materialised; its products with the scaled block are
+    # B^T sqrt(w) (a GEMV) and sum(w), so each block is copied once (scaled), not twice
+    d = X.shape[1]
+    top = np.zeros((d, d), order="F")
+    for lo, hi, block in row_blocks(X, False, q):
+        scaled = block * root[lo:hi, None]
+        top = gram_add(np, top, scaled)
+        if fit_intercept:
+            G[:d, d] += scaled.T @ root[lo:hi]
+    G[:d, :d] = top
+    if fit_intercept:
+        G[d, d] = float(np.sum(w))
+    return symmetrise(np, G)
 
 
 class MinibatchOracles:

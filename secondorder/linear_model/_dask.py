@@ -35,6 +35,7 @@ no lineage, and losing it is an error that says so.
 
 import functools
 import operator
+import os
 
 import numpy as np
 
@@ -71,9 +72,10 @@ def _dask_modules():
 
 
 # ------------------------------------------------------------ worker side
-def _make_part(cls, X, y, sample_weight, n_classes, fit_intercept):
+def _make_part(X, y, sample_weight, cls, n_classes, fit_intercept):
     """The in-memory loss of one partition, on the worker that holds it;
     no penalty (the client adds it once)."""
+    _threads()
     if hasattr(X, "to_numpy"):  # a pandas partition
         X = X.to_numpy(dtype=np.float64)
     kwargs = {"n_classes": n_classes} if cls is SoftmaxLoss else {}
@@ -82,10 +84,15 @@ def _make_part(cls, X, y, sample_weight, n_classes, fit_intercept):
     return part
 
 
-def _evaluate_part(part, coef, b):
+def _evaluate_part(part, coef, b, matrix=None):
+    """Loss and gradient sums at ``(coef, b)``, and the curvature matrix of
+    kind ``matrix`` there when asked (a dense Newton step needs it at every
+    accepted point: one round instead of two)."""
+    _threads()
     loss, g, gb, state = part._evaluate(coef, b)
     part.state_at = (coef.tobytes() + b.tobytes(), state)
-    return loss, g, gb
+    H = part._curvature_matrix(state, matrix, None)[0] if matrix is not None else None
+    return loss, g, gb, H
 
 
 def _state_of(part, coef, b):
@@ -96,11 +103,15 @@ def _state_of(part, coef, b):
 
 
 def _product_part(part, coef, b, V, vb, kind):
+    """The curvature product's sums at ``(coef, b)``."""
+    _threads()
     out, out_b, _ = part._curvature_product(_state_of(part, coef, b), V, vb, kind, None)
     return out, out_b
 
 
 def _matrix_part(part, coef, b, kind):
+    """The curvature matrix's sum at ``(coef, b)``."""
+    _threads()
     return part._curvature_matrix(_state_of(part, coef, b), kind, None)[0]
 
 
@@ -108,8 +119,25 @@ def _total_part(part):
     return part._total
 
 
-def _warm_up():
-    """Load (or compile) the numba kernels in a worker process once."""
+_THREADS = {"numba": None}  # on a worker: numba threads per task (None: numba's default)
+
+
+def _threads():
+    """Give the calling task the worker's share of numba threads (numba's
+    setting is per thread)."""
+    if _THREADS["numba"] is not None:
+        import numba
+
+        numba.set_num_threads(_THREADS["numba"])
+
+
+def _warm_up(numba_threads=None):
+    """Load (or compile) the numba kernels in a worker process once, and
+    set its share of the machine's cores for numba's threads: worker
+    processes that together run as many threads as there are cores would
+    otherwise each start a numba thread per core and fight over them."""
+    _THREADS["numba"] = numba_threads
+    _threads()
     X = np.ones((2, 2))
     for loss in (LogisticLoss(X, [0, 1]), SoftmaxLoss(X, [0, 1])):
         w = loss.initial_params()
@@ -149,13 +177,26 @@ def _in_order(distributed, collection):
     return [by_key[k] for k in flat]
 
 
-def partition(X, y, sample_weight=None, client=None):
-    """``X``, ``y`` and ``sample_weight`` as Dask arrays with the same row
-    blocks and one column block, persisted on the cluster.
+class Partitions:
+    """The data of a fit as futures on the cluster, one per row block and in
+    order: ``X`` blocks, labels, weights (None when all are 1)."""
 
-    Returns ``(client, X, y, sample_weight)``; ``y`` and ``sample_weight``
-    may be NumPy arrays or Dask collections, ``sample_weight`` None.
-    """
+    def __init__(self, client, X, y, weights, shape, dtype, sparse, keep):
+        self.client, self.X, self.y, self.weights = client, X, y, weights
+        self.shape, self.dtype, self.sparse = shape, dtype, sparse
+        self._keep = keep  # the persisted collections: their memory and lineage
+
+    def map(self, func, *columns, **kwargs):
+        """``func`` on every partition (one task each, batched), futures in
+        order."""
+        return self.client.map(func, *columns, pure=False, batch_size=len(self.X), **kwargs)
+
+
+def partition(X, y, sample_weight=None, client=None):
+    """``X``, ``y`` and ``sample_weight`` persisted on the cluster with the
+    same row blocks and one column block, as :class:`Partitions`; ``y``
+    and ``sample_weight`` may be NumPy arrays or Dask collections,
+    ``sample_weight`` None."""
     da, distributed = _dask_modules()
     client = client or distributed.default_client()
     Xd = _as_dask_array(da, X, "X")
@@ -179,9 +220,47 @@ def partition(X, y, sample_weight=None, client=None):
             raise ValueError(f"`{name}` must be 1-D with one entry per sample ({Xd.shape[0]}); got shape {vd.shape}.")
         return vd.rechunk((rows,)) if vd.chunks[0] != rows else vd
 
-    yd = aligned(y, "y")
+    if y is None:
+        raise ValueError("`y` is required.")
+    collections = [Xd, aligned(y, "y")]
     swd = aligned(sample_weight, "sample_weight")
-    return client, Xd, yd, swd
+    if swd is not None:
+        collections.append(swd)
+    persisted = client.persist(collections)
+    columns = [_in_order(distributed, c) for c in persisted]
+    weights = columns[2] if swd is not None else None
+    meta = getattr(Xd, "_meta", None)
+    sparse = meta is not None and hasattr(meta, "tocsr")
+    dtype = np.float32 if Xd.dtype == np.float32 else np.float64
+    return Partitions(client, columns[0], columns[1], weights, (int(Xd.shape[0]), int(Xd.shape[1])), dtype, sparse,
+                      persisted)
+
+
+_warmed = set()  # (scheduler, worker) pairs whose numba kernels are loaded
+
+
+def _warm_workers(client):
+    """Every worker loads the numba kernels from its cache once (not in
+    the first round's time, and once per worker process)."""
+    scheduler = client.scheduler.address
+    workers = set(client.scheduler_info(n_workers=-1)["workers"]) if _accepts_n_workers(client) else set(
+        client.scheduler_info()["workers"])
+    if not {(scheduler, w) for w in workers} <= _warmed:
+        info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
+        cores = client.run(os.cpu_count)
+        per_host = {}
+        for address, worker in info["workers"].items():
+            per_host[worker["host"]] = per_host.get(worker["host"], 0) + worker["nthreads"]
+        for address, worker in info["workers"].items():
+            share = max(1, (cores.get(address) or 1) // max(1, per_host[worker["host"]]))
+            client.run(_warm_up, share, workers=[address])
+        _warmed.update((scheduler, w) for w in workers)
+
+
+def _accepts_n_workers(client):
+    import inspect
+
+    return "n_workers" in inspect.signature(client.scheduler_info).parameters
 
 
 class _DaskGLM:
@@ -194,36 +273,29 @@ class _DaskGLM:
     def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None, n_classes=None, client=None):
         from .._validation import check_nonnegative
 
-        _, distributed = _dask_modules()
-        client, Xd, yd, swd = partition(X, y, sample_weight, client)
-        if swd is None:
-            persisted = client.persist([Xd, yd])
-        else:
-            persisted = client.persist([Xd, yd, swd])
-        self.client = client
-        self._data = persisted  # kept: the partitions' lineage and their memory
-        columns = [_in_order(distributed, c) for c in persisted]
-        if swd is None:
-            columns.append([None] * len(columns[0]))
-        client.run(_warm_up)  # every worker loads the numba kernels from its cache once
-        self._parts = [
-            client.submit(_make_part, self._local, xf, yf, sf, n_classes, fit_intercept)
-            for xf, yf, sf in zip(*columns)
-        ]
+        data = X if isinstance(X, Partitions) else partition(X, y, sample_weight, client)
+        self.client = client = data.client
+        self._data = data
+        _warm_workers(client)
+        weights = data.weights if data.weights is not None else [None] * len(data.X)
+        self._parts = data.map(_make_part, data.X, data.y, weights, cls=self._local, n_classes=n_classes,
+                               fit_intercept=fit_intercept)
         self.n_rounds = 0
         self.n_tasks = 0
-        totals = self._round(_total_part)
-        self._total = float(functools.reduce(operator.add, totals))
+        self._prefetch = None  # the curvature matrix to compute with every gradient (dense models)
+        if data.weights is None:
+            self._total = float(data.shape[0])
+        else:
+            self._total = float(functools.reduce(operator.add, self._round(_total_part)))
         if not self._total > 0:
             raise ValueError("`sample_weight` sums to zero: at least one sample needs a positive weight.")
-        self.n_features = int(Xd.shape[1])
-        self._n_samples = int(Xd.shape[0])
+        self._n_samples, self.n_features = data.shape
         self.n_outputs = 1 if self._local is LogisticLoss else int(n_classes)
         self.alpha = check_nonnegative(alpha, "alpha")
         self.fit_intercept = bool(fit_intercept)
-        self.dtype = np.float32 if Xd.dtype == np.float32 else np.float64
+        self.dtype = data.dtype
         self.xp = np
-        self.sparse = False  # on the client: vectors only
+        self.sparse = data.sparse
         self._like = np.zeros(1)
         self._k = None
         self._cache = []
@@ -242,10 +314,11 @@ class _DaskGLM:
     def fused(self):
         return False  # the passes run on the workers
 
-    def _round(self, func, *args):
+    def _round(self, func, **kwargs):
         """One task per partition, on its worker; the results in partition
         order."""
-        futures = [self.client.submit(func, part, *args, pure=False) for part in self._parts]
+        # one call for all the tasks (a batch of messages, not one per partition)
+        futures = self._data.map(func, self._parts, **kwargs)
         try:
             results = self.client.gather(futures)
         except Exception as exc:
@@ -263,22 +336,29 @@ class _DaskGLM:
 
     def _evaluate(self, coef, b):
         coef, b = np.ascontiguousarray(coef), np.ascontiguousarray(b)
-        results = self._round(_evaluate_part, coef, b)
+        results = self._round(_evaluate_part, coef=coef, b=b, matrix=self._prefetch)
         loss = functools.reduce(operator.add, (r[0] for r in results))
         g = functools.reduce(operator.add, (np.asarray(r[1], dtype=np.float64) for r in results))
         gb = functools.reduce(operator.add, (np.asarray(r[2], dtype=np.float64) for r in results))
-        return loss, g, gb, (coef.copy(), b.copy())
+        matrices = {}
+        if self._prefetch is not None:
+            matrices[self._prefetch] = functools.reduce(operator.add, (np.asarray(r[3], dtype=np.float64) for r in results))
+        return loss, g, gb, (coef.copy(), b.copy(), matrices)
 
     def _curvature_product(self, state, V, vb, kind, rows):
-        coef, b = state
-        results = self._round(_product_part, coef, b, np.ascontiguousarray(V), np.ascontiguousarray(vb), kind)
+        coef, b, _ = state
+        results = self._round(
+            _product_part, coef=coef, b=b, V=np.ascontiguousarray(V), vb=np.ascontiguousarray(vb), kind=kind
+        )
         out = functools.reduce(operator.add, (np.asarray(r[0], dtype=np.float64) for r in results))
         out_b = functools.reduce(operator.add, (np.asarray(r[1], dtype=np.float64) for r in results))
         return out, out_b, self._total
 
     def _curvature_matrix(self, state, kind, rows):
-        coef, b = state
-        H = functools.reduce(operator.add, self._round(_matrix_part, coef, b, kind))
+        coef, b, matrices = state
+        if kind in matrices:  # computed in the gradient's round
+            return matrices[kind], self._total
+        H = functools.reduce(operator.add, self._round(_matrix_part, coef=coef, b=b, kind=kind))
         return np.asarray(H, dtype=np.float64), self._total
 
     def curvature(self, kind="exact", solver="auto", **model_options):
@@ -286,7 +366,12 @@ class _DaskGLM:
         partitioned data is a partition of its own: pass it as ``X``)."""
         if kind == "subsampled":
             raise ValueError("`kind='subsampled'` is not available on Dask data; subsample the partitions instead.")
-        return GLMLoss.curvature(self, kind, solver, **model_options)
+        model = GLMLoss.curvature(self, kind, solver, **model_options)
+        if solver == "dense" or (solver == "auto" and self._auto_solver() == "dense"):
+            # the matrix is needed at every accepted point: compute it in the gradient's round
+            self._prefetch = kind
+            self._cache = []
+        return model
 
     def minibatch(self):
         raise NotImplementedError("Minibatches of Dask data are not supported: persist a sample in memory instead.")
@@ -334,19 +419,31 @@ class DaskSoftmaxLoss(_DaskGLM, SoftmaxLoss):
 
 
 # ------------------------------------------------------------- estimators
+def _unique(labels):
+    return np.unique(np.asarray(labels))
+
+
+def _bincount(index, minlength):
+    return np.bincount(index, minlength=minlength)
+
+
+def _class_weighted(index, weights, per_class):
+    w = per_class[index]
+    return w if weights is None else np.asarray(weights, dtype=np.float64) * w
+
+
 def fit(estimator, X, y, sample_weight=None):
-    """``estimator.fit`` on Dask collections: the classes and the class
-    weights from one pass over ``y``, the labels encoded on the workers,
-    then the estimator's own solver on a Dask loss.  The objective is the
-    in-memory one (no hidden rescaling of ``X``)."""
-    da, _ = _dask_modules()
+    """``estimator.fit`` on Dask collections: the classes (and the class
+    counts for ``class_weight="balanced"``) from one round over the labels,
+    the labels encoded on the workers, then the estimator's own solver on
+    a Dask loss.  The objective is the in-memory one (no hidden rescaling
+    of ``X``)."""
     from sklearn.utils.multiclass import check_classification_targets
 
     estimator._check_params()
-    _, Xd, yd, swd = partition(X, y, sample_weight)
-    if yd is None:
-        raise ValueError("`y` is required.")
-    classes = np.unique(np.asarray(da.unique(yd).compute()))
+    data = partition(X, y, sample_weight)
+    client = data.client
+    classes = np.unique(np.concatenate(client.gather(data.map(_unique, data.y))))
     check_classification_targets(classes)
     K = classes.shape[0]
     if K < 2:
@@ -354,27 +451,26 @@ def fit(estimator, X, y, sample_weight=None):
             "This solver needs samples of at least 2 classes in the data, but the data contains only one "
             f"class: {classes[0]!r}."
         )
-    y_index = yd.map_blocks(_encode, classes, dtype=np.int64)
+    data.y = data.map(_encode, data.y, classes=classes)
     if estimator.class_weight is not None:
-        if estimator.class_weight == "balanced":
-            counts = np.asarray(da.bincount(y_index, minlength=K).compute(), dtype=np.float64)
-            cw = counts.sum() / (K * np.maximum(counts, 1.0))
+        if isinstance(estimator.class_weight, str) and estimator.class_weight == "balanced":
+            counts = functools.reduce(operator.add, client.gather(data.map(_bincount, data.y, minlength=K)))
+            per_class = counts.sum() / (K * np.maximum(counts, 1).astype(np.float64))
         elif isinstance(estimator.class_weight, dict):
-            cw = np.array([float(estimator.class_weight.get(c, 1.0)) for c in classes])
+            per_class = np.array([float(estimator.class_weight.get(c, 1.0)) for c in classes])
         else:
             raise ValueError(f"`class_weight` must be None, 'balanced' or a dict; got {estimator.class_weight!r}.")
-        per_sample = y_index.map_blocks(lambda block: cw[block], dtype=np.float64)
-        swd = per_sample if swd is None else swd * per_sample
-    binary = K == 2 and not estimator._multinomial_always
-    if binary:
-        loss = DaskLogisticLoss(Xd, y_index, fit_intercept=estimator.fit_intercept, sample_weight=swd)
+        weights = data.weights if data.weights is not None else [None] * len(data.y)
+        data.weights = data.map(_class_weighted, data.y, weights, per_class=per_class)
+    if K == 2 and not estimator._multinomial_always:
+        loss = DaskLogisticLoss(data, None, fit_intercept=estimator.fit_intercept)
     else:
-        loss = DaskSoftmaxLoss(Xd, y_index, n_classes=K, fit_intercept=estimator.fit_intercept, sample_weight=swd)
+        loss = DaskSoftmaxLoss(data, None, n_classes=K, fit_intercept=estimator.fit_intercept)
     loss.alpha = 1.0 / (estimator.C * loss._total)  # scikit-learn's scaling, known after the weights are summed
     res = estimator._solve(loss)
     estimator.classes_ = classes
     estimator.n_features_in_ = loss.n_features
-    estimator._set_coefficients(loss, res, np.float32 if Xd.dtype == np.float32 else np.float64)
+    estimator._set_coefficients(loss, res, data.dtype)
     estimator.n_iter_ = np.array([res.nit], dtype=np.int32)
     estimator.n_rounds_ = loss.n_rounds
     return estimator

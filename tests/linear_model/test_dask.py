@@ -111,17 +111,20 @@ def test_dataframes_sparse_chunks_and_weights(client):
     assert_allclose(est.coef_, ref.coef_, rtol=1e-10, atol=1e-10)
 
 
-def _kill_a_worker_at(client, loss, iteration):
+def _kill_a_worker_at(client, futures, iteration, every=False):
+    """A callback that kills (SIGKILL) a worker holding some of
+    ``futures`` (or every worker) at the given iteration."""
     pids = client.run(os.getpid)
     state = {"nit": 0, "killed": None}
 
     def callback(xk):
         state["nit"] += 1
         if state["nit"] == iteration:
-            holders = client.who_has(loss._parts)
+            holders = client.who_has(futures)
             address = next(iter(next(a for a in holders.values() if a)))
             state["killed"] = address
-            os.kill(pids[address], signal.SIGKILL)
+            for victim in pids if every else [address]:
+                os.kill(pids[victim], signal.SIGKILL)
 
     return callback, state
 
@@ -131,7 +134,7 @@ def test_a_worker_killed_mid_fit_leaves_the_result_bitwise_equal(client):
     Xd = da.from_array(X, chunks=(1000, 6))
     loss = DaskLogisticLoss(Xd, y, alpha=1e-3)
     ref = minimize(loss.value_and_grad, loss.initial_params(), jac=True, hess=loss.curvature(), method="gns")
-    callback, state = _kill_a_worker_at(client, loss, 2)
+    callback, state = _kill_a_worker_at(client, loss._parts, 2)
     res = minimize(loss.value_and_grad, loss.initial_params(), jac=True, hess=loss.curvature(), method="gns",
                    callback=callback)
     assert state["killed"] is not None and res.success
@@ -142,10 +145,12 @@ def test_a_worker_killed_mid_fit_leaves_the_result_bitwise_equal(client):
 def test_data_without_lineage_lost_with_a_worker_is_a_clear_error(client):
     X, y = _data(n=2000, seed=7)
     blocks = [X[i : i + 500] for i in range(0, 2000, 500)]
-    futures = client.scatter(blocks)
+    holder = sorted(client.scheduler_info()["workers"])[0]
+    futures = client.scatter(blocks, workers=[holder])  # all on one worker: losing it loses them
     Xd = da.concatenate([da.from_delayed(f, shape=b.shape, dtype=b.dtype) for f, b in zip(futures, blocks)])
     loss = DaskLogisticLoss(Xd, y, alpha=1e-3)
-    callback, state = _kill_a_worker_at(client, loss, 1)
+    # every worker: no copy of the scattered blocks survives anywhere
+    callback, state = _kill_a_worker_at(client, futures, 1, every=True)
     with pytest.raises(LostPartitionError, match="scattered"):
         minimize(loss.value_and_grad, loss.initial_params(), jac=True, hess=loss.curvature(), method="gns",
                  callback=callback)
