@@ -125,6 +125,7 @@ class MFAC(Curvature):
         self._next = 0
         self._factored = False  # whether _U holds the factor of the current window
         self._eig = None
+        self._last = None  # (slot, G g) of the newest gradient
 
     @property
     def n_grads(self):
@@ -202,6 +203,7 @@ class MFAC(Curvature):
                 pivot = m + float(col[slot]) / self.damp
             U[k - 1, k - 1] = math.sqrt(max(pivot, m))
         self._eig = None
+        self._last = (slot, col)  # G g of the newest gradient: solve(g) right after reuses it
         return col
 
     def fill(self, grads):
@@ -227,6 +229,7 @@ class MFAC(Curvature):
         self._next = k % self.window
         self._factored = False
         self._eig = None
+        self._last = None
 
     def update(self, x, g=None, **data):
         """Curvature protocol: the gradient at the new point joins the window."""
@@ -281,7 +284,14 @@ class MFAC(Curvature):
         if self.n_grads == 0:
             return v / lam
         xp = self._xp
-        Gv = astype(xp, self._G[: self.n_grads, :] @ astype(xp, v, self._G.dtype), xp.float64)
+        vg = astype(xp, v, self._G.dtype)
+        last = getattr(self, "_last", None)
+        if last is not None and bool(xp.all(self._G[last[0], :] == vg)):
+            # the gradient just added (update(x, g) then solve(g), as the drivers call them): its products
+            # with the window are the Gram matrix's new row, so the pair costs two passes over G, not three
+            Gv = last[1]
+        else:
+            Gv = astype(xp, self._G[: self.n_grads, :] @ vg, xp.float64)
         return self._inverse_apply(v, Gv, lam, use_chol=float(shift) == 0.0)
 
     def ihvp(self, v):

@@ -189,3 +189,33 @@ def test_cholesky_drop_first_kernel_numba_equals_fallback_and_dense():
     assert_allclose(np.triu(got[: n - 1, : n - 1]), np.triu(ref[: n - 1, : n - 1]), rtol=1e-12, atol=1e-12)
     R = np.triu(got[: n - 1, : n - 1])
     assert_allclose(R.T @ R, A[1:, 1:], rtol=1e-12)
+
+
+def test_solve_right_after_update_reuses_the_new_row_and_stays_exact():
+    """update(x, g) then solve(g) (the drivers' order) reads the window
+    twice, not three times, and still equals the dense solve."""
+    rng = np.random.default_rng(11)
+    d, m, damp = 40, 6, 0.3
+    model = MFAC(window=m, damp=damp)
+    grads = rng.standard_normal((9, d))
+    for g in grads:
+        model.update(None, g)
+        k = min(model.n_grads, m)
+        G = model._G[:k]
+        F = damp * np.eye(d) + G.T @ G / m
+        calls = {"n": 0}
+        real = model._G
+
+        class Counting(np.ndarray):
+            def __matmul__(self, other):
+                calls["n"] += 1
+                return np.asarray(self) @ other
+
+        model._G = real.view(Counting)
+        try:
+            out = model.solve(g.copy())
+        finally:
+            model._G = real
+        assert calls["n"] == 1  # G g came from the update: only the pass for G^T y remains
+        np.testing.assert_allclose(out, np.linalg.solve(F, g), rtol=1e-10)
+        np.testing.assert_allclose(model.solve(g + 1.0), np.linalg.solve(F, g + 1.0), rtol=1e-10)
