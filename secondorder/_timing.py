@@ -59,14 +59,18 @@ def gns_curvature(problem):
     return {"hess": problem.hess}
 
 
-def run_gns(problem, gtol=1e-8, repeat=3, callback=None):
+def run_gns(problem, gtol=1e-8, repeat=3, callback=None, variant="adaptive"):
+    """``method="gns"`` on ``problem``; ``variant="reference"`` runs the
+    paper's rule for ``gamma``."""
     kwargs = gns_curvature(problem)
+    options = {"variant": variant}
 
     def call():
-        return minimize(problem.fun, problem.x0, jac=problem.jac, tol=gtol, callback=callback, **kwargs)
+        return minimize(problem.fun, problem.x0, jac=problem.jac, tol=gtol, callback=callback, options=options,
+                        **kwargs)
 
     res, seconds = best_time(call, repeat)
-    return MinimizeRun(problem, "gns", res, seconds)
+    return MinimizeRun(problem, "gns" if variant == "adaptive" else f"gns:{variant}", res, seconds)
 
 
 def scipy_applicable(problem, method):
