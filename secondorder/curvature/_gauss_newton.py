@@ -117,6 +117,11 @@ class GaussNewton(Curvature):
             raise NotUpdatedError()
         return self._inner
 
+    @property
+    def iterative(self):
+        """Whether solves run CG (the matrix-free form)."""
+        return bool(getattr(self._inner, "iterative", False))
+
     def matvec(self, v):
         return self._model().matvec(v)
 

@@ -64,6 +64,8 @@ class OperatorHessian(Curvature):
        SIAM, 2000, Algorithm 7.5.1.
     """
 
+    iterative = True  # solves by CG: each costs many products
+
     def __init__(self, hessp=None, args=(), operator=None, rtol=None, maxiter=None, preconditioner=None):
         if (hessp is None) == (operator is None):
             raise ValueError("give exactly one of `hessp` (a callable) and `operator`.")

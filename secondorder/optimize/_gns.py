@@ -44,6 +44,29 @@ _MAX_NOISE_STEPS = 20
 _TINY_DECREASE = 1000.0
 
 
+# The starting gamma is this multiple of the Newton step's length at x0.
+_FIRST_GAMMA_FACTOR = 4.0
+
+
+def _first_gamma(model, g, gnorm, fallback, xp):
+    """The starting radius from the Newton step at x0: a multiple of its
+    length (gamma bounds the step length for H >= 0), so that the first
+    trial is close to Newton's step; ``fallback`` where H is not positive
+    definite there, or where a solve is iterative (a CG solve to full
+    accuracy would cost more than the trials it saves)."""
+    inner = getattr(model, "model", model)
+    if getattr(inner, "iterative", False) or getattr(model, "iterative", False):
+        return fallback
+    try:
+        s = model.solve(g, shift=0.0)
+    except NotPositiveDefiniteError:
+        return fallback
+    length = norm(xp, s)
+    if not (math.isfinite(length) and length > 0.0):
+        return fallback
+    return _FIRST_GAMMA_FACTOR * length
+
+
 def _grow(variant, gamma, trials, margin):
     """``gamma`` after an accepted step.  The reference rule doubles it.  The
     adaptive rule keeps it when the step was accepted only after a
@@ -63,7 +86,7 @@ def _minimize_gns(
     model,
     callback,
     *,
-    gamma0=1.0,
+    gamma0=None,
     gamma_min=1e-12,
     max_trials=40,
     variant="adaptive",
@@ -76,9 +99,13 @@ def _minimize_gns(
 
     Options
     -------
-    gamma0 : float
-        Initial radius :math:`\gamma_0` (default 1).  Its scale matters only
-        for the first iteration: the search adapts it by factors of two.
+    gamma0 : float, optional
+        Initial radius :math:`\gamma_0`.  By default 4 times the length of
+        the Newton step at ``x0`` (one solve with the model, reused by the
+        first trial where the model factors its matrix), or 1 where that
+        step does not exist (:math:`H` not positive definite) or needs an
+        iterative solve, and with ``variant="reference"``.  Its scale
+        matters mostly for the first iterations: the search adapts it.
     gamma_min : float
         Smallest radius tried at one point (default 1e-12); below it the
         search gives up with status 2.
@@ -159,7 +186,8 @@ def _minimize_gns(
             "method 'gns' needs curvature: pass `hess` (a callable returning the Hessian "
             "or an approximation, or a curvature model) or `hessp`."
         )
-    gamma = check_positive(gamma0, "gamma0")
+    estimate_gamma = gamma0 is None and variant == "adaptive"
+    gamma = 1.0 if gamma0 is None else check_positive(gamma0, "gamma0")
     gamma_min = check_positive(gamma_min, "gamma_min")
     if variant not in ("adaptive", "reference"):
         raise ValueError(f"`variant` must be 'adaptive' or 'reference'; got {variant!r}.")
@@ -192,6 +220,9 @@ def _minimize_gns(
             status = 1
             break
         model.update(x, g, gtol=gtol)
+        if estimate_gamma:
+            gamma = _first_gamma(model, g, gnorm, gamma, xp)
+            estimate_gamma = False
         accepted = False
         margin = 1.0
         trials = 0

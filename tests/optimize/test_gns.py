@@ -264,3 +264,22 @@ def test_the_adaptive_variant_wastes_fewer_evaluations_than_the_reference():
     assert ref.nfev > 1.6 * ref.nit
     with pytest.raises(ValueError, match="`variant`"):
         so.minimize(rosen, x0, jac=rosen_der, hess=rosen_hess, method="gns", options={"variant": "fast"})
+
+
+def test_the_starting_gamma_comes_from_the_newton_step():
+    """By default gamma0 is 4 times the Newton step's length at x0 (so a
+    quadratic is solved in a few steps, not the dozens a radius of 1 needs
+    when the minimiser is far away); the paper's variant starts at 1."""
+    A = np.diag(np.linspace(1.0, 10.0, 8))
+    b = np.full(8, 1e3)
+    fun = lambda x: 0.5 * x @ A @ x - b @ x  # noqa: E731
+    jac = lambda x: A @ x - b  # noqa: E731
+    hess = lambda x: A  # noqa: E731
+    ada = so.minimize(fun, np.zeros(8), jac=jac, hess=hess, method="gns", tol=1e-8)
+    ref = so.minimize(fun, np.zeros(8), jac=jac, hess=hess, method="gns", tol=1e-8, options={"variant": "reference"})
+    assert ada.success and ref.success
+    np.testing.assert_allclose(ada.x, np.linalg.solve(A, b), rtol=1e-9)
+    assert ada.nit <= 4 < ref.nit
+    # an explicit gamma0 is used as given
+    fixed = so.minimize(fun, np.zeros(8), jac=jac, hess=hess, method="gns", tol=1e-8, options={"gamma0": 1.0})
+    assert ada.nit < fixed.nit
