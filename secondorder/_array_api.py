@@ -9,6 +9,7 @@ an eigenvalue vector, a factor of a dense Hessian).
 """
 
 import functools
+import math
 
 import numpy as np
 
@@ -50,10 +51,18 @@ def copy(xp, a):
 
 
 def norm(xp, a):
-    """The Euclidean norm of the vector ``a``, as a Python float."""
-    if xp is np or is_cupy(xp):
-        return float(xp.linalg.norm(a))
-    return float(xp.linalg.vector_norm(a))
+    """The Euclidean norm of the vector ``a``, as a Python float; entries
+    whose squares overflow (beyond about 1e154) are scaled first, in the
+    rare case where the plain sum of squares overflows."""
+    plain = (lambda v: xp.linalg.norm(v)) if xp is np or is_cupy(xp) else (lambda v: xp.linalg.vector_norm(v))
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = float(plain(a))
+        if value != math.inf:
+            return value
+        scale = float(xp.max(xp.abs(a)))
+        if not math.isfinite(scale) or scale == 0.0:
+            return value
+        return scale * float(plain(a / scale))
 
 
 def array_min(xp, a):

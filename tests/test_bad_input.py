@@ -234,3 +234,54 @@ def test_a_run_that_diverges_is_not_a_success():
         res = stochastic.minimize(lambda x, b: (float(x @ x), 2 * x), np.ones(2), np.arange(8), method="adamw",
                                   batch_size=1, options={"lr": 1e300})
     assert not res.success and "diverged" in res.message
+
+
+def _models():
+    H = np.diag([2.0, 1.0, 3.0, 0.5])
+    mfac = MFAC(3, damp=0.5)
+    for g in np.random.default_rng(0).standard_normal((4, 4)):
+        mfac.update(None, g)
+    out = [DenseHessian(H), OperatorHessian(lambda x, v: H @ v), DiagonalHessian(np.diag(H).copy()), mfac]
+    for m in out[:3]:
+        m.update(np.zeros(4))
+    return out
+
+
+@st.composite
+def _odd_vectors(draw):
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.int64, np.bool_]))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=5))
+    if dtype == np.float64:
+        elements = _odd_floats
+    elif dtype == np.float32:
+        elements = st.floats(allow_nan=True, allow_infinity=True, width=32)
+    elif dtype == np.int64:
+        elements = st.integers(-(2**40), 2**40)
+    else:
+        elements = st.booleans()
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+@settings(max_examples=80, **_FAST)
+@given(_odd_vectors(), st.booleans(), st.sampled_from(["matvec", "solve", "trust_step"]))
+def test_models_on_odd_vectors(v, strided, method):
+    """A vector of any shape, dtype, magnitude or layout given to a model's
+    products: a clean error naming it, or a finite result; never a changed
+    input."""
+    if strided and v.ndim == 1:
+        v = np.repeat(v, 2)[::2]  # a non-contiguous view
+    if v.dtype == np.float64 and v.size:
+        v.setflags(write=False)
+    before = v.copy()
+    for model in _models():
+        args = (v, 1.0) if method == "trust_step" else (v,)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                out = getattr(model, method)(*args)
+        except (ValueError, TypeError) as exc:
+            assert "`v`" in str(exc) or "`g`" in str(exc) or "radius" in str(exc), str(exc)
+        else:
+            out = out[0] if isinstance(out, tuple) else out
+            assert out.shape == (4,) and np.all(np.isfinite(out))
+        np.testing.assert_array_equal(v, before)

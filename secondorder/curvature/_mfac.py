@@ -305,8 +305,8 @@ class MFAC(Curvature):
         g = self._G[(self._next - 1) % self.window, :]
         return self._inverse_apply(g, Gg, self.damp, use_chol=True)
 
-    def _vector(self, v):
-        return check_vector(v, None if self._G is None else self._G.shape[1], "v", self._xp_of(v))
+    def _vector(self, v, name="v"):
+        return check_vector(v, None if self._G is None else self._G.shape[1], name, self._xp_of(v))
 
     def _xp_of(self, v):
         return self._xp if getattr(self, "_xp", None) is not None else get_namespace(v)
@@ -329,8 +329,12 @@ class MFAC(Curvature):
     def trust_step(self, g, radius):
         r"""Exact minimiser of :math:`g^Ts + \frac12 s^T F s` over :math:`\|s\| \le \Delta`."""
         radius = check_positive(radius, "radius")
+        g = self._vector(g, "g")
         xp = get_namespace(g)
-        gnorm2 = float(g @ g)
+        with np.errstate(over="ignore"):  # judged just below
+            gnorm2 = float(g @ g)
+        if not math.isfinite(gnorm2):
+            raise ValueError("`g` is too large: its squared norm overflows float64; scale the problem down.")
         k = self.n_grads
         if k == 0:  # F = damp I: a steepest-descent step, cut at the boundary
             gnorm = math.sqrt(gnorm2)

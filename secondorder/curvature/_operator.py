@@ -164,7 +164,7 @@ class OperatorHessian(Curvature):
         shift = check_real(shift, "shift")
         v = self._vector(v)
         xp = self._xp
-        vnorm = norm(xp, v)
+        vnorm = _checked_norm(xp, v, "v")
         if vnorm == 0.0:
             return xp.zeros_like(v)
         tol = self._tol(vnorm)
@@ -209,7 +209,7 @@ class OperatorHessian(Curvature):
         g = self._vector(g, "g")
         xp = self._xp
         radius = float(radius)
-        gnorm = norm(xp, g)
+        gnorm = _checked_norm(xp, g, "g")
         z = xp.zeros_like(g)
         if gnorm == 0.0:
             return z, False
@@ -240,6 +240,20 @@ class OperatorHessian(Curvature):
             p = -y + beta * p
             zMz, ry = zMz_new, ry_new
         return z, False
+
+
+# CG's inner products square the right-hand side's scale: beyond this norm they overflow float64.
+_MAX_NORM = 1e150
+
+
+def _checked_norm(xp, v, name):
+    vnorm = norm(xp, v)
+    if vnorm > _MAX_NORM:
+        raise ValueError(
+            f"`{name}` is too large for conjugate gradients (norm {vnorm:.3g}: its inner products overflow "
+            "float64); scale the problem down."
+        )
+    return vnorm
 
 
 def _to_boundary(zz, zp, pp, radius):

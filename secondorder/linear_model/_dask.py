@@ -241,26 +241,24 @@ _warmed = set()  # (scheduler, worker) pairs whose numba kernels are loaded
 
 def _warm_workers(client):
     """Every worker loads the numba kernels from its cache once (not in
-    the first round's time, and once per worker process)."""
-    scheduler = client.scheduler.address
-    workers = set(client.scheduler_info(n_workers=-1)["workers"]) if _accepts_n_workers(client) else set(
-        client.scheduler_info()["workers"])
-    if not {(scheduler, w) for w in workers} <= _warmed:
-        info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
-        cores = client.run(os.cpu_count)
-        per_host = {}
-        for address, worker in info["workers"].items():
-            per_host[worker["host"]] = per_host.get(worker["host"], 0) + worker["nthreads"]
-        for address, worker in info["workers"].items():
-            share = max(1, (cores.get(address) or 1) // max(1, per_host[worker["host"]]))
-            client.run(_warm_up, share, workers=[address])
-        _warmed.update((scheduler, w) for w in workers)
-
-
-def _accepts_n_workers(client):
+    the first round's time, and once per worker process), with its share
+    of its machine's cores for numba's threads."""
     import inspect
 
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+    # scheduler_info lists only some workers unless asked for all (newer distributed)
+    every = {"n_workers": -1} if "n_workers" in inspect.signature(client.scheduler_info).parameters else {}
+    workers = client.scheduler_info(**every)["workers"]
+    scheduler = client.scheduler.address
+    if {(scheduler, w) for w in workers} <= _warmed:
+        return
+    cores = client.run(os.cpu_count)
+    per_host = {}
+    for worker in workers.values():
+        per_host[worker["host"]] = per_host.get(worker["host"], 0) + worker["nthreads"]
+    for address, worker in workers.items():
+        share = max(1, (cores.get(address) or 1) // max(1, per_host[worker["host"]]))
+        client.run(_warm_up, share, workers=[address])
+    _warmed.update((scheduler, w) for w in workers)
 
 
 class _DaskGLM:
