@@ -29,16 +29,20 @@ def dask_cluster(n_workers=2):
 
 
 def dask_problem(client, n=200_000, d=20, partitions=8, seed=0):
-    """``(X, y, Xd, yd)``: a well-posed binary problem in memory and as Dask
-    arrays persisted on the cluster, ``partitions`` row blocks."""
+    """``(X, y, Xd, yd)``: a well-posed binary problem generated on the
+    workers (so it has lineage and never travels in the task graph) and
+    persisted there in ``partitions`` row blocks, and the same data gathered
+    into memory for scikit-learn."""
     import dask.array as da
 
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    y = (X @ rng.standard_normal(d) / np.sqrt(d) + rng.standard_normal(n) > 0).astype(np.int64)
     rows = -(-n // partitions)
-    Xd, yd = client.persist([da.from_array(X, chunks=(rows, d)), da.from_array(y, chunks=rows)])
-    return X, y, Xd, yd
+    rng = da.random.default_rng(seed)
+    Xd = rng.standard_normal((n, d), chunks=(rows, d))
+    beta = np.random.default_rng(seed).standard_normal(d) / np.sqrt(d)
+    yd = (Xd @ beta + rng.standard_normal(n, chunks=rows) > 0).astype(np.int64)
+    Xd, yd = client.persist([Xd, yd])
+    X, y = client.compute([Xd, yd], sync=True)
+    return np.asarray(X), np.asarray(y), Xd, yd
 
 
 def run_dask(method, Xd, yd, C=1e6, tol=1e-8):

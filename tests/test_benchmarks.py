@@ -101,3 +101,22 @@ def test_gpu_suite_skips_without_a_device():
         mod.SinkhornGPU().setup(10_000, "gpu")
     with pytest.raises(NotImplementedError):
         mod.MFACStepGPU().setup()
+
+
+def test_dask_suite_runs_one_combination_and_the_table_compares_with_scikit_learn():
+    pytest.importorskip("distributed")
+    mod = _load("bench_dask")
+    bench = mod.DaskLogisticFit()
+    bench.setup("so:trust-region")
+    try:
+        bench.time_fit("so:trust-region")
+        assert bench.track_rounds("so:trust-region") >= 2
+    finally:
+        bench.teardown("so:trust-region")
+    from benchmarks.harness_dask import bench_dask
+
+    lines = []
+    bench_dask(n=4000, d=5, partitions=2, repeat=1, out=lines.append)
+    rows = [line for line in lines if line.startswith("so:")]
+    assert len(rows) == 3
+    assert all(float(row.split()[-1]) < 1e-6 for row in rows)  # every solver reaches scikit-learn's coefficients
