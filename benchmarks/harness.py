@@ -72,6 +72,19 @@ def run_trust_region(problem, variant, gtol=1e-8, repeat=3):
     return MinimizeRun(problem, f"tr:{variant}", res, seconds)
 
 
+def _scipy_rows(problem, methods, ref, gtol, repeat, out):
+    """scipy's ``methods`` on ``problem``, each row timed against ``ref``
+    (a single run when ``ref`` took a second or more)."""
+    runs = []
+    for method in methods:
+        if not scipy_applicable(problem, method):
+            continue
+        run = run_scipy(problem, method, gtol, repeat if ref.seconds < 1 else 1)
+        out(run.row(ref.seconds))
+        runs.append(run)
+    return runs
+
+
 def bench_minimize(names=None, gtol=1e-8, repeat=3, out=print):
     """The ``minimize`` table: gns and scipy's Newton-type methods."""
     out("minimize: time to ||g|| <= %.0e; 'vs gns' = method time / gns time" % gtol)
@@ -88,12 +101,7 @@ def bench_minimize(names=None, gtol=1e-8, repeat=3, out=print):
         paper = run_gns(problem, gtol, repeat if ref.seconds < 1 else 1, variant="reference")
         out(paper.row(ref.seconds))
         rows.append(paper)
-        for method in SCIPY_METHODS:
-            if not scipy_applicable(problem, method):
-                continue
-            run = run_scipy(problem, method, gtol, repeat if ref.seconds < 1 else 1)
-            out(run.row(ref.seconds))
-            rows.append(run)
+        rows += _scipy_rows(problem, SCIPY_METHODS, ref, gtol, repeat, out)
     return rows
 
 
@@ -116,12 +124,7 @@ def bench_trust_region(names=None, gtol=1e-8, repeat=3, out=print):
             ref = ref or run
             out(run.row(ref.seconds))
             rows.append(run)
-        for method in SCIPY_TRUST:
-            if not scipy_applicable(problem, method):
-                continue
-            run = run_scipy(problem, method, gtol, repeat if ref.seconds < 1 else 1)
-            out(run.row(ref.seconds))
-            rows.append(run)
+        rows += _scipy_rows(problem, SCIPY_TRUST, ref, gtol, repeat, out)
     return rows
 
 

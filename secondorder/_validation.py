@@ -86,13 +86,19 @@ def _not_text(value, name, what):
         raise TypeError(f"`{name}` must be {what}; got {value!r}.")
 
 
+def _as_float(value, name, what):
+    """``value`` as a Python float; text, booleans and what ``float``
+    refuses are a ``TypeError`` saying ``name`` must be ``what``."""
+    _not_text(value, name, what)
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be {what}; got {value!r}.") from exc
+
+
 def check_positive(value, name, allow_inf=False):
     """``value`` as a float that must be > 0."""
-    _not_text(value, name, "a positive number")
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"`{name}` must be a positive number; got {value!r}.") from exc
+    v = _as_float(value, name, "a positive number")
     if not (v > 0) or (np.isinf(v) and not allow_inf):
         raise ValueError(f"`{name}` must be a positive finite number; got {value!r}.")
     return v
@@ -100,11 +106,7 @@ def check_positive(value, name, allow_inf=False):
 
 def check_real(value, name):
     """``value`` as a finite float of any sign (a shift, say)."""
-    _not_text(value, name, "a finite number")
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"`{name}` must be a finite number; got {value!r}.") from exc
+    v = _as_float(value, name, "a finite number")
     if not math.isfinite(v):
         raise ValueError(f"`{name}` must be a finite number; got {value!r}.")
     return v
@@ -112,11 +114,7 @@ def check_real(value, name):
 
 def check_nonnegative(value, name):
     """``value`` as a finite float that must be >= 0."""
-    _not_text(value, name, "a non-negative number")
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"`{name}` must be a non-negative number; got {value!r}.") from exc
+    v = _as_float(value, name, "a non-negative number")
     if not (v >= 0) or np.isinf(v):
         raise ValueError(f"`{name}` must be a non-negative finite number; got {value!r}.")
     return v

@@ -96,6 +96,16 @@ def _result_dtype(xp, a):
     return a.dtype if is_real_floating(xp, a.dtype) else xp.float64
 
 
+def check_classes(classes):
+    """The number of classes, which must be at least 2."""
+    if classes.shape[0] < 2:
+        raise ValueError(
+            "This solver needs samples of at least 2 classes in the data, but the data contains only one "
+            f"class: {classes[0]!r}."
+        )
+    return int(classes.shape[0])
+
+
 def check_sample_weight(sample_weight, n):
     """Float64 weights of length ``n`` (NumPy, on the host): non-negative,
     finite, not all zero."""

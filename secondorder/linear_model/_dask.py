@@ -39,7 +39,7 @@ import os
 
 import numpy as np
 
-from ._base import GLMLoss
+from ._base import GLMLoss, check_classes
 from ._logistic_loss import LogisticLoss
 from ._softmax_loss import SoftmaxLoss
 
@@ -147,15 +147,12 @@ def _warm_up(numba_threads=None):
 
 def _encode(block, classes):
     """Labels as class indices (``classes`` sorted)."""
-    index = np.searchsorted(classes, block)
-    bad = (index >= classes.shape[0]) | (classes[np.minimum(index, classes.shape[0] - 1)] != block)
-    if bad.any():  # pragma: no cover - classes come from the labels themselves
-        raise ValueError("`y` holds a label outside the classes found in it.")
-    return index.astype(np.int64)
+    # the classes are the labels' own unique values: every label is found
+    return np.searchsorted(classes, block).astype(np.int64)
 
 
 # ------------------------------------------------------------ client side
-def _as_dask_array(da, obj, name):
+def _as_dask_array(obj, name):
     """A Dask array from a Dask array, DataFrame or Series (partition
     lengths computed when unknown), or a NumPy array."""
     if obj is None:
@@ -199,7 +196,7 @@ def partition(X, y, sample_weight=None, client=None):
     ``sample_weight`` None."""
     da, distributed = _dask_modules()
     client = client or distributed.default_client()
-    Xd = _as_dask_array(da, X, "X")
+    Xd = _as_dask_array(X, "X")
     if Xd is None:
         raise TypeError(f"`X` must be a Dask array or DataFrame; got {type(X).__name__}.")
     if Xd.ndim != 2:
@@ -210,7 +207,7 @@ def partition(X, y, sample_weight=None, client=None):
     def aligned(v, name):
         if v is None:
             return None
-        vd = _as_dask_array(da, v, name)
+        vd = _as_dask_array(v, name)
         if vd is None:
             v = np.asarray(v)
             if v.ndim != 1 or v.shape[0] != Xd.shape[0]:
@@ -443,12 +440,7 @@ def fit(estimator, X, y, sample_weight=None):
     client = data.client
     classes = np.unique(np.concatenate(client.gather(data.map(_unique, data.y))))
     check_classification_targets(classes)
-    K = classes.shape[0]
-    if K < 2:
-        raise ValueError(
-            "This solver needs samples of at least 2 classes in the data, but the data contains only one "
-            f"class: {classes[0]!r}."
-        )
+    K = check_classes(classes)
     data.y = data.map(_encode, data.y, classes=classes)
     if estimator.class_weight is not None:
         if isinstance(estimator.class_weight, str) and estimator.class_weight == "balanced":
@@ -483,7 +475,6 @@ def _scores(block, coef, intercept):
 
 def decision_function(estimator, X):
     """Lazy scores: a Dask array with ``X``'s row blocks."""
-    da, _ = _dask_modules()
     Xd = X.to_dask_array() if hasattr(X, "to_dask_array") else X
     if Xd.ndim != 2 or Xd.shape[1] != estimator.n_features_in_:
         raise ValueError(

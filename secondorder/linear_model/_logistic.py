@@ -23,7 +23,7 @@ from .._array_api import asarray_like, astype, norm, to_numpy
 from .._backend import get_namespace
 from ..optimize import minimize
 from . import _dask
-from ._base import _check_csr_structure, check_X
+from ._base import _check_csr_structure, check_classes, check_sample_weight, check_X
 from ._logistic_loss import LogisticLoss
 from ._softmax_loss import SoftmaxLoss
 
@@ -114,18 +114,11 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         encoder = LabelEncoder()
         y_index = encoder.fit_transform(y)
         self.classes_ = encoder.classes_
-        K = self.classes_.shape[0]
-        if K < 2:
-            raise ValueError(
-                "This solver needs samples of at least 2 classes in the data, but the data contains only one "
-                f"class: {self.classes_[0]!r}."
-            )
+        K = check_classes(self.classes_)
         if xp is np:
             sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
         else:
-            sw = np.ones(X.shape[0]) if sample_weight is None else to_numpy(sample_weight).astype(np.float64)
-            if sw.shape != (X.shape[0],):
-                raise ValueError(f"`sample_weight` must have one weight per sample ({X.shape[0]}); got shape {sw.shape}.")
+            sw = check_sample_weight(sample_weight, X.shape[0])
         if (sw < 0).any():
             raise ValueError("`sample_weight` must be non-negative.")
         if self.class_weight is not None:
