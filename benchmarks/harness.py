@@ -273,14 +273,16 @@ def run_ot(method, a, b, M, reg, stopThr=1e-9, max_iter=None):
     raise ValueError(method)
 
 
-def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_size=500, max_iter=None, out=print):
+def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_size=500, max_iter=None, large=(3000, 10000),
+             out=print):
     """SNS and our Sinkhorns against POT's exact solver (``emd``, the
     network simplex), POT's ``sinkhorn`` and ``sinkhorn_log`` and RegOT's
     ``sinkhorn_ssns``, the entropic ones to an L1 marginal error of 1e-9;
     uniform clouds, clouds apart and half-empty images.
 
     ``max_iter`` caps the iterations of every method (default: a million
-    for the Sinkhorns, RegOT's 1000)."""
+    for the Sinkhorns, RegOT's 1000).  ``large``: sizes of uniform clouds
+    at the smallest ``reg`` where only SNS and ``ot.emd`` run."""
     import importlib.util
     import math
 
@@ -301,6 +303,7 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
         [("assignment", assignment_size, 1 / 1200)]
         + [("clouds", n, reg) for n in sizes for reg in regs]
         + [(kind, n, min(regs)) for kind in ("apart", "images") for n in sizes[:2]]
+        + [("clouds", n, min(regs)) for n in large]
     )
     ratios = {}
     for kind, n, reg in cases:
@@ -311,13 +314,15 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
             for m in methods:
                 if m in ("pot:sinkhorn", "regot:ssns") and kind in ("apart", "images"):
                     continue  # minutes on these at small reg: the exact solver is the anchor there
+                if n in large and m not in ("so:sns", "pot:emd"):
+                    continue
                 seconds, iters, err, _ = run_ot(m, a, b, M, reg, max_iter=max_iter)
                 ref = ref or seconds
                 ratios.setdefault((kind, n, reg, m), []).append(seconds / ref)
                 out(f"{label:<26} {m:<16} {iters:>7} {err:>9.1e} {seconds:>9.3f} {seconds / ref:>8.2f}")
             # per-iteration cost of the log-domain Sinkhorns, POT's capped (it
             # needs minutes to converge at small reg)
-            if have_pot and kind in ("clouds", "assignment"):
+            if have_pot and kind in ("clouds", "assignment") and n not in large:
                 t_so, it_so, _, _ = run_ot("so:sinkhorn_log", a, b, M, reg, stopThr=1e-300, max_iter=50)
                 t_pot, it_pot, _, _ = run_ot("pot:sinkhorn_log", a, b, M, reg, stopThr=1e-300, max_iter=50)
                 per_so, per_pot = t_so / max(it_so, 1), t_pot / max(it_pot, 1)
@@ -606,6 +611,8 @@ def main(argv=None):
     parser.add_argument("--ot-draws", type=int, default=3)
     parser.add_argument("--ot-assignment-size", type=int, default=500)
     parser.add_argument("--ot-max-iter", type=int, default=None, help="iteration cap of every OT method")
+    parser.add_argument("--ot-large", type=int, nargs="*", default=[3000, 10_000],
+                        help="sizes of the clouds where only SNS and ot.emd run")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per learning rate (stochastic table)")
     parser.add_argument("--no-charlm", action="store_true", help="skip the character-level transformer (stochastic)")
     parser.add_argument("--gpu", action="store_true", help="the GPU table only (the same as the suite name gpu)")
@@ -622,7 +629,8 @@ def main(argv=None):
     if "glm" in suites:
         bench_glm(args.only, args.gtol, scale=args.glm_scale, repeat=min(args.repeat, 2))
     if "ot" in suites:
-        bench_ot(tuple(args.ot_sizes), draws=args.ot_draws, assignment_size=args.ot_assignment_size, max_iter=args.ot_max_iter)
+        bench_ot(tuple(args.ot_sizes), draws=args.ot_draws, assignment_size=args.ot_assignment_size, max_iter=args.ot_max_iter,
+                 large=tuple(args.ot_large))
     if "mfac" in suites:
         bench_mfac(tuple(args.mfac_dims), tuple(args.mfac_windows), repeat=max(args.repeat, 3))
     if "stochastic" in suites:

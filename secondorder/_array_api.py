@@ -380,10 +380,12 @@ class SparseRows:
     sparse COO tensors; any other namespace a segmented sum in standard
     functions: the products ``vals * x[cols]`` sorted by row, a cumulative
     sum, and its differences at the row boundaries (``searchsorted``).
-    Duplicate entries add up, as in SciPy.
+    Duplicate entries add up, as in SciPy.  ``indptr``, where given (the
+    entries sorted by row, ``indptr[i]:indptr[i + 1]`` those of row ``i``),
+    spares NumPy and CuPy the conversion to CSR.
     """
 
-    def __init__(self, xp, vals, rows, cols, shape):
+    def __init__(self, xp, vals, rows, cols, shape, indptr=None):
         self.xp, self.shape = xp, tuple(shape)
         self.nnz = int(vals.shape[0])
         if xp is np or is_cupy(xp):
@@ -391,8 +393,12 @@ class SparseRows:
                 from cupyx.scipy import sparse
             else:
                 from scipy import sparse
-            self._S = sparse.csr_matrix((vals, (rows, cols)), shape=self.shape)
-            self._ST = self._S.T.tocsr()
+            if indptr is not None:  # entries already in row order: CSR as it is
+                self._S = sparse.csr_matrix((vals, cols, indptr), shape=self.shape)
+            else:
+                self._S = sparse.csr_matrix((vals, (rows, cols)), shape=self.shape)
+            # SciPy's transpose is a CSC view of the same arrays (no copy); CuPy's products are faster on CSR
+            self._ST = self._S.T.tocsr() if is_cupy(xp) else self._S.T
             self._kind = "scipy"
         elif _is_torch(xp):
             import torch
@@ -416,6 +422,30 @@ class SparseRows:
         vals, index, bounds = S
         sums = xp.concat([xp.zeros(1, dtype=vals.dtype), xp.cumulative_sum(vals * xp.take(x, index))])
         return xp.take(sums, bounds[1:]) - xp.take(sums, bounds[:-1])
+
+    def squared(self):
+        """The matrix of the squared entries (the same pattern)."""
+        out = object.__new__(SparseRows)
+        out.xp, out.shape, out.nnz, out._kind = self.xp, self.shape, self.nnz, self._kind
+        if self._kind == "scipy":
+            out._S = self._S.power(2)
+            out._ST = out._S.T.tocsr() if is_cupy(self.xp) else out._S.T
+        elif self._kind == "torch":
+            out._S, out._ST = (S.pow(2) for S in (self._S, self._ST))
+        else:
+            out._S, out._ST = ((vals * vals, index, bounds) for vals, index, bounds in (self._S, self._ST))
+        return out
+
+    def gram(self, x, weights):
+        r""":math:`S^T (w \circ S x)`, ``w`` = ``weights``: on NumPy and CuPy
+        one parallel pass over the entries (the GLM kernels' weighted Gram
+        product), elsewhere the two products."""
+        if self._kind == "scipy":
+            from ._backend import kernels
+
+            S = self._S
+            return kernels(self.xp).gram_matvec_csr(S.data, S.indices, S.indptr, self.shape[1], weights, x, 0.0)[0]
+        return self.rmatvec(weights * self.matvec(x))
 
     def matvec(self, x):
         """:math:`S x`."""

@@ -46,15 +46,15 @@ def test_sinkhorn_kernels_equal_the_cpu_kernels(n, m, dtype):
     P = CPU.scaled_kernel(M, f, g, reg, np.empty((n, m)))
     assert_allclose(GPU.scaled_kernel(M, f, g, reg, np.empty((n, m))), P, rtol=tol)
     assert GPU.transport_cost(M, f, g, reg) == pytest.approx(CPU.transport_cost(M, f, g, reg), rel=tol)
-    k = min(3, m)
-    got, ref = GPU.sns_eval(M, f, g, reg, k), CPU.sns_eval(M, f, g, reg, k)
-    for a, b in zip(got[:2] + got[4:5], ref[:2] + ref[4:5]):  # sums and column maxima
-        assert_allclose(a, b, rtol=tol)
-    assert_array_equal(got[5], ref[5])  # the rows of the column maxima
-    assert_allclose(got[2][:, 0], ref[2][:, 0], rtol=tol)  # each row's largest first
-    order_g, order_c = np.argsort(got[3], axis=1), np.argsort(ref[3], axis=1)
-    assert_array_equal(np.take_along_axis(got[3], order_g, 1), np.take_along_axis(ref[3], order_c, 1))
-    assert_allclose(np.take_along_axis(got[2], order_g, 1), np.take_along_axis(ref[2], order_c, 1), rtol=tol)
+    for delta, cap in [(1e-3, m), (1e-2, min(3, m)), (1e-6, 1)]:
+        got, ref = GPU.sns_eval(M, f, g, reg, delta, cap), CPU.sns_eval(M, f, g, reg, delta, cap)
+        assert_allclose(got[0], ref[0], rtol=tol)  # row sums
+        assert_allclose(got[1], ref[1], rtol=tol)  # column sums
+        assert_array_equal(got[2], ref[2])  # kept per row
+        assert_array_equal(got[3], ref[3])  # threshold raises
+        keep = np.arange(cap)[None, :] < got[2][:, None]
+        assert_array_equal(got[4][keep], ref[4][keep])
+        assert_allclose(got[5][keep], ref[5][keep], rtol=tol)
 
 
 def test_lse_propagates_nan():

@@ -67,7 +67,7 @@ def sinkhorn(a, b, M, reg, method="sns", numItermax=1000, stopThr=1e-9, verbose=
         As in POT: print progress; also return the log dict; warn when
         ``stopThr`` is not reached; ``(log_u, log_v)`` to start from.
     **kwargs
-        Options of the method (SNS: ``n_sinkhorn``, ``sparsity``, ...;
+        Options of the method (SNS: ``n_sinkhorn``, ``threshold``, ...;
         ``"sinkhorn"``: POT's ``tau``).  POT's ``print_period`` is accepted
         by every method (the period of the ``verbose`` lines).
 

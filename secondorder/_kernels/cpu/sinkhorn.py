@@ -11,6 +11,7 @@ from numba import get_num_threads, prange
 
 from ..._backend import jit
 from ._fastexp import fast_exp
+from ..fallback.sinkhorn import RAISES
 
 
 def _blocks(n):
@@ -94,27 +95,47 @@ def transport_cost(M, f, g, reg):
     return total
 
 
-def sns_eval(M, f, g, reg, k):
-    return _sns_eval(M, f, g, reg, k, _blocks(M.shape[0]))
+def sns_eval(M, f, g, reg, delta, cap):
+    return _sns_eval(M, f, g, reg, delta, cap, _blocks(M.shape[0]))
+
+
+@jit
+def _row_threshold(row, delta, cap, raises):
+    """The row's keep threshold, ``max * delta * 10**s`` for the first
+    ``s <= raises`` that keeps at most ``cap`` entries (else the max), and
+    that ``s``."""
+    mx = 0.0
+    for j in range(row.shape[0]):
+        mx = max(mx, row[j])
+    d = delta
+    for s in range(raises + 1):
+        if not d < 1.0:
+            break
+        t = mx * d
+        cnt = 0
+        for j in range(row.shape[0]):
+            cnt += row[j] >= t
+        if cnt <= cap:
+            return t, s
+        d = d * 10.0
+    return mx, raises + 1
 
 
 @jit(parallel=True)
-def _sns_eval(M, f, g, reg, k, nb):
+def _sns_eval(M, f, g, reg, delta, cap, nb):
     n, m = M.shape
     inv = 1.0 / reg
     r = np.empty(n)
-    topv = np.full((n, k), -1.0)
-    topi = np.full((n, k), -1, dtype=np.int64)
+    count = np.empty(n, dtype=np.int64)
+    raised = np.empty(n, dtype=np.int64)
+    idx = np.empty((n, cap), dtype=np.int32)
+    vals = np.empty((n, cap))
     csum = np.zeros((nb, m))
-    cmax = np.full((nb, m), -1.0)
-    carg = np.zeros((nb, m), dtype=np.int64)
     for b in prange(nb):
         lo = b * n // nb
         hi = (b + 1) * n // nb
         row = np.empty(m)
         cs = csum[b]
-        cm = cmax[b]
-        ca = carg[b]
         for i in range(lo, hi):
             fi = f[i]
             s = 0.0
@@ -124,43 +145,17 @@ def _sns_eval(M, f, g, reg, k, nb):
                 s += p
                 cs[j] += p
             r[i] = s
-            hv = topv[i]
-            hi = topi[i]
+            # the kept entries, from the row still in cache
+            t, raised[i] = _row_threshold(row, delta, cap, RAISES)
+            q = 0
             for j in range(m):
-                p = row[j]
-                if p > cm[j]:
-                    cm[j] = p
-                    ca[j] = i
-                if p > hv[0]:
-                    # The row's k largest as a min-heap: replace the root, sift down.
-                    q = 0
-                    while True:
-                        child = 2 * q + 1
-                        if child >= k:
-                            break
-                        if child + 1 < k and hv[child + 1] < hv[child]:
-                            child += 1
-                        if hv[child] >= p:
-                            break
-                        hv[q] = hv[child]
-                        hi[q] = hi[child]
-                        q = child
-                    hv[q] = p
-                    hi[q] = j
-            # the row's largest goes first (the heap order is not needed after)
-            best = 0
-            for q in range(1, k):
-                if hv[q] > hv[best]:
-                    best = q
-            hv[0], hv[best] = hv[best], hv[0]
-            hi[0], hi[best] = hi[best], hi[0]
+                if row[j] >= t and q < cap:
+                    idx[i, q] = j
+                    vals[i, q] = row[j]
+                    q += 1
+            count[i] = q
     c = np.zeros(m)
-    colv = np.full(m, -1.0)
-    coli = np.zeros(m, dtype=np.int64)
     for b in range(nb):
         for j in range(m):
             c[j] += csum[b, j]
-            if cmax[b, j] > colv[j]:
-                colv[j] = cmax[b, j]
-                coli[j] = carg[b, j]
-    return r, c, topv, topi, colv, coli
+    return r, c, count, raised, idx, vals

@@ -7,10 +7,14 @@ entries below :math:`e^{-500}` carry no mass that matters and would
 otherwise end as denormals.
 """
 
+import math
+
 from ..._backend import get_namespace
 
 LOWER = -500.0
 UPPER = 700.0
+# raises of the keep threshold of ``sns_eval`` (delta -> 10 delta) before it is the row's max
+RAISES = 6
 
 
 def _exp(xp, z):
@@ -51,17 +55,38 @@ def transport_cost(M, f, g, reg):
     return float(xp.sum(_exp(xp, (f[:, None] + g[None, :] - M) / reg) * M))
 
 
-def sns_eval(M, f, g, reg, k):
-    """One pass over ``P``: its row and column sums, the ``k`` largest entries
-    of each row (values and column indices; the row's largest first, the
-    others in any order) and the largest entry of each column (value, row
-    index)."""
+def sns_eval(M, f, g, reg, delta, cap):
+    """One pass over ``P``: its row sums ``r`` and column sums ``c``, and
+    each row's large entries, those at least ``t_i = d * max_j P_ij`` with
+    ``d = delta * 10**s`` for the first ``s <= RAISES`` (``s = raised[i]``)
+    with ``d < 1`` that keeps at most ``cap <= m`` entries (else ``d = 1``,
+    ``s = RAISES + 1``): ``count[i]`` of them, their columns
+    ``idx[i, :count[i]]`` (ascending; int32) and values
+    ``vals[i, :count[i]]``; beyond ``count[i]`` the contents are
+    unspecified.  Where more than ``cap`` entries tie at the row's largest,
+    the first ``cap`` columns."""
     xp = get_namespace(M)
+    n, m = M.shape
     P = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
     r = xp.sum(P, axis=1)
     c = xp.sum(P, axis=0)
-    order = xp.argsort(-P, axis=1, stable=True)[:, :k]
-    topv = xp.take_along_axis(P, order, axis=1)
-    coli = xp.argmax(P, axis=0)
-    colv = xp.max(P, axis=0)
-    return r, c, topv, order, colv, coli
+    mx = xp.max(P, axis=1)
+    t = mx
+    raised = xp.full((n,), RAISES + 1, dtype=xp.int64)
+    levels = []
+    d = delta
+    for _ in range(RAISES + 1):
+        if not d < 1.0:
+            break
+        levels.append(d)
+        d = d * 10.0
+    for s, d in reversed(list(enumerate(levels))):  # the first level that fits wins: go from the last
+        tl = mx * d
+        fits = xp.sum(xp.astype(P >= tl[:, None], xp.int64), axis=1) <= cap
+        t = xp.where(fits, tl, t)
+        raised = xp.where(fits, s, raised)
+    mask = P >= t[:, None]
+    columns = xp.arange(m, dtype=xp.int64)
+    order = xp.argsort(xp.where(mask, columns[None, :], columns[None, :] + m), axis=1, stable=True)[:, :cap]
+    count = xp.minimum(xp.sum(xp.astype(mask, xp.int64), axis=1), cap)
+    return r, c, count, raised, xp.astype(order, xp.int32), xp.take_along_axis(P, order, axis=1)

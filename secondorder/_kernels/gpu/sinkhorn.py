@@ -4,7 +4,7 @@ definitions.
 Layout of the passes over the n x m cost matrix (row-major):
 
 * row reductions (``lse_rows``, ``transport_cost`` and ``sns_eval``'s row
-  sums with the ``k`` largest entries, a heap per row): a thread per row
+  sums with each row's large entries, three scans of the row): a thread per row
   over tiles of 32 x 32 entries staged in shared memory, so that a warp's
   reads stay coalesced while each row is scanned in order, as on the CPU
   (``lse_rows`` keeps an online log-sum-exp: one exp per entry, one pass);
@@ -18,10 +18,11 @@ to [-500, 700] as in the CPU kernels.
 
 import math
 
-from numba import float64
+from numba import float64, int64
 
 from ._cuda import LOWER, TPB, UPPER, blocks, cuda
 from ..._backend import get_namespace
+from ..fallback.sinkhorn import RAISES
 
 __all__ = ["lse_rows", "lse_cols", "scaled_kernel", "transport_cost", "sns_eval"]
 
@@ -147,86 +148,94 @@ def transport_cost(M, f, g, reg):
 
 
 @cuda.jit
-def _sns_rows(M, f, g, inv, r, topv, topi):
+def _sns_rows(M, f, g, inv, delta, raises, r, count, raised, idx, vals):
+    # Three scans of each row, tiles staged as in the other row passes: the
+    # largest entry; the sum and the count above each threshold level; the
+    # entries kept at the chosen level (see the fallback module).
     n, m = M.shape
-    k = topv.shape[1]
+    cap = idx.shape[1]
     t = cuda.threadIdx.x
     row0 = cuda.blockIdx.x * _TILE
     i = row0 + t
     tile = cuda.shared.array((_TILE, _TILE + 1), dtype=float64)
+    levels = cuda.local.array(8, dtype=float64)
+    counts = cuda.local.array(8, dtype=int64)
+    mx = 0.0
     s = 0.0
-    for col0 in range(0, m, _TILE):
-        # stage P's tile: thread t reads column col0 + t of each row (coalesced)
-        j = col0 + t
-        for q in range(_TILE):
-            if row0 + q < n and j < m:
-                tile[q, t] = _clamped_exp((f[row0 + q] + g[j] - M[row0 + q, j]) * inv)
-        cuda.syncthreads()
-        if i < n:
-            for q in range(min(_TILE, m - col0)):
-                p = tile[t, q]
-                s += p
-                if p > topv[i, 0]:
-                    # the row's k largest as a min-heap: replace the root, sift down
-                    a = 0
-                    while True:
-                        child = 2 * a + 1
-                        if child >= k:
-                            break
-                        if child + 1 < k and topv[i, child + 1] < topv[i, child]:
-                            child += 1
-                        if topv[i, child] >= p:
-                            break
-                        topv[i, a] = topv[i, child]
-                        topi[i, a] = topi[i, child]
-                        a = child
-                    topv[i, a] = p
-                    topi[i, a] = col0 + q
-        cuda.syncthreads()
+    keep = 0.0
+    level = 0
+    q_out = 0
+    for phase in range(3):
+        if phase == 1:
+            d = delta
+            for lv in range(raises + 1):
+                # a level at or above the max stands for the max itself
+                levels[lv] = mx * d if d < 1.0 else mx
+                counts[lv] = 0
+                d = d * 10.0
+        for col0 in range(0, m, _TILE):
+            j = col0 + t
+            for q in range(_TILE):
+                if row0 + q < n and j < m:
+                    tile[q, t] = _clamped_exp((f[row0 + q] + g[j] - M[row0 + q, j]) * inv)
+            cuda.syncthreads()
+            if i < n:
+                for q in range(min(_TILE, m - col0)):
+                    p = tile[t, q]
+                    if phase == 0:
+                        mx = max(mx, p)
+                    elif phase == 1:
+                        s += p
+                        for lv in range(raises + 1):
+                            if p >= levels[lv]:
+                                counts[lv] += 1
+                    elif p >= keep and q_out < cap:
+                        idx[i, q_out] = col0 + q
+                        vals[i, q_out] = p
+                        q_out += 1
+            cuda.syncthreads()
+        if phase == 1:
+            keep = mx
+            level = raises + 1
+            d = delta
+            for lv in range(raises + 1):
+                if not d < 1.0:
+                    break
+                if counts[lv] <= cap:
+                    keep = levels[lv]
+                    level = lv
+                    break
+                d = d * 10.0
     if i < n:
         r[i] = s
-        # the row's largest first
-        best = 0
-        for a in range(1, k):
-            if topv[i, a] > topv[i, best]:
-                best = a
-        v, c = topv[i, 0], topi[i, 0]
-        topv[i, 0], topi[i, 0] = topv[i, best], topi[i, best]
-        topv[i, best], topi[i, best] = v, c
+        count[i] = q_out
+        raised[i] = level
 
 
 @cuda.jit
-def _sns_cols(M, f, g, inv, c, colv, coli):
+def _sns_cols(M, f, g, inv, c):
     j = cuda.grid(1)
     if j >= M.shape[1]:
         return
     s = 0.0
-    best = -1.0
-    arg = 0
     gj = g[j]
     for i in range(M.shape[0]):
-        p = _clamped_exp((f[i] + gj - M[i, j]) * inv)
-        s += p
-        if p > best:
-            best = p
-            arg = i
+        s += _clamped_exp((f[i] + gj - M[i, j]) * inv)
     c[j] = s
-    colv[j] = best
-    coli[j] = arg
 
 
-def sns_eval(M, f, g, reg, k):
-    """Row and column sums of ``P``, each row's ``k`` largest entries (the
-    largest first) and each column's largest (two passes: rows, columns)."""
+def sns_eval(M, f, g, reg, delta, cap):
+    """Row and column sums of ``P`` and each row's large entries (three
+    scans of the rows, one of the columns)."""
     xp = get_namespace(M)
     n, m = M.shape
     inv = 1.0 / reg
     r = xp.empty(n)
     c = xp.empty(m)
-    topv = xp.full((n, k), -1.0)
-    topi = xp.full((n, k), -1, dtype=xp.int64)
-    colv = xp.empty(m)
-    coli = xp.empty(m, dtype=xp.int64)
-    _sns_rows[blocks(n, _TILE), _TILE](M, f, g, inv, r, topv, topi)
-    _sns_cols[blocks(m), TPB](M, f, g, inv, c, colv, coli)
-    return r, c, topv, topi, colv, coli
+    count = xp.empty(n, dtype=xp.int64)
+    raised = xp.empty(n, dtype=xp.int64)
+    idx = xp.empty((n, cap), dtype=xp.int32)
+    vals = xp.empty((n, cap))
+    _sns_rows[blocks(n, _TILE), _TILE](M, f, g, inv, float(delta), RAISES, r, count, raised, idx, vals)
+    _sns_cols[blocks(m), TPB](M, f, g, inv, c)
+    return r, c, count, raised, idx, vals
