@@ -154,3 +154,17 @@ def test_forced_cupy_moves_numpy_inputs_to_the_device():
         assert get_namespace(np.ones(2)) is cupy
         P = secondorder.ot.sinkhorn([], [], np.random.default_rng(0).random((20, 20)), 0.1)
     assert type(P).__module__.startswith("cupy")
+
+
+def test_one_blas_thread_limits_blas_inside_only():
+    from threadpoolctl import threadpool_info
+
+    from secondorder._backend import one_blas_thread
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert all(t == 1 for t in blas_threads())
+    assert blas_threads() == before

@@ -17,10 +17,9 @@ from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
-from threadpoolctl import ThreadpoolController
 
 from .._array_api import asarray_like, astype, norm, to_numpy
-from .._backend import get_namespace
+from .._backend import get_namespace, one_blas_thread
 from ..optimize import minimize
 from . import _dask
 from ._base import _check_csr_structure, check_classes, check_sample_weight, check_X
@@ -29,14 +28,6 @@ from ._softmax_loss import SoftmaxLoss
 
 __all__ = ["LogisticRegression", "SoftmaxRegression"]
 
-_threadpools = None
-
-
-def _one_blas_thread():
-    global _threadpools
-    if _threadpools is None:
-        _threadpools = ThreadpoolController()  # inspects the loaded libraries once
-    return _threadpools.limit(limits=1, user_api="blas")
 
 _SOLVERS = ("gns", "trust-region", "lbfgs")
 _CURVATURES = ("exact", "gauss-newton", "fisher", "subsampled")
@@ -157,7 +148,7 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         # With fused numba passes, BLAS is left with vector operations; its
         # idle threads spin-wait after each call and take the cores the
         # numba threads need (several-fold slower passes on small machines).
-        with _one_blas_thread() if loss.fused else nullcontext():
+        with one_blas_thread() if loss.fused else nullcontext():
             return self._run_solver(loss)
 
     def _run_solver(self, loss):
