@@ -299,6 +299,8 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
     a, b, M = ot_problem("clouds", 50, 0)
     for m in ("so:sns", "so:sinkhorn_log", "so:sinkhorn"):
         run_ot(m, a, b, M, 1e-2)
+    for kind in ("clouds", "images"):  # the Newton stage's kernels, also on a cost restricted to a support
+        run_ot("so:sns", *ot_problem(kind, 64, 0), 1e-3)
     cases = (
         [("assignment", assignment_size, 1 / 1200)]
         + [("clouds", n, reg) for n in sizes for reg in regs]

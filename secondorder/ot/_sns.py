@@ -337,11 +337,26 @@ def solve_sns(
 
     limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), numItermax)
     # The warm-up's matrix-vector products gain from BLAS threads on large matrices only; on smaller ones the
-    # threads spin on after the last product and slow down the numba passes of the Newton stage.
+    # threads spin on after the last product and slow down the numba passes of the Newton stage.  Where
+    # Sinkhorn goes on past its first checks, it is finishing the solve itself: the rest runs on BLAS threads.
+    first = min(limit, n_sinkhorn + 2 * _RATE_WINDOW)
+    handed = []
+
+    def stop(errs):
+        if hand_over(errs):
+            handed.append(True)
+        return bool(handed)
+
     with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
-        warm = scaling_iterations(problem, f, g, limit, stopThr, verbose, stop=hand_over, print_period=print_period)
+        warm = scaling_iterations(problem, f, g, first, stopThr, verbose, stop=stop, print_period=print_period)
     errs = list(warm.errs)
     passes = warm.passes
+    if not handed and len(errs) >= first and errs[-1] >= stopThr and limit > first:
+        rest = scaling_iterations(problem, warm.f, warm.g, limit - first, stopThr, verbose,
+                                  stop=lambda more: stop(errs + more), print_period=print_period)
+        warm = rest
+        errs += rest.errs
+        passes += rest.passes
     if verbose:
         print(f"{'It.':>5}|{'Err':>12}|{'step':>8}|{'CG':>6}   (Newton)")
     point = _Point(problem, warm.f, warm.g, threshold, cap)
