@@ -85,14 +85,17 @@ def _scipy_rows(problem, methods, ref, gtol, repeat, out):
     return runs
 
 
+def _selected_problems(names):
+    """The foundation problems (large sizes) whose name contains one of ``names`` (all without)."""
+    return [p for p in problems.foundation_problems(large=True) if not names or any(n in p.name for n in names)]
+
+
 def bench_minimize(names=None, gtol=1e-8, repeat=3, out=print):
     """The ``minimize`` table: gns and scipy's Newton-type methods."""
     out("minimize: time to ||g|| <= %.0e; 'vs gns' = method time / gns time" % gtol)
     out(HEADER)
     rows = []
-    for problem in problems.foundation_problems(large=True):
-        if names and not any(n in problem.name for n in names):
-            continue
+    for problem in _selected_problems(names):
         # Warm-up (numba compilation, BLAS threads) outside the timings.
         run_gns(problem, gtol, repeat=1)
         ref = run_gns(problem, gtol, repeat)
@@ -112,9 +115,7 @@ def bench_trust_region(names=None, gtol=1e-8, repeat=3, out=print):
     out("\ntrust-region: time to ||g|| <= %.0e; 'vs gns' column = time / time of tr:exact" % gtol)
     out(HEADER)
     rows = []
-    for problem in problems.foundation_problems(large=True):
-        if names and not any(n in problem.name for n in names):
-            continue
+    for problem in _selected_problems(names):
         ref = None
         for variant in TRUST_VARIANTS:
             if not scipy_applicable(problem, variant):
@@ -301,14 +302,15 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
         run_ot(m, a, b, M, 1e-2)
     for kind in ("clouds", "images"):  # the Newton stage's kernels, also on a cost restricted to a support
         run_ot("so:sns", *ot_problem(kind, 64, 0), 1e-3)
+    # (kind, n, reg, whether only SNS and ot.emd run)
     cases = (
-        [("assignment", assignment_size, 1 / 1200)]
-        + [("clouds", n, reg) for n in sizes for reg in regs]
-        + [(kind, n, min(regs)) for kind in ("apart", "images") for n in sizes[:2]]
-        + [("clouds", n, min(regs)) for n in large]
+        [("assignment", assignment_size, 1 / 1200, False)]
+        + [("clouds", n, reg, False) for n in sizes for reg in regs]
+        + [(kind, n, min(regs), False) for kind in ("apart", "images") for n in sizes[:2]]
+        + [("clouds", n, min(regs), True) for n in large]
     )
     ratios = {}
-    for kind, n, reg in cases:
+    for kind, n, reg, exact_only in cases:
         for draw in range(draws if (kind, n, reg) == ("clouds", max(sizes), min(regs)) else 1):
             a, b, M = ot_problem(kind, n, draw)
             label = f"{kind} n={n} reg={reg:.2g}" + (f" #{draw}" if draw else "")
@@ -316,7 +318,7 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
             for m in methods:
                 if m in ("pot:sinkhorn", "regot:ssns") and kind in ("apart", "images"):
                     continue  # minutes on these at small reg: the exact solver is the anchor there
-                if n in large and m not in ("so:sns", "pot:emd"):
+                if exact_only and m not in ("so:sns", "pot:emd"):
                     continue
                 seconds, iters, err, _ = run_ot(m, a, b, M, reg, max_iter=max_iter)
                 ref = ref or seconds
@@ -324,7 +326,7 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
                 out(f"{label:<26} {m:<16} {iters:>7} {err:>9.1e} {seconds:>9.3f} {seconds / ref:>8.2f}")
             # per-iteration cost of the log-domain Sinkhorns, POT's capped (it
             # needs minutes to converge at small reg)
-            if have_pot and kind in ("clouds", "assignment") and n not in large:
+            if have_pot and kind in ("clouds", "assignment") and not exact_only:
                 t_so, it_so, _, _ = run_ot("so:sinkhorn_log", a, b, M, reg, stopThr=1e-300, max_iter=50)
                 t_pot, it_pot, _, _ = run_ot("pot:sinkhorn_log", a, b, M, reg, stopThr=1e-300, max_iter=50)
                 per_so, per_pot = t_so / max(it_so, 1), t_pot / max(it_pot, 1)
