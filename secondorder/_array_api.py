@@ -382,12 +382,15 @@ class SparseRows:
     sum, and its differences at the row boundaries (``searchsorted``).
     Duplicate entries add up, as in SciPy.  ``indptr``, where given (the
     entries sorted by row, ``indptr[i]:indptr[i + 1]`` those of row ``i``),
-    spares NumPy and CuPy the conversion to CSR.
+    spares NumPy and CuPy the conversion to CSR, and ``rows`` may then be
+    None.
     """
 
     def __init__(self, xp, vals, rows, cols, shape, indptr=None):
         self.xp, self.shape = xp, tuple(shape)
         self.nnz = int(vals.shape[0])
+        if rows is None and not (xp is np or is_cupy(xp)):  # the row of each entry, from the row boundaries
+            rows = xp.searchsorted(indptr[1:], xp.arange(self.nnz, dtype=indptr.dtype), side="right")
         if xp is np or is_cupy(xp):
             if is_cupy(xp):  # pragma: no cover - GPU
                 from cupyx.scipy import sparse

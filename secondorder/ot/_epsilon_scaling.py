@@ -1,6 +1,5 @@
 r"""Log-domain Sinkhorn with epsilon scaling."""
 
-import copy
 import math
 
 from .._array_api import immutable_on_host
@@ -39,8 +38,7 @@ def solve_epsilon_scaling(problem, numItermax, stopThr, verbose=False, warmstart
     errs, passes = [], 0
     for eps in stages:
         last = eps == problem.reg
-        stage = copy.copy(problem)
-        stage.reg = eps
+        stage = problem.at_reg(eps)
         budget = max(numItermax - len(errs), 0) if last else min(numInnerItermax, max(numItermax - len(errs), 0))
         if verbose:
             print(f"epsilon scaling: reg {eps:.4g}")

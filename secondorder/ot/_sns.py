@@ -32,6 +32,13 @@ _RATE_WINDOW = 5
 # the Newton stage no longer competing with spinning BLAS threads), above it
 # the threads pay (n = 10,000: 1.5x faster warm-up).
 _THREADED_WARMUP = 16_000_000
+# Where the warm-up ends with an L1 marginal error above _FAR, SNS first
+# solves at _COARSEN times reg to _STAGE_TOL (recursively, at most
+# _MAX_DEPTH times) and starts from its potentials.
+_FAR = 0.2
+_COARSEN = 4.0
+_STAGE_TOL = 1e-2
+_MAX_DEPTH = 8
 
 
 @immutable_on_host
@@ -108,6 +115,13 @@ def sinkhorn_newton_sparse(
       or the dual satisfies the Armijo condition.  Accepting on the marginal
       error keeps Newton making progress when changes of :math:`D` fall
       below its float64 resolution (near an error of 1e-10);
+    * when the warm-up hands over with an L1 marginal error still above
+      0.2 (mass that must travel far relative to :math:`\sqrt{\varepsilon}`,
+      as between images of different shapes), Newton would take tens of
+      damped steps: SNS first solves the problem at ``4 * reg`` to an error
+      of 1e-2, the same way (so recursively, while needed), and starts
+      from its potentials, a few Sinkhorn iterations and then Newton
+      (epsilon scaling, taken only where it pays);
     * when no step is accepted, ``fallback_sweeps`` log-domain Sinkhorn
       sweeps are taken and Newton resumes.
 
@@ -172,9 +186,11 @@ class _Point:
         self.r, self.c = r, c
         self.pattern = (count, idx, vals)
         self.raised = raised
-        self.err = marginal_error(problem, r, c)
-        total = float(xp.sum(r))
-        self.value = float(problem.a @ f + problem.b @ g) - problem.reg * total
+        # A trial far out overflows P's sums: it is rejected as not finite, with no warning of NumPy's.
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.err = marginal_error(problem, r, c)
+            total = float(xp.sum(r))
+            self.value = float(problem.a @ f + problem.b @ g) - problem.reg * total
         self.finite = math.isfinite(self.err) and math.isfinite(self.value)
 
 
@@ -194,9 +210,8 @@ class _Hessian:
         count, idx, vals = point.pattern
         cap = idx.shape[1]
         keep = xp.arange(cap, dtype=count.dtype)[None, :] < count[:, None]
-        rows = xp.nonzero(keep)[0]
         indptr = xp.concat([xp.zeros(1, dtype=count.dtype), xp.cumulative_sum(count)])
-        self.S = SparseRows(xp, vals[keep], rows, xp.astype(idx[keep], rows.dtype), (n, m), indptr=indptr)
+        self.S = SparseRows(xp, vals[keep], None, xp.astype(idx[keep], count.dtype), (n, m), indptr=indptr)
         self.nnz = self.S.nnz
         u = xp.clip(point.r - self.S.matvec(xp.ones(m, dtype=point.r.dtype)), min=0.0)
         w = xp.clip(point.c - self.S.rmatvec(xp.ones(n, dtype=point.c.dtype)), min=0.0)
@@ -301,8 +316,12 @@ def solve_sns(
     fallback_sweeps=10,
     adaptive=True,
     print_period=10,
+    potentials=None,
+    depth=0,
     **unknown,
 ):
+    # ``potentials``: (f, g) to start from, from a solve at a larger reg; ``depth``: how many such solves this
+    # one is nested in.
     if unknown:
         raise TypeError(f"sinkhorn_newton_sparse got unexpected keyword arguments: {', '.join(sorted(unknown))}.")
     xp = problem.xp
@@ -320,7 +339,7 @@ def solve_sns(
     cap = min(max_per_row, max(16, max_per_row // 4))
     reg = problem.reg
 
-    f, g = initial_potentials(problem, warmstart)
+    f, g = initial_potentials(problem, warmstart) if potentials is None else potentials
 
     def hand_over(errs):
         t = len(errs)
@@ -335,34 +354,49 @@ def solve_sns(
         slowing = now is not None and before is not None and now > before + _SLOWING
         return more is None or slowing or t + more > _SINKHORN_BUDGET
 
-    limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), numItermax)
-    # The warm-up's matrix-vector products gain from BLAS threads on large matrices only; on smaller ones the
-    # threads spin on after the last product and slow down the numba passes of the Newton stage.  Where
-    # Sinkhorn goes on past its first checks, it is finishing the solve itself: the rest runs on BLAS threads.
-    first = min(limit, n_sinkhorn + 2 * _RATE_WINDOW)
-    handed = []
+    def warm_up(f, g, budget):
+        """Sinkhorn from (f, g) until it hands over (or converges): a Solution."""
+        limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), budget)
+        # The warm-up's matrix-vector products gain from BLAS threads on large matrices only; on smaller ones
+        # the threads spin on after the last product and slow down the numba passes of the Newton stage.  Where
+        # Sinkhorn goes on past its first checks, it is finishing the solve itself: the rest runs on BLAS threads.
+        first = min(limit, n_sinkhorn + 2 * _RATE_WINDOW)
+        handed = []
 
-    def stop(errs):
-        if hand_over(errs):
-            handed.append(True)
-        return bool(handed)
+        def stop(errs):
+            if hand_over(errs):
+                handed.append(True)
+            return bool(handed)
 
-    with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
-        warm = scaling_iterations(problem, f, g, first, stopThr, verbose, stop=stop, print_period=print_period)
-    errs = list(warm.errs)
-    passes = warm.passes
-    if not handed and len(errs) >= first and errs[-1] >= stopThr and limit > first:
+        with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
+            warm = scaling_iterations(problem, f, g, first, stopThr, verbose, stop=stop, print_period=print_period)
+        if handed or len(warm.errs) < first or warm.errs[-1] < stopThr or limit <= first:
+            return warm
+        errs = list(warm.errs)
         rest = scaling_iterations(problem, warm.f, warm.g, limit - first, stopThr, verbose,
                                   stop=lambda more: stop(errs + more), print_period=print_period)
-        warm = rest
-        errs += rest.errs
-        passes += rest.passes
+        return Solution(rest.f, rest.g, errs + rest.errs, warm.passes + rest.passes)
+
+    warm = warm_up(f, g, numItermax)
+    errs, passes, n_sweeps, n_newton = list(warm.errs), warm.passes, len(warm.errs), 0
+    if adaptive and errs and errs[-1] > max(stopThr, _FAR) and len(errs) < numItermax and depth < _MAX_DEPTH:
+        # Far from the solution: the mass must travel far relative to sqrt(reg) (images of different shapes)
+        # and Newton would take tens of damped steps.  Solve at a larger reg first, from here, to a loose
+        # tolerance, and come back from its potentials (in cost units they carry over): epsilon scaling, only
+        # where it pays.
+        sol = solve_sns(problem.at_reg(_COARSEN * reg), numItermax - len(errs), max(stopThr, _STAGE_TOL), verbose, None, n_sinkhorn,
+                        threshold, max_per_row, cg_maxiter, max_linesearch, fallback_sweeps, adaptive, print_period,
+                        potentials=(warm.f, warm.g), depth=depth + 1)
+        warm = warm_up(sol.f, sol.g, max(numItermax - len(errs) - len(sol.errs), 1))
+        errs += sol.errs + list(warm.errs)
+        passes += sol.passes + warm.passes
+        n_sweeps += sol.extra["n_sinkhorn"] + len(warm.errs)
+        n_newton += sol.extra["n_newton"]
     if verbose:
         print(f"{'It.':>5}|{'Err':>12}|{'step':>8}|{'CG':>6}   (Newton)")
     point = _Point(problem, warm.f, warm.g, threshold, cap)
     passes_newton = 1
-    n_newton = cg_total = 0
-    n_sweeps = len(errs)
+    cg_total = 0
     nnz = 0
     # The Newton stage alternates numba passes with small BLAS calls (dot products): BLAS on one thread, or its
     # spinning threads take the cores from the numba threads.

@@ -1,5 +1,6 @@
 """Input checks and bookkeeping shared by the OT solvers (POT's conventions)."""
 
+import copy
 import math
 import warnings
 
@@ -36,6 +37,12 @@ class OTProblem:
         self.xp = xp
         self.log_a = xp.log(a)
         self.log_b = xp.log(b)
+
+    def at_reg(self, reg):
+        """The same problem at another regularisation (the arrays shared)."""
+        other = copy.copy(self)
+        other.reg = reg
+        return other
 
     def _expand(self, v, index_map, fill, axis):
         if index_map is None:

@@ -86,12 +86,16 @@ def test_sns_newton_stage_matches_pot_at_moderate_reg(reg):
     assert_allclose(P, ref, atol=1e-10, rtol=1e-6)
 
 
-def test_sns_adaptive_lets_sinkhorn_finish_at_large_reg():
+def test_sns_adaptive_lets_sinkhorn_finish_at_large_reg(monkeypatch):
+    from secondorder.ot import _sns
+
     # At reg = 0.05 Sinkhorn converges fast: the adaptive switch keeps it.
     M = _clouds(100, 100, seed=6)
     P, log = ot.sinkhorn([], [], M, 0.05, method="sns", stopThr=1e-9, log=True)
     assert log["n_newton"] == 0 and log["err"][-1] < 1e-9
-    # and at small reg it hands over to Newton after a few tens of iterations
+    # and at small reg it hands over to Newton after a few tens of iterations (the hand-over alone: no solve
+    # at a larger reg first)
+    monkeypatch.setattr(_sns, "_MAX_DEPTH", 0)
     P, log = ot.sinkhorn([], [], M, 1e-3, method="sns", stopThr=1e-9, log=True)
     assert log["n_newton"] >= 1 and log["n_sinkhorn"] <= 60
 
@@ -420,3 +424,30 @@ def test_greenkhorn_matches_pot_and_the_log_solver():
     assert_allclose(P, ref, rtol=1e-6, atol=1e-12)
     assert_allclose(P, pot.bregman.greenkhorn(a, b, M, 0.05, stopThr=1e-12, numItermax=100000), rtol=1e-5, atol=1e-10)
     assert_allclose(ot.greenkhorn(a, b, M, 0.05, stopThr=1e-10, numItermax=100000), P, rtol=1e-12)
+
+
+def test_sns_starts_from_a_larger_reg_where_the_mass_travels_far(monkeypatch):
+    """Images whose masses lie in opposite thirds of the grid at a small reg:
+    Sinkhorn's warm-up ends far from the solution, so SNS first solves at a
+    larger reg and starts from there: a few Newton steps, the log-domain
+    Sinkhorn plan, and no NumPy warning on the way (pytest turns warnings
+    into errors).  Without that start Newton takes tens of damped steps."""
+    from secondorder.ot import _sns
+
+    side = 24
+    rng = np.random.default_rng(2)
+    a = rng.random((side, side))
+    a[:, side // 3 :] = 0
+    b = rng.random((side, side))
+    b[:, : 2 * side // 3] = 0
+    a, b = a.ravel() / a.sum(), b.ravel() / b.sum()
+    M = ot.grid_cost((side, side))
+    P, log = ot.sinkhorn(a, b, M, 3e-4, log=True)
+    assert log["n_newton"] <= 12 and log["err"][-1] < 1e-9
+    assert log["n_sinkhorn"] + log["n_newton"] == log["niter"]
+    ref = ot.sinkhorn(a, b, M, 3e-4, method="sinkhorn_log", stopThr=1e-11, numItermax=200000)
+    assert_allclose(P, ref, atol=1e-10)
+    assert abs(float((P * M).sum()) - pot.emd2(a, b, M)) < 1e-4  # close to the exact cost at this reg
+    monkeypatch.setattr(_sns, "_MAX_DEPTH", 0)
+    _, plain = ot.sinkhorn(a, b, M, 3e-4, log=True)
+    assert plain["n_newton"] > 2 * log["n_newton"]
