@@ -2,7 +2,7 @@ r"""Stabilised Sinkhorn scaling iterations (absorption)."""
 
 import math
 
-from .._array_api import immutable_on_host
+from .._array_api import astype, immutable_on_host
 from .._backend import kernels
 from .._validation import check_int, check_positive
 from ._sinkhorn_log import _no_options, initial_potentials
@@ -16,7 +16,8 @@ __all__ = ["sinkhorn_stabilized"]
 _TAU = 50.0
 
 
-def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=None, tau=None, print_period=10):
+def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=None, tau=None, print_period=10,
+                       dtype=None):
     r"""Sinkhorn's scaling iterations with absorption (Schmitzer 2019).
 
     With :math:`\tilde K = \exp((f \oplus g - M)/\varepsilon)` built from
@@ -30,7 +31,9 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
     ``stop(errs)``, when given, is called after each iteration with the
     errors so far and ends the iterations when it returns True.  ``tau``:
     absorb when a scaling leaves :math:`[1/\tau, \tau]` (POT's threshold;
-    default :math:`e^{50}`).
+    default :math:`e^{50}`).  ``dtype``: of :math:`\tilde K` and the
+    scalings (default float64; float32 halves the memory and the time of
+    each product, and resolves marginal errors down to about 1e-6 only).
 
     Returns a :class:`Solution` whose potentials include the last scalings.
     """
@@ -42,10 +45,13 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
         # Cold start: the exact f for g = 0, so that K's rows carry mass a.
         f = reg * (problem.log_a - k.lse_rows(M, g, reg, xp.empty(M.shape[0], dtype=xp.float64)))
         passes += 1
-    K = k.scaled_kernel(M, f, g, reg, xp.empty(M.shape, dtype=xp.float64))
+    dtype = xp.float64 if dtype is None else dtype
+    K = k.scaled_kernel(M, f, g, reg, xp.empty(M.shape, dtype=dtype))
     passes += 1
-    u = xp.ones(M.shape[0], dtype=xp.float64)
-    v = xp.ones(M.shape[1], dtype=xp.float64)
+    # the marginals and scalings in K's dtype: a product of float32 K with a float64 vector would copy K
+    a, b = astype(xp, a, dtype), astype(xp, b, dtype)
+    u = xp.ones(M.shape[0], dtype=dtype)
+    v = xp.ones(M.shape[1], dtype=dtype)
     if tau is None:
         hi, lo = math.exp(_TAU), math.exp(-_TAU)
     else:
@@ -70,13 +76,13 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
         v = b / (K.T @ u)
         passes += 1
         if float(xp.max(u)) > hi or float(xp.min(u)) < lo or float(xp.max(v)) > hi or float(xp.min(v)) < lo:
-            f = f + reg * xp.log(u)
-            g = g + reg * xp.log(v)
+            f = f + reg * astype(xp, xp.log(u), f.dtype)
+            g = g + reg * astype(xp, xp.log(v), g.dtype)
             K = k.scaled_kernel(M, f, g, reg, K)
             passes += 1
             u = xp.ones_like(u)
             v = xp.ones_like(v)
-    return Solution(f + reg * xp.log(u), g + reg * xp.log(v), errs, passes)
+    return Solution(f + reg * astype(xp, xp.log(u), f.dtype), g + reg * astype(xp, xp.log(v), g.dtype), errs, passes)
 
 
 def solve_stabilized(problem, numItermax, stopThr, verbose=False, warmstart=None, tau=None, print_period=10, **unknown):

@@ -354,6 +354,10 @@ def solve_sns(
         slowing = now is not None and before is not None and now > before + _SLOWING
         return more is None or slowing or t + more > _SINKHORN_BUDGET
 
+    # A float32 cost gets a float32 kernel for the warm-up: the only n x m array SNS adds stays the size of the
+    # user's, and Newton, whose sums are float64 whatever M's dtype, takes the error below float32's resolution.
+    kernel_dtype = xp.float32 if problem.M.dtype == xp.float32 else xp.float64
+
     def warm_up(f, g, budget):
         """Sinkhorn from (f, g) until it hands over (or converges): a Solution."""
         limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), budget)
@@ -369,12 +373,13 @@ def solve_sns(
             return bool(handed)
 
         with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
-            warm = scaling_iterations(problem, f, g, first, stopThr, verbose, stop=stop, print_period=print_period)
+            warm = scaling_iterations(problem, f, g, first, stopThr, verbose, stop=stop, print_period=print_period,
+                                      dtype=kernel_dtype)
         if handed or len(warm.errs) < first or warm.errs[-1] < stopThr or limit <= first:
             return warm
         errs = list(warm.errs)
         rest = scaling_iterations(problem, warm.f, warm.g, limit - first, stopThr, verbose,
-                                  stop=lambda more: stop(errs + more), print_period=print_period)
+                                  stop=lambda more: stop(errs + more), print_period=print_period, dtype=kernel_dtype)
         return Solution(rest.f, rest.g, errs + rest.errs, warm.passes + rest.passes)
 
     warm = warm_up(f, g, numItermax)

@@ -234,7 +234,9 @@ def plan_result(problem, sol, numItermax, stopThr, log, warn, name):
     """The plan (one more pass, into a new array), or ``(plan, log)``."""
     xp = problem.xp
     _check(sol, numItermax, stopThr, warn, name)
-    P = kernels(xp).scaled_kernel(problem.M, sol.f, sol.g, problem.reg, xp.empty(problem.M.shape, dtype=xp.float64))
+    # written in the plan's dtype (the kernels compute in float64 and store): a float32 problem gets no float64
+    # n x m buffer
+    P = kernels(xp).scaled_kernel(problem.M, sol.f, sol.g, problem.reg, xp.empty(problem.M.shape, dtype=problem.dtype))
     plan = problem.full_plan(P)
     return (plan, _log_dict(problem, sol, sol.passes + 1)) if log else plan
 

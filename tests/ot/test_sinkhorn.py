@@ -451,3 +451,37 @@ def test_sns_starts_from_a_larger_reg_where_the_mass_travels_far(monkeypatch):
     monkeypatch.setattr(_sns, "_MAX_DEPTH", 0)
     _, plain = ot.sinkhorn(a, b, M, 3e-4, log=True)
     assert plain["n_newton"] > 2 * log["n_newton"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sns_adds_one_array_the_size_of_the_cost(dtype, monkeypatch):
+    """The only n x m arrays SNS makes are the warm-up's kernel and the
+    plan, each in the cost's dtype (float32 in: float32 kernel and plan
+    out), and never both at once: NumPy's allocations during a solve peak
+    at one cost matrix plus the kept entries (n x 256 slots)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((1200, 2)), rng.random((1200, 2))
+    M = ot.dist(x, y).astype(dtype)
+    M /= M.max()
+    table = kernels(np)
+    buffers = []
+
+    def spy(M_, f, g, reg, out):
+        buffers.append((out.shape, out.dtype))
+        return scaled_kernel(M_, f, g, reg, out)
+
+    scaled_kernel = table.scaled_kernel
+    monkeypatch.setattr(table, "scaled_kernel", spy)
+    ot.sinkhorn([], [], M, 1e-3)  # kernels compiled or loaded outside the measure
+    buffers.clear()
+    tracemalloc.start()
+    try:
+        P, log = ot.sinkhorn([], [], M, 1e-3, log=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert P.dtype == dtype and log["n_newton"] >= 1 and log["err"][-1] < 1e-9
+    assert buffers and all(shape == M.shape and kind == dtype for shape, kind in buffers)
+    assert peak < M.nbytes + 2 * 1200 * 256 * 12 + 2**20
