@@ -119,15 +119,16 @@ class OtherMethods(_OTBase):
         return run_ot(method, self.a, self.b, self.M, 1e-2)[2]
 
 
-class LargeClouds(_OTBase):
-    """Uniform clouds of 3,000 and 10,000 points at reg = 1e-3: SNS against
-    the exact solver, where a Newton step's cost grows with n^2."""
+class Large(_OTBase):
+    """Uniform clouds and half-empty images of about 3,000 and 10,000 points
+    at reg = 1e-3: SNS against the exact solver, where a Newton step's cost
+    grows with n^2."""
 
-    params = ([3000, 10000], ["so:sns", "pot:emd"])
-    param_names = ("n", "method")
+    params = (["clouds", "images"], [3000, 10000], ["so:sns", "pot:emd"])
+    param_names = ("kind", "n", "method")
 
-    def setup(self, n, method):
-        self._setup("clouds", n, 0, method)
+    def setup(self, kind, n, method):
+        self._setup(kind, n, 0, method)
 
-    def time_solve(self, n, method):
+    def time_solve(self, kind, n, method):
         run_ot(method, self.a, self.b, self.M, 1e-3)

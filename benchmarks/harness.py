@@ -283,7 +283,8 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
 
     ``max_iter`` caps the iterations of every method (default: a million
     for the Sinkhorns, RegOT's 1000).  ``large``: sizes of uniform clouds
-    at the smallest ``reg`` where only SNS and ``ot.emd`` run."""
+    and half-empty images at the smallest ``reg`` where only SNS and
+    ``ot.emd`` run."""
     import importlib.util
     import math
 
@@ -307,7 +308,7 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
         [("assignment", assignment_size, 1 / 1200, False)]
         + [("clouds", n, reg, False) for n in sizes for reg in regs]
         + [(kind, n, min(regs), False) for kind in ("apart", "images") for n in sizes[:2]]
-        + [("clouds", n, min(regs), True) for n in large]
+        + [(kind, n, min(regs), True) for kind in ("clouds", "images") for n in large]
     )
     ratios = {}
     for kind, n, reg, exact_only in cases:
@@ -616,7 +617,7 @@ def main(argv=None):
     parser.add_argument("--ot-assignment-size", type=int, default=500)
     parser.add_argument("--ot-max-iter", type=int, default=None, help="iteration cap of every OT method")
     parser.add_argument("--ot-large", type=int, nargs="*", default=[3000, 10_000],
-                        help="sizes of the clouds where only SNS and ot.emd run")
+                        help="sizes of the clouds and images where only SNS and ot.emd run")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per learning rate (stochastic table)")
     parser.add_argument("--no-charlm", action="store_true", help="skip the character-level transformer (stochastic)")
     parser.add_argument("--gpu", action="store_true", help="the GPU table only (the same as the suite name gpu)")

@@ -33,8 +33,9 @@ def test_bench_ot_rows(capsys):
             "--ot-large", "90"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    large = [line for line in out.splitlines() if line.startswith("clouds n=90 ")]
-    assert {line.split()[3] for line in large} == {"so:sns", "pot:emd"}
+    for kind in ("clouds n=90 ", "images n=90 "):
+        large = [line for line in out.splitlines() if line.startswith(kind)]
+        assert {line.split()[3] for line in large} == {"so:sns", "pot:emd"}
     for name in ("assignment n=60", "clouds n=60 reg=0.001 #1", "so:sns", "pot:sinkhorn", "regot:ssns", "per iter",
                  "pot:emd", "apart n=60", "images n=60", "so:greenkhorn", "pot:sinkhorn_epsilon_scaling"):
         assert name in out

@@ -345,6 +345,16 @@ def test_dist_and_grid_cost():
     assert_allclose(ot.grid_cost(5, "euclidean", spacing=1.0)[0], [0, 1, 2, 3, 4])
     with pytest.raises(ValueError, match="1-D or 2-D grid"):
         ot.grid_cost((2, 2, 2))
+    # every metric equals POT's dist between the cell centres; the separable ones exactly symmetric, zero on the
+    # diagonal
+    for shape, spacing in [((6,), None), ((5, 7), None), ((4, 3), (0.5, 2.0))]:
+        h = (1.0 / max(shape),) * len(shape) if spacing is None else spacing
+        axes = [np.arange(s_) * h_ for s_, h_ in zip(shape, h)]
+        cells = np.stack([c.ravel() for c in np.meshgrid(*axes, indexing="ij")], axis=1)
+        for metric in ("sqeuclidean", "euclidean", "cityblock", "chebyshev"):
+            G = ot.grid_cost(shape, metric, spacing=spacing)
+            assert_allclose(G, pot.dist(cells, cells, metric), atol=1e-7 if metric == "euclidean" else 1e-14)
+            assert np.array_equal(G, G.T) and np.all(np.diag(G) == 0.0)
     with pytest.raises(ValueError, match="arrays of points"):
         ot.dist(np.ones((3, 2)), np.ones((3, 3)))
 
