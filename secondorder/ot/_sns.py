@@ -334,9 +334,10 @@ def solve_sns(
     if not threshold < 1.0:
         raise ValueError(f"threshold must be below 1 (a fraction of each row's largest entry); got {threshold!r}.")
     max_per_row = min(m, check_int(max_per_row, "max_per_row", minimum=1))
-    # Room for the kept entries of each row: a quarter of the cap to start
-    # with, doubled while more than 1% of the rows need more.
-    cap = min(max_per_row, max(16, max_per_row // 4))
+    # Room for the kept entries of each row: an eighth of the row to start with (a row of a plan at small reg
+    # spreads over a fixed share of the points: the kept entries grow with m), at most max_per_row, doubled
+    # while more than 1% of the rows need more (each raised row's first steps are poor ones).
+    cap = min(max_per_row, max(64, m // 8))
     reg = problem.reg
 
     f, g = initial_potentials(problem, warmstart) if potentials is None else potentials
