@@ -18,7 +18,6 @@ with condition number about :math:`1 + \sigma_{\max}(GG^T)/(\lambda m)`; its
 algebra runs in float64 whatever the dtype of the gradients.
 """
 
-import functools
 import math
 
 import numpy as np

@@ -146,12 +146,13 @@ def grid_cost(shape, metric="sqeuclidean", spacing=None):
         if len(spacing) != len(shape):
             raise ValueError(f"`spacing` must have one entry per axis of the grid ({len(shape)}); got {len(spacing)}.")
         spacing = tuple(check_positive(h, "spacing") for h in spacing)
+    axes = [np.arange(s) * h for s, h in zip(shape, spacing)]
     if metric in _SEPARABLE:
         # The cost between cells (i1, i2) and (j1, j2) is a sum of one term per axis, f(i1 - j1) + f(i2 - j2):
         # written from the per-axis tables in one pass over the n x n output, with no n x n temporaries and
         # exact zeros and symmetry (dist's GEMM formula would round, and take several n x n passes).
         power = _SEPARABLE[metric]
-        tables = [np.abs(np.subtract.outer(np.arange(s) * h, np.arange(s) * h)) ** power for s, h in zip(shape, spacing)]
+        tables = [np.abs(np.subtract.outer(x, x)) ** power for x in axes]
         n = int(np.prod(shape))
         M = np.empty((n, n))
         if len(shape) == 1:
@@ -162,7 +163,6 @@ def grid_cost(shape, metric="sqeuclidean", spacing=None):
         if metric == "euclidean":
             np.sqrt(M, out=M)
         return M
-    axes = [np.arange(s) * h for s, h in zip(shape, spacing)]
     points = np.stack([c.ravel() for c in np.meshgrid(*axes, indexing="ij")], axis=1)
     return dist(points, points, metric=metric)
 

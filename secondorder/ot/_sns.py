@@ -170,8 +170,9 @@ def sinkhorn_newton_sparse(
     .. [3] C. Wang and Y. Qiu, "The sparse-plus-low-rank quasi-Newton method
        for entropic-regularized optimal transport", ICML 2025.
     """
-    options = dict(n_sinkhorn=n_sinkhorn, threshold=threshold, max_per_row=max_per_row, cg_maxiter=cg_maxiter, max_linesearch=max_linesearch,
-                   fallback_sweeps=fallback_sweeps, adaptive=adaptive, print_period=print_period)
+    options = dict(n_sinkhorn=n_sinkhorn, threshold=threshold, max_per_row=max_per_row, cg_maxiter=cg_maxiter,
+                   max_linesearch=max_linesearch, fallback_sweeps=fallback_sweeps, adaptive=adaptive,
+                   print_period=print_period)
     return run_solver(solve_sns, "sinkhorn_newton_sparse", a, b, M, reg, numItermax, stopThr, verbose, log, warn,
                       warmstart, **options)
 
@@ -390,14 +391,17 @@ def solve_sns(
         # and Newton would take tens of damped steps.  Solve at a larger reg first, from here, to a loose
         # tolerance, and come back from its potentials (in cost units they carry over): epsilon scaling, only
         # where it pays.
-        sol = solve_sns(problem.at_reg(_COARSEN * reg), numItermax - len(errs), max(stopThr, _STAGE_TOL), verbose, None, n_sinkhorn,
-                        threshold, max_per_row, cg_maxiter, max_linesearch, fallback_sweeps, adaptive, print_period,
-                        potentials=(warm.f, warm.g), depth=depth + 1)
+        sol = solve_sns(problem.at_reg(_COARSEN * reg), numItermax - len(errs), max(stopThr, _STAGE_TOL), verbose,
+                        None, n_sinkhorn, threshold, max_per_row, cg_maxiter, max_linesearch, fallback_sweeps,
+                        adaptive, print_period, potentials=(warm.f, warm.g), depth=depth + 1)
         warm = warm_up(sol.f, sol.g, max(numItermax - len(errs) - len(sol.errs), 1))
         errs += sol.errs + list(warm.errs)
         passes += sol.passes + warm.passes
         n_sweeps += sol.extra["n_sinkhorn"] + len(warm.errs)
         n_newton += sol.extra["n_newton"]
+        coarse = sol.extra
+    else:
+        coarse = {"cg_iters": 0, "n_passes_newton": 0}
     if verbose:
         print(f"{'It.':>5}|{'Err':>12}|{'step':>8}|{'CG':>6}   (Newton)")
     point = _Point(problem, warm.f, warm.g, threshold, cap)
@@ -446,8 +450,8 @@ def solve_sns(
         "niter": n_sweeps + n_newton,
         "n_sinkhorn": n_sweeps,
         "n_newton": n_newton,
-        "cg_iters": cg_total,
+        "cg_iters": cg_total + coarse["cg_iters"],
         "nnz": int(nnz),
-        "n_passes_newton": passes_newton,
+        "n_passes_newton": passes_newton + coarse["n_passes_newton"],
     }
     return Solution(point.f, point.g, errs, passes + passes_newton, extra)

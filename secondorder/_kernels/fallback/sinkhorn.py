@@ -7,8 +7,6 @@ entries below :math:`e^{-500}` carry no mass that matters and would
 otherwise end as denormals.
 """
 
-import math
-
 from ..._backend import get_namespace
 
 LOWER = -500.0
