@@ -144,9 +144,21 @@ def prepare(a, b, M, reg, numItermax, stopThr):
         if not (is_real_floating(xp, M.dtype) or _integral_or_bool(xp, M.dtype)):
             raise TypeError(f"`M` must hold real numbers; got dtype {M.dtype}.")
         M = astype(xp, M, xp.float64)
-    check_finite(M, "M", xp=xp)
+    # M's range in two reductions (no n x m temporary); NaN and inf show in them and get check_finite's message
+    hi, lo = float(xp.max(M)), float(xp.min(M))
+    if not (math.isfinite(hi) and math.isfinite(lo)):
+        check_finite(M, "M", xp=xp)
     dtype = M.dtype
     reg = check_positive(reg, "reg")
+    # The potentials take M's magnitude, and P's exponents (f + g - M) / reg carry their rounding, about
+    # eps * max|M| / reg: beyond 1% every entry of the plan is off by as much, whatever the solver.
+    spread = max(abs(hi), abs(lo)) / reg
+    if spread * np.finfo(np.float64).eps > _PLAN_RESOLUTION:
+        raise ValueError(
+            f"`M` is too large for `reg`: max|M| / reg = {spread:.3g}, and float64 potentials of that size "
+            f"leave the plan's entries off by factors of exp({spread * np.finfo(np.float64).eps:.2g}). Subtract "
+            "M's minimum (the plan does not change), or scale M and reg down together (M / M.max(), reg / M.max())."
+        )
     check_int(numItermax, "numItermax", minimum=0)
     check_nonnegative(stopThr, "stopThr")  # 0: run exactly numItermax iterations, as in POT
     n, m = M.shape
@@ -172,6 +184,10 @@ def prepare(a, b, M, reg, numItermax, stopThr):
     if xp is np:
         M = np.ascontiguousarray(M)  # the numba kernels read rows
     return OTProblem(a, b, M, reg, rows, cols, row_map, col_map, (n, m), dtype, xp)
+
+
+# Largest rounding (in units of the exponent) of P's entries that a plan may carry: 1%.
+_PLAN_RESOLUTION = 1e-2
 
 
 def warn_not_converged(name, err, stopThr, numItermax):

@@ -258,6 +258,7 @@ def test_verbose_prints(capsys):
         ({"a": np.ones((3, 2)) / 3}, ValueError, "1-D histogram"),
         ({"frobnicate": 1}, TypeError, "unexpected keyword"),
         ({"a": [0.0, 0.0, 0.0]}, ValueError, "zero total mass"),
+        ({"M": np.array([[0.0, 1e17, 1], [1, 0, 1], [1, 1, 0]])}, ValueError, "`M` is too large for `reg`"),
         ({"threshold": 0.0}, ValueError, "`threshold` must be"),
         ({"threshold": 1.0}, ValueError, "threshold must be below 1"),
         ({"max_per_row": 0}, ValueError, "`max_per_row`"),
