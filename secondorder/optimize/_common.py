@@ -1,10 +1,12 @@
 """Pieces every deterministic method shares: options, status, result, display."""
 
+import math
 import warnings
 
 import numpy as np
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
+from .._array_api import norm
 from .._backend import get_namespace
 from .._validation import check_int, check_positive
 
@@ -15,6 +17,10 @@ __all__ = [
     "resolve_common",
     "make_result",
     "IterationTable",
+    "start",
+    "Resolution",
+    "gradient_decrease",
+    "precision_loss",
 ]
 
 STATUS = {
@@ -42,6 +48,60 @@ def resolve_common(x0, gtol, maxiter):
     gtol = default_gtol(x0.dtype, get_namespace(x0)) if gtol is None else check_positive(gtol, "gtol")
     maxiter = 200 * x0.shape[0] if maxiter is None else check_int(maxiter, "maxiter", minimum=0)
     return gtol, maxiter
+
+
+def start(obj, x0):
+    """``(f, g, ||g||)`` at ``x0``; an error naming the fix when either is
+    not finite there (no method can take a step from such a point)."""
+    f, g = obj.fun_and_grad(x0)
+    if not math.isfinite(f):
+        raise ValueError(f"`fun` returned {f} at x0; start from a point where the objective is finite.")
+    xp = obj.xp
+    if not bool(xp.all(xp.isfinite(g))):
+        raise ValueError("`jac` returned NaN or inf at x0; start from a point where the gradient is finite.")
+    return f, g, norm(xp, g)
+
+
+class Resolution:
+    r"""Whether the difference of two values of ``f`` can judge a step.
+
+    Below :math:`16 \epsilon \max(|f|, |f_{new}|)` (:meth:`noise`) a
+    difference of values is rounding; and a first-order predicted decrease
+    below :math:`1000 \epsilon |f|` is below what evaluating ``f``
+    resolves when its terms cancel (a few hundred ulps).  Such steps are
+    judged by the gradients instead (:func:`gradient_decrease`)."""
+
+    # A predicted decrease below this many ulps of |f| is judged by the gradient.
+    TINY_DECREASE = 1000.0
+
+    def __init__(self, dtype, xp):
+        self.eps = float(xp.finfo(dtype).eps)
+
+    def noise(self, f, f_new):
+        return 16.0 * self.eps * max(abs(f), abs(f_new) if math.isfinite(f_new) else 0.0)
+
+    def tiny(self, predicted, f):
+        """Whether a predicted decrease is below what ``f`` resolves."""
+        return predicted <= self.TINY_DECREASE * self.eps * abs(f)
+
+    def resolves(self, f, f_new, predicted):
+        """Whether ``f - f_new`` can judge a step predicted to decrease ``f`` by ``predicted``."""
+        return abs(f - f_new) > self.noise(f, f_new) and not self.tiny(predicted, f)
+
+
+def gradient_decrease(g, g_new, s):
+    r"""The decrease of ``f`` along ``s`` estimated from the gradients at its
+    ends, :math:`-\tfrac12 (g + g_{new})^T s` (the trapezoidal rule, exact on
+    quadratics): informative long after the values stop resolving it."""
+    return -0.5 * float((g + g_new) @ s)
+
+
+def precision_loss(gnorm, gtol, advice=""):
+    """The message of a run stopped because no decrease can be measured."""
+    return (
+        "Desired error not necessarily achieved due to precision loss: no decrease can be "
+        f"measured at this precision (||g|| = {gnorm:.3g} > gtol = {gtol:g}).{advice}"
+    )
 
 
 def make_result(obj, model, x, f, g, nit, status, message=None, **extra):

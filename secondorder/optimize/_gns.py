@@ -25,7 +25,16 @@ import math
 from .._array_api import copy, norm
 from .._validation import check_int, check_positive
 from ..curvature._base import NonFiniteCurvatureError, NotPositiveDefiniteError
-from ._common import IterationTable, check_unknown_options, make_result, resolve_common
+from ._common import (
+    IterationTable,
+    Resolution,
+    check_unknown_options,
+    gradient_decrease,
+    make_result,
+    precision_loss,
+    resolve_common,
+    start,
+)
 
 __all__ = []
 
@@ -39,9 +48,6 @@ _GAMMA_MAX = 1e150
 _MAX_STALLED = 3
 # Accepted steps in that regime that do not improve the best gradient norm.
 _MAX_NOISE_STEPS = 20
-# A step whose first-order predicted decrease -g.s is below this many ulps of
-# |f| is judged by the gradient, not by the difference of values.
-_TINY_DECREASE = 1000.0
 
 
 # The starting gamma is this multiple of the Newton step's length at x0.
@@ -196,15 +202,10 @@ def _minimize_gns(
     max_trials = check_int(max_trials, "max_trials", minimum=1)
     gtol, maxiter = resolve_common(x0, gtol, maxiter)
     xp = obj.xp
-    eps = float(xp.finfo(x0.dtype).eps)
+    resolution = Resolution(x0.dtype, xp)
 
     x = x0
-    f, g = obj.fun_and_grad(x)
-    if not math.isfinite(f):
-        raise ValueError(f"`fun` returned {f} at x0; start from a point where the objective is finite.")
-    if not bool(xp.all(xp.isfinite(g))):
-        raise ValueError("`jac` returned NaN or inf at x0; start from a point where the gradient is finite.")
-    gnorm = norm(xp, g)
+    f, g, gnorm = start(obj, x)
     table = IterationTable(disp, ("iter", "f(x)", "||g||", "gamma", "trials", "nfev"))
     table.row(0, f, gnorm, gamma, 0, obj.nfev)
 
@@ -246,11 +247,11 @@ def _minimize_gns(
                     g_new = None
                 else:
                     f_new, g_new = obj.fun_and_grad(x_new)
-                noise = 16.0 * eps * max(abs(f), abs(f_new) if math.isfinite(f_new) else 0.0)
-                # A predicted decrease of a few hundred ulps of f is below what
-                # evaluating f resolves when its terms cancel.
-                tiny_step = -float(g @ s) <= _TINY_DECREASE * eps * abs(f)
-                if not math.isfinite(f_new) or (f_new > f + noise and not tiny_step):
+                # 1. The value: an increase beyond rounding rejects the trial before its gradient is computed.
+                predicted = -float(g @ s)
+                if not math.isfinite(f_new) or (
+                    f_new > f + resolution.noise(f, f_new) and not resolution.tiny(predicted, f)
+                ):
                     gamma *= 0.5
                     continue
                 if g_new is None:
@@ -259,7 +260,8 @@ def _minimize_gns(
                     gamma *= 0.5
                     continue
                 gn2 = float(g_new @ g_new)
-                in_noise = f - f_new <= noise or tiny_step
+                in_noise = not resolution.resolves(f, f_new, predicted)
+                # 2. A trial at the tolerance ends the run.
                 if gn2 <= gtol * gtol:
                     # The trial ends the run: the decrease test only protects
                     # later iterations, and f passed the no-increase test above.
@@ -267,12 +269,13 @@ def _minimize_gns(
                     # for small lam although the point is what was asked for.
                     accepted = True
                     break
+                # 3. The acceptance test, f(x) - f(x + s) >= ||g(x + s)||^2 / (8 lam).
                 if not in_noise:
                     if f - f_new >= gn2 / (8.0 * lam):
                         accepted = True
                         margin = (f - f_new) * 8.0 * lam / gn2 if gn2 > 0 else math.inf
                         break
-                elif gn2 < gnorm * gnorm or -0.5 * float((g + g_new) @ s) >= gn2 / (8.0 * lam):
+                elif gn2 < gnorm * gnorm or gradient_decrease(g, g_new, s) >= gn2 / (8.0 * lam):
                     # f no longer resolves the decrease: accept on a smaller
                     # gradient or on the decrease estimated from the gradients
                     # (trapezoidal rule, exact on quadratics).
@@ -310,11 +313,7 @@ def _minimize_gns(
             break
 
     if status == 2 and stalled >= _MAX_STALLED:
-        message = (
-            "Desired error not necessarily achieved due to precision loss: no decrease can be "
-            f"measured at this precision (||g|| = {gnorm:.3g} > gtol = {gtol:g}). "
-            "Loosen gtol or work in float64."
-        )
+        message = precision_loss(gnorm, gtol, " Loosen gtol or work in float64.")
     elif status == 2:
         message = (
             f"Desired error not necessarily achieved due to precision loss: {trials} trial steps "

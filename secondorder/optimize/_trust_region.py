@@ -18,16 +18,22 @@ import math
 from .._array_api import copy, norm
 from .._validation import check_nonnegative, check_positive
 from ..curvature._base import NonFiniteCurvatureError
-from ._common import IterationTable, check_unknown_options, make_result, resolve_common
+from ._common import (
+    IterationTable,
+    Resolution,
+    check_unknown_options,
+    gradient_decrease,
+    make_result,
+    precision_loss,
+    resolve_common,
+    start,
+)
 
 __all__ = []
 
 # Consecutive rejected steps whose decrease is below the rounding noise of f
 # (and whose gradient-based estimate fails too) before giving up.
 _MAX_STALLED = 5
-# A predicted decrease below this many ulps of |f| is below what evaluating f
-# resolves when its terms cancel: such steps are judged by the gradient.
-_TINY_DECREASE = 1000.0
 
 
 def _trust_step(model, g, radius):
@@ -114,15 +120,10 @@ def _minimize_trust_region(
         raise ValueError(f"`eta` must be in [0, 0.25); got {eta!r}.")
     gtol, maxiter = resolve_common(x0, gtol, maxiter)
     xp = obj.xp
-    eps = float(xp.finfo(x0.dtype).eps)
+    resolution = Resolution(x0.dtype, xp)
 
     x = x0
-    f, g = obj.fun_and_grad(x)
-    if not math.isfinite(f):
-        raise ValueError(f"`fun` returned {f} at x0; start from a point where the objective is finite.")
-    if not bool(xp.all(xp.isfinite(g))):
-        raise ValueError("`jac` returned NaN or inf at x0; start from a point where the gradient is finite.")
-    gnorm = norm(xp, g)
+    f, g, gnorm = start(obj, x)
     table = IterationTable(disp, ("iter", "f(x)", "||g||", "radius", "rho", "nfev"))
     table.row(0, f, gnorm, radius, 0.0, obj.nfev)
 
@@ -138,7 +139,7 @@ def _minimize_trust_region(
         if nit >= maxiter:
             status = 1
             break
-        if radius < eps * max(1.0, norm(xp, x)):
+        if radius < resolution.eps * max(1.0, norm(xp, x)):
             status = 2
             message = (
                 "Desired error not necessarily achieved due to precision loss: the trust radius "
@@ -160,19 +161,18 @@ def _minimize_trust_region(
         pnorm = norm(xp, p)
         if hits_boundary is None:  # a model that returns the step alone
             hits_boundary = pnorm >= 0.99 * radius
+        # 1. rho, the actual decrease over the model's
         predicted = -(float(g @ p) + 0.5 * float(p @ Hp))
         x_new = x + p
         f_new = obj.fun(x_new) if predicted > 0.0 else math.inf
-        noise = 16.0 * eps * max(abs(f), abs(f_new) if math.isfinite(f_new) else 0.0)
         g_new = None
         if not math.isfinite(f_new) or predicted <= 0.0:
             rho = -math.inf
-        elif abs(f - f_new) <= noise or predicted <= _TINY_DECREASE * eps * abs(f):
-            # f no longer resolves the decrease: estimate it from the gradients
-            # (trapezoidal rule, exact on quadratics).
+        elif not resolution.resolves(f, f_new, predicted):
+            # f no longer resolves the decrease: estimate it from the gradients.
             g_new = obj.grad(x_new)
             if bool(xp.all(xp.isfinite(g_new))):
-                rho = -0.5 * float((g + g_new) @ p) / predicted
+                rho = gradient_decrease(g, g_new, p) / predicted
                 if rho <= eta and norm(xp, g_new) < gnorm:
                     rho = 0.5  # a smaller gradient is progress too; keep the radius
             else:
@@ -181,10 +181,12 @@ def _minimize_trust_region(
         else:
             rho = (f - f_new) / predicted
             stalled = 0
+        # 2. the radius
         if rho < 0.25:
             radius *= 0.25
         elif rho > 0.75 and hits_boundary:
             radius = min(2.0 * radius, max_radius)
+        # 3. the step, taken when rho > eta
         if rho > eta:
             if g_new is None:
                 g_new = obj.grad(x_new)
@@ -196,10 +198,7 @@ def _minimize_trust_region(
                 fresh = True
         elif stalled >= _MAX_STALLED:
             status = 2
-            message = (
-                "Desired error not necessarily achieved due to precision loss: no decrease can be "
-                f"measured at this precision (||g|| = {gnorm:.3g} > gtol = {gtol:g})."
-            )
+            message = precision_loss(gnorm, gtol)
             break
         table.row(nit, f, gnorm, radius, rho if math.isfinite(rho) else -1.0, obj.nfev)
         if callback(x=copy(xp, x), fun=f, jac=copy(xp, g), nit=nit, trust_radius=radius):
