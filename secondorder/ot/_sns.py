@@ -212,7 +212,9 @@ class _Hessian:
         cap = idx.shape[1]
         keep = xp.arange(cap, dtype=count.dtype)[None, :] < count[:, None]
         indptr = xp.concat([xp.zeros(1, dtype=count.dtype), xp.cumulative_sum(count)])
-        self.S = SparseRows(xp, vals[keep], None, xp.astype(idx[keep], count.dtype), (n, m), indptr=indptr)
+        # 32-bit row pointers where they fit, like the column indices: no copy of either when CSR is built
+        index = idx.dtype if int(indptr[-1]) < 2**31 else indptr.dtype
+        self.S = SparseRows(xp, vals[keep], None, xp.astype(idx[keep], index), (n, m), indptr=xp.astype(indptr, index))
         self.nnz = self.S.nnz
         u = xp.clip(point.r - self.S.matvec(xp.ones(m, dtype=point.r.dtype)), min=0.0)
         w = xp.clip(point.c - self.S.rmatvec(xp.ones(n, dtype=point.c.dtype)), min=0.0)
