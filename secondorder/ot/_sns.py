@@ -419,7 +419,10 @@ def solve_sns(
             if cap < max_per_row and int(xp.sum(xp.astype(point.raised > 0, xp.int64))) > 0.01 * n:
                 cap = min(max_per_row, 2 * cap)
             grad = xp.concat([problem.a - point.r, problem.b - point.c])
-            delta, cg_it = _newton_direction(point, H, reg * grad, max(1e-12, min(0.1, point.err)), cg_maxiter, xp)
+            # Inexact Newton: the next error is about rtol * err (+ err^2), so rtol = err keeps the quadratic
+            # rate, and no solve needs to be tighter than what brings the next error to a tenth of stopThr.
+            rtol = max(1e-12, min(0.1, max(point.err, 0.1 * stopThr / point.err)))
+            delta, cg_it = _newton_direction(point, H, reg * grad, rtol, cg_maxiter, xp)
             cg_total += cg_it
             slope = float(grad @ delta)
             step = 1.0
