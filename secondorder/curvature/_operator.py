@@ -242,16 +242,20 @@ class OperatorHessian(Curvature):
         return z, False
 
 
-# CG's inner products square the right-hand side's scale: beyond this norm they overflow float64.
+# CG's inner products square the right-hand side's scale: beyond this norm they overflow float64, and beyond
+# _MAX_NORM_SCALE times the square root of its dtype's largest number they overflow that dtype.
 _MAX_NORM = 1e150
+_MAX_NORM_SCALE = 1e-4
 
 
 def _checked_norm(xp, v, name):
     vnorm = norm(xp, v)
-    if vnorm > _MAX_NORM:
+    # the inner products are taken in v's dtype: float32 overflows from norms near 1e19
+    limit = min(_MAX_NORM, _MAX_NORM_SCALE * math.sqrt(float(xp.finfo(v.dtype).max)))
+    if vnorm > limit:
         raise ValueError(
             f"`{name}` is too large for conjugate gradients (norm {vnorm:.3g}: its inner products overflow "
-            "float64); scale the problem down."
+            f"{v.dtype}); scale the problem down."
         )
     return vnorm
 
