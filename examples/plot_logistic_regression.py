@@ -25,7 +25,7 @@ X = StandardScaler().fit_transform(X)
 LogisticRegression(max_iter=3).fit(X[:100], y[:100])  # the first fit compiles or loads the kernels
 
 for name, clf in [
-    ("secondorder gns", LogisticRegression(tol=1e-8)),
+    ("secondorder, solver='auto'", LogisticRegression(tol=1e-8)),
     ("scikit-learn newton-cg", SKLogisticRegression(solver="newton-cg", tol=1e-10, max_iter=1000)),
 ]:
     t0 = time.perf_counter()

@@ -74,6 +74,21 @@ def test_glm_suite_runs_small_cases():
     assert bench.track_iterations("digits-softmax", "so:gns") >= 1
     with pytest.raises(NotImplementedError):
         bench.setup("sparse-100000x20000", "sk:newton-cholesky")
+    grid = mod.DefaultsGrid()
+    grid.setup("digits-softmax", "ours")
+    assert grid.track_gradient_norm("digits-softmax", "ours") <= 1e-8
+    grid.setup("digits-softmax", "sk:newton-cg")
+    assert grid.track_gradient_norm("digits-softmax", "sk:newton-cg") <= 1e-6
+
+
+def test_glm_grid_table_runs_small():
+    from benchmarks.harness_glm_grid import bench_glm_grid
+
+    lines = []
+    summary = bench_glm_grid(["binary-1000x10", "softmax-30000"], scale=0.01, repeat=1, out=lines.append)
+    assert set(summary) == {"binary-1000x10-C1e4", "softmax-30000x300x3-correlated"}
+    assert all(ratio > 0 for ratio, _ in summary.values())
+    assert "worst case" in lines[-1]
 
 
 def test_stochastic_suite_runs_small_cases():

@@ -68,6 +68,6 @@ def test_usage_and_unknown_command():
 def test_bench_glm_rows(capsys):
     assert main(["bench", "glm", "--glm-scale", "0.002", "--only", "binary-200000", "sparse", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    for name in ("binary-200000x100", "sparse-100000x20000", "so:gns", "sk:lbfgs", "scipy:Newton-CG", "so:gns to", "fastest anchor / gns at the same final gradient norm"):
+    for name in ("binary-200000x100", "sparse-100000x20000", "so:auto", "so:gns", "sk:lbfgs", "scipy:Newton-CG", "so:auto to", "fastest anchor / the default at the same final gradient norm"):
         assert name in out
     assert "sk:newton-cholesky" not in out.split("sparse-100000x20000", 1)[1]

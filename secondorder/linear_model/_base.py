@@ -332,6 +332,43 @@ class GLMLoss:
         self.n_passes += 1
         return self._add_penalty(H / total)
 
+    def _weighted_squares(self, weights):
+        """:math:`\\sum_i w_i x_{ij}^2` for every feature ``j``: shape ``(d,)``
+        for weights of shape ``(n,)``, ``(d, K)`` for ``(n, K)``; one pass
+        over ``X``."""
+        xp, X = self.xp, self.X
+        if self.sparse:
+            squares = X.multiply(X)
+            return astype(xp, xp.asarray(squares.T @ astype(xp, weights, squares.dtype)), xp.float64)
+        total = None
+        for lo, hi, block in row_blocks(X, False, self.n_features, xp):
+            part = (block * block).T @ weights[lo:hi]
+            total = part if total is None else total + part
+        return total
+
+    def hessian_diagonal(self, w):
+        r"""The diagonal of the Hessian :math:`\nabla^2 f(w)`: one pass over
+        ``X`` besides the gradient's (reused where ``w`` was just evaluated).
+
+        .. math::
+
+            \frac{\partial^2 f}{\partial W_{kj}^2} = \frac1S \sum_i s_i\,
+            p_{ik} (1 - p_{ik})\, x_{ij}^2 + \alpha, \qquad
+            \frac{\partial^2 f}{\partial b_k^2} = \frac1S \sum_i s_i\,
+            p_{ik} (1 - p_{ik}),
+
+        with :math:`p_{ik}` the model's probability of class :math:`k` (of
+        the positive class for the binary loss).  At :math:`w = 0` it carries
+        the features' scales, the main source of ill-conditioning in
+        unscaled data: the diagonal preconditioner and variable scaling of
+        ``solver="auto"``.
+        """
+        xp = self.xp
+        state = self._point(self._vector(w, "w"))[2]
+        coef, b = self._diagonal_sums(state)
+        self.n_passes += 1
+        return self._join(coef / self._total + self.alpha, b / self._total, xp.float64)
+
     def _auto_solver(self):
         return _auto_solver_rule(self)
 

@@ -115,6 +115,12 @@ def _matrix_part(part, coef, b, kind):
     return part._curvature_matrix(_state_of(part, coef, b), kind, None)[0]
 
 
+def _diagonal_part(part, coef, b):
+    """The Hessian diagonal's sums at ``(coef, b)``."""
+    _threads()
+    return part._diagonal_sums(_state_of(part, coef, b))
+
+
 def _total_part(part):
     return part._total
 
@@ -355,6 +361,11 @@ class _DaskGLM:
             return matrices[kind], self._total
         H = functools.reduce(operator.add, self._round(_matrix_part, coef=coef, b=b, kind=kind))
         return np.asarray(H, dtype=np.float64), self._total
+
+    def _diagonal_sums(self, state):
+        coef, b, _ = state
+        results = self._round(_diagonal_part, coef=coef, b=b)
+        return tuple(functools.reduce(operator.add, (np.asarray(r[i], dtype=np.float64) for r in results)) for i in (0, 1))
 
     def curvature(self, kind="exact", solver="auto", **model_options):
         """As the in-memory loss's, without ``"subsampled"`` (a subsample of

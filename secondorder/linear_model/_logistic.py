@@ -22,6 +22,7 @@ from .._array_api import asarray_like, astype, norm, to_numpy
 from .._backend import get_namespace, one_blas_thread
 from ..optimize import minimize
 from . import _dask
+from ._auto import fit_auto
 from ._base import _check_csr_structure, check_classes, check_sample_weight, check_X
 from ._logistic_loss import LogisticLoss
 from ._softmax_loss import SoftmaxLoss
@@ -29,7 +30,7 @@ from ._softmax_loss import SoftmaxLoss
 __all__ = ["LogisticRegression", "SoftmaxRegression"]
 
 
-_SOLVERS = ("gns", "trust-region", "lbfgs")
+_SOLVERS = ("auto", "gns", "trust-region", "lbfgs")
 _CURVATURES = ("exact", "gauss-newton", "fisher", "subsampled")
 
 
@@ -45,7 +46,7 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         fit_intercept=True,
         tol=1e-4,
         max_iter=100,
-        solver="gns",
+        solver="auto",
         curvature="exact",
         class_weight=None,
         verbose=0,
@@ -130,6 +131,7 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         if xp is not np and self.classes_.dtype.kind in "iufb":
             self.classes_ = asarray_like(xp, self.classes_, self.coef_)  # numeric labels: in X's library
         self.n_iter_ = np.array([res.nit], dtype=np.int32)
+        self.solver_ = getattr(res, "solver", self.solver)
         return self
 
     def _set_coefficients(self, loss, res, dtype):
@@ -154,7 +156,10 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
     def _run_solver(self, loss):
         xp = loss.xp
         w0 = astype(xp, loss.initial_params(), xp.float64)
-        if self.solver == "lbfgs":
+        if self.solver == "auto":
+            res = fit_auto(loss, self.tol, self.max_iter, self.curvature, self.verbose)
+            converged = bool(res.success)
+        elif self.solver == "lbfgs":
             fun = loss.value_and_grad
             if xp is not np:  # scipy's L-BFGS-B iterates on the host
 
@@ -280,17 +285,25 @@ class LogisticRegression(_BaseLogistic):
     fit_intercept : bool
         Fit an (unpenalised) intercept.
     tol : float
-        Stop when the gradient norm of the scaled objective is below ``tol``.
+        Stop when the gradient norm of the scaled objective is below
+        ``tol`` (``solver="lbfgs"`` uses scipy's test: the largest
+        gradient entry).
     max_iter : int
         Iterations of the solver.
-    solver : {"gns", "trust-region", "lbfgs"}
-        ``"gns"``: regularised Newton with gradient-normalised smoothness;
-        ``"trust-region"``: trust-region Newton; ``"lbfgs"``: scipy's
-        L-BFGS-B on the same fused loss (a first-order baseline).
+    solver : {"auto", "gns", "trust-region", "lbfgs"}
+        ``"auto"`` (default): L-BFGS in the variables scaled by the
+        Hessian's diagonal at zero, which makes unscaled features as easy
+        as scaled ones, handing over to trust-region Newton when its
+        observed rate predicts more passes over ``X`` than Newton needs
+        (ill-conditioned problems, large ``C``); ``solver_`` says which
+        ran.  The rule is in the user guide.  ``"gns"``: regularised
+        Newton with gradient-normalised smoothness; ``"trust-region"``:
+        trust-region Newton; ``"lbfgs"``: scipy's L-BFGS-B on the same
+        fused loss, unscaled, stopped by its own tests.
     curvature : {"exact", "gauss-newton", "fisher", "subsampled"}
-        The curvature model of the second-order solvers (see
-        :meth:`LogisticLoss.curvature`).  The Hessian is built densely when
-        there are at most 1000 parameters and ``X`` is dense, and used
+        The curvature model of the Newton methods (see
+        :meth:`LogisticLoss.curvature`).  The Hessian is built densely for
+        the binary loss with at most 64 parameters on dense ``X``, and used
         through Hessian-vector products (conjugate gradients) otherwise.
     class_weight : dict or "balanced", optional
         Weights per class, multiplied into ``sample_weight``.
@@ -303,6 +316,10 @@ class LogisticRegression(_BaseLogistic):
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
     intercept_ : ndarray of shape (1,) or (n_classes,)
     n_iter_ : ndarray of shape (1,)
+        Iterations, of both methods where ``solver="auto"`` used two.
+    solver_ : str
+        The method that ran: ``"lbfgs"`` or ``"lbfgs+trust-region"`` for
+        ``solver="auto"``, else ``solver``.
     n_features_in_ : int
     feature_names_in_ : ndarray, when ``X`` has feature names
 

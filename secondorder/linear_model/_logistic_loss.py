@@ -117,6 +117,10 @@ class LogisticLoss(GLMLoss):
             return xp.where(sw > 0, r * r / xp.where(sw > 0, sw, 1.0), 0.0)
         return h  # exact, Gauss-Newton (the same for the binary loss), subsampled
 
+    def _diagonal_sums(self, state):
+        h = state[1]  # s_i p_i (1 - p_i)
+        return self.xp.reshape(self._weighted_squares(h), (1, -1)), self.xp.reshape(self.xp.sum(h), (1,))
+
     def _curvature_product(self, state, V, vb, kind, rows):
         xp = self.xp
         w = self._weights(state, kind)

@@ -99,6 +99,10 @@ class SoftmaxLoss(GLMLoss):
         labels = xp.sum(astype(xp, cumsum(xp, P, 1) < u[:, None], xp.int64), axis=1)
         return xp.where(labels < self.n_outputs, labels, self.n_outputs - 1)
 
+    def _diagonal_sums(self, P):
+        weights = self.sample_weight[:, None] * P * (1.0 - P)
+        return self._weighted_squares(weights).T, self.xp.sum(weights, axis=0)
+
     def _curvature_product(self, P, V, vb, kind, rows):
         xp = self.xp
         X, y, sw, total = self.X, self.y, self.sample_weight, self._total

@@ -34,7 +34,7 @@ def _reference(X, y, sample_weight=None, **kw):
 
 @pytest.mark.parametrize("name", ["breast_cancer", "digits", "synthetic"])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("solver", ["gns", "trust-region"])
+@pytest.mark.parametrize("solver", ["auto", "gns", "trust-region"])
 def test_coefficients_match_scikit_learn(name, fit_intercept, solver):
     X, y = _dataset(name)
     rng = np.random.default_rng(0)

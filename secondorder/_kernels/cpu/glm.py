@@ -320,10 +320,13 @@ def softmax_grad(X, y, sw, coef, b, P_out):
 
 
 @jit(parallel=True)
-def _softmax_grad_csr(data, indices, indptr, d, y, sw, coef, b, P_out, nb):
+def _softmax_grad_csr(data, indices, indptr, y, sw, coefT, b, P_out, nb):
+    # Feature-major (d, K) coefficients and accumulators: each stored entry
+    # is read once and meets its K classes in one contiguous row, instead of
+    # K gathers over the row's indices.
     n = indptr.shape[0] - 1
-    K = coef.shape[0]
-    acc = np.zeros((nb, K, d))
+    d, K = coefT.shape
+    acc = np.zeros((nb, d, K))
     accb = np.zeros((nb, K))
     losses = np.zeros(nb)
     for blk in prange(nb):
@@ -335,22 +338,28 @@ def _softmax_grad_csr(data, indices, indptr, d, y, sw, coef, b, P_out, nb):
         total = 0.0
         for i in range(lo, hi):
             for k in range(K):
-                t = b[k]
-                for q in range(indptr[i], indptr[i + 1]):
-                    t += data[q] * coef[k, indices[q]]
-                z[k] = t
+                z[k] = b[k]
+            for q in range(indptr[i], indptr[i + 1]):
+                x = data[q]
+                j = indices[q]
+                for k in range(K):
+                    z[k] += x * coefT[j, k]
             total += _softmax_row(z, y[i], sw[i], P_out[i], r)
             for k in range(K):
-                rk = r[k]
-                accb[blk, k] += rk
-                for q in range(indptr[i], indptr[i + 1]):
-                    a[k, indices[q]] += rk * data[q]
+                accb[blk, k] += r[k]
+            for q in range(indptr[i], indptr[i + 1]):
+                x = data[q]
+                j = indices[q]
+                for k in range(K):
+                    a[j, k] += r[k] * x
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0), accb.sum(axis=0)
 
 
 def softmax_grad_csr(data, indices, indptr, d, y, sw, coef, b, P_out):
-    return _softmax_grad_csr(data, _unsigned(indices), _unsigned(indptr), d, y, sw, np.ascontiguousarray(coef), b, P_out, _blocks(indptr.shape[0] - 1))
+    loss, g, gb = _softmax_grad_csr(data, _unsigned(indices), _unsigned(indptr), y, sw, np.ascontiguousarray(coef.T), b,
+                                    P_out, _blocks(indptr.shape[0] - 1))
+    return loss, np.ascontiguousarray(g.T), gb
 
 
 @jit
@@ -418,10 +427,11 @@ def softmax_hessp(X, y, sw, P, V, vb, mode):
 
 
 @jit(parallel=True)
-def _softmax_hessp_csr(data, indices, indptr, d, y, sw, P, V, vb, mode, nb):
+def _softmax_hessp_csr(data, indices, indptr, y, sw, P, VT, vb, mode, nb):
+    # Feature-major (d, K) layout, as _softmax_grad_csr.
     n = indptr.shape[0] - 1
-    K = V.shape[0]
-    acc = np.zeros((nb, K, d))
+    d, K = VT.shape
+    acc = np.zeros((nb, d, K))
     accb = np.zeros((nb, K))
     for blk in prange(nb):
         lo = blk * n // nb
@@ -431,18 +441,24 @@ def _softmax_hessp_csr(data, indices, indptr, d, y, sw, P, V, vb, mode, nb):
         r = np.empty(K)
         for i in range(lo, hi):
             for k in range(K):
-                t = vb[k]
-                for q in range(indptr[i], indptr[i + 1]):
-                    t += data[q] * V[k, indices[q]]
-                u[k] = t
+                u[k] = vb[k]
+            for q in range(indptr[i], indptr[i + 1]):
+                x = data[q]
+                j = indices[q]
+                for k in range(K):
+                    u[k] += x * VT[j, k]
             _softmax_curv_row(u, P[i], y[i], sw[i], mode, r)
             for k in range(K):
-                rk = r[k]
-                accb[blk, k] += rk
-                for q in range(indptr[i], indptr[i + 1]):
-                    a[k, indices[q]] += rk * data[q]
+                accb[blk, k] += r[k]
+            for q in range(indptr[i], indptr[i + 1]):
+                x = data[q]
+                j = indices[q]
+                for k in range(K):
+                    a[j, k] += r[k] * x
     return acc.sum(axis=0), accb.sum(axis=0)
 
 
 def softmax_hessp_csr(data, indices, indptr, d, y, sw, P, V, vb, mode):
-    return _softmax_hessp_csr(data, _unsigned(indices), _unsigned(indptr), d, y, sw, P, np.ascontiguousarray(V), vb, int(mode), _blocks(indptr.shape[0] - 1))
+    out, out_b = _softmax_hessp_csr(data, _unsigned(indices), _unsigned(indptr), y, sw, P, np.ascontiguousarray(V.T), vb,
+                                    int(mode), _blocks(indptr.shape[0] - 1))
+    return np.ascontiguousarray(out.T), out_b

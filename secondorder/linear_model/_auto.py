@@ -1,0 +1,162 @@
+r"""``solver="auto"``, the estimators' default: quasi-Newton in scaled
+variables, and Newton where the quasi-Newton iteration turns out slow.
+
+The rule
+--------
+1. **Scale the variables.**  :math:`D` is the Hessian's diagonal at
+   :math:`w = 0` (:meth:`GLMLoss.hessian_diagonal`, one pass over ``X``
+   besides the gradient's, which L-BFGS reuses).
+   In :math:`u = D^{1/2} w` every feature has unit curvature at the start,
+   whatever its scale: the ill-conditioning that unscaled features bring
+   (condition numbers that grow as the square of the features' spread) is
+   gone before any method starts.
+2. **L-BFGS first.**  scipy's L-BFGS-B runs on the fused loss in the scaled
+   variables: about one pass over ``X`` per iteration, the cheapest
+   iteration there is, and few of them on a well-conditioned problem.  It
+   stops when the gradient norm of the original objective is at most
+   ``tol``, the estimators' test, not on its own tests.
+3. **Newton where L-BFGS is slow.**  From its tenth iteration on, the rate
+   of the last ten predicts how many more L-BFGS needs; when those would
+   cost more passes over ``X`` than a Newton solve (about six steps, each a
+   pass for the gradient plus the curvature: a dense Hessian for up to 512
+   parameters of the binary loss on dense ``X``, costing about
+   ``n_params / 8`` passes, or conjugate gradients preconditioned by the
+   Hessian's diagonal at each point, about 15), the fit goes on from the L-BFGS point by
+   trust-region Newton (:func:`secondorder.minimize`,
+   ``method="trust-region"``).  The remaining correlation between features
+   and weak regularisation (large ``C``, nearly separable classes) are what
+   Newton handles and L-BFGS does not.  L-BFGS stopping short of ``tol``
+   (its line search fails at rounding level) hands over too.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import scipy.optimize
+from scipy.optimize import OptimizeResult
+
+from .._array_api import asarray_like, astype, norm, to_numpy
+from ..curvature import DiagonalHessian
+from ..optimize import minimize
+
+__all__ = ["fit_auto"]
+
+# L-BFGS iterations before its rate is judged, and the window the rate is taken over.
+_WINDOW = 10
+# Newton steps a solve from an L-BFGS point takes, and the passes over X a
+# conjugate-gradient solve for one step costs (products and the gradient).
+_NEWTON_STEPS = 6
+_CG_PASSES = 15
+
+
+# The dense Hessian of the binary loss on dense X costs about n_params / 8
+# passes (one BLAS rank-k update); up to this many parameters it is cheaper
+# than the CG iterations an ill-conditioned problem (the ones L-BFGS hands
+# over) needs per Newton step.
+_DENSE_MAX = 512
+
+
+def _dense(loss):
+    return loss.n_outputs == 1 and not loss.sparse and loss.n_params <= _DENSE_MAX
+
+
+def _newton_passes(loss):
+    """The passes over ``X`` a Newton solve is expected to cost."""
+    if _dense(loss):
+        return _NEWTON_STEPS * (1.0 + loss.n_params / 8.0)
+    return _NEWTON_STEPS * (1.0 + _CG_PASSES)
+
+
+class _Slow(Exception):
+    """L-BFGS is predicted to need more passes than Newton."""
+
+
+class _Monitor:
+    """The L-BFGS callback: stops at the estimators' tolerance, or when the
+    observed rate predicts more passes than a Newton solve."""
+
+    def __init__(self, loss, w_of, tol, budget):
+        self.loss, self.w_of, self.tol, self.budget = loss, w_of, tol, budget
+        self.history = []
+        self.converged = False
+        self.w = None
+        self.start = loss.n_passes
+
+    def __call__(self, intermediate_result):
+        self.w = w = self.w_of(intermediate_result.x)
+        gnorm = norm(self.loss.xp, self.loss.grad(w))  # the point's gradient is cached
+        self.history.append(gnorm)
+        if gnorm <= self.tol:
+            self.converged = True
+            raise StopIteration
+        k = len(self.history)
+        if k <= _WINDOW:
+            return
+        rate = (gnorm / self.history[-1 - _WINDOW]) ** (1.0 / _WINDOW) if self.history[-1 - _WINDOW] > 0 else 1.0
+        remaining = math.inf if not rate < 1.0 else math.log(self.tol / gnorm) / math.log(rate)
+        passes_per_iteration = (self.loss.n_passes - self.start) / k
+        if remaining * passes_per_iteration > self.budget:
+            raise _Slow
+
+
+def fit_auto(loss, tol, max_iter, curvature, verbose=False):
+    """Minimise ``loss`` to a gradient norm of ``tol`` by the rule of the
+    module's notes; an ``OptimizeResult`` with ``x`` (an array of the loss's
+    library, float64), ``jac``, ``nit`` (iterations of both phases),
+    ``success``, ``message`` and ``solver`` (``"lbfgs"`` or
+    ``"lbfgs+trust-region"``)."""
+    xp = loss.xp
+    w0 = astype(xp, loss.initial_params(), xp.float64)
+    like = w0
+    root = np.sqrt(to_numpy(loss.hessian_diagonal(w0)))  # its gradient pass is L-BFGS's first
+
+    def w_of(u):
+        return asarray_like(xp, u / root, like)
+
+    def fun(u):
+        value, g = loss.value_and_grad(w_of(u))
+        return value, to_numpy(g) / root
+
+    monitor = _Monitor(loss, w_of, tol, _newton_passes(loss))
+    slow = False
+    try:
+        res = scipy.optimize.minimize(
+            fun,
+            np.zeros_like(root),
+            jac=True,
+            method="L-BFGS-B",
+            callback=monitor,
+            # its own tests off: the monitor judges the original gradient
+            options={"maxiter": max_iter, "gtol": 0.0, "ftol": 0.0, "maxcor": 10},
+        )
+        u, nit = res.x, res.nit
+    except _Slow:
+        slow = True
+    if not slow:
+        w = w_of(u)
+        value, g = loss.value_and_grad(w)
+        if monitor.converged or norm(xp, g) <= tol:
+            return OptimizeResult(x=w, fun=value, jac=g, nit=nit, success=True, solver="lbfgs",
+                                  message="Optimization terminated successfully.")
+    # Newton from L-BFGS's last iterate
+    w = monitor.w if slow else w_of(u)
+    nit = len(monitor.history)
+    model = _newton_curvature(loss, curvature)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = minimize(loss.value_and_grad, w, jac=True, hess=model, method="trust-region",
+                       options={"gtol": tol, "maxiter": max_iter, "disp": bool(verbose)})
+    res.nit += nit
+    res.solver = "lbfgs+trust-region"
+    return res
+
+
+def _newton_curvature(loss, curvature):
+    """The Newton phase's curvature: the loss's dense matrix where it is
+    cheap, else products by CG preconditioned by the Hessian's diagonal at
+    each point (a pass over ``X`` per point, saved many times over in CG
+    iterations where the curvature of the features differs widely)."""
+    if _dense(loss):
+        return loss.curvature(curvature, solver="dense")
+    return loss.curvature(curvature, solver="cg", preconditioner=DiagonalHessian(loss.hessian_diagonal))

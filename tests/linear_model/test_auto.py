@@ -1,0 +1,111 @@
+"""``solver="auto"``: its rule (L-BFGS in scaled variables, Newton where it
+is slow), checked against scikit-learn on problems of both kinds, and the
+diagonal it scales by against the dense Hessian."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+from sklearn.linear_model import LogisticRegression as SKLogisticRegression
+
+from secondorder.linear_model import LogisticLoss, LogisticRegression, SoftmaxLoss, SoftmaxRegression
+
+
+def _problem(n, d, classes=2, spread=1.0, seed=0, correlated=False):
+    """Features whose scales spread over ``spread`` (unscaled data), and
+    optionally strongly correlated columns."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if correlated:
+        X = X @ (np.eye(d) + 3.0 * rng.standard_normal((d, d)) / np.sqrt(d))
+        X[:, 1] = X[:, 0] + 1e-3 * rng.standard_normal(n)
+    scales = np.logspace(0, np.log10(spread), d)
+    rng.shuffle(scales)
+    X = X * scales
+    W = rng.standard_normal((classes if classes > 2 else 1, d)) / scales / np.sqrt(d)
+    Z = X @ W.T
+    if classes > 2:
+        y = np.argmax(Z + rng.gumbel(size=Z.shape), axis=1)
+    else:
+        y = (rng.random(n) < 1 / (1 + np.exp(-Z[:, 0]))).astype(int)
+    return X, y
+
+
+def _objective_gradient(clf, X, y, C, sample_weight=None):
+    n = X.shape[0]
+    total = n if sample_weight is None else sample_weight.sum()
+    if len(clf.classes_) == 2 and clf.coef_.shape[0] == 1:
+        loss = LogisticLoss(X, y, alpha=1 / (C * total), sample_weight=sample_weight)
+    else:
+        loss = SoftmaxLoss(X, y, alpha=1 / (C * total), sample_weight=sample_weight)
+    w = np.concatenate([clf.coef_.ravel(), clf.intercept_])
+    return np.linalg.norm(loss.grad(w))
+
+
+@pytest.mark.parametrize(
+    "kwargs, C, route",
+    [
+        (dict(n=3000, d=15), 1.0, "lbfgs"),  # well conditioned: L-BFGS alone
+        (dict(n=3000, d=15, spread=1e4), 1.0, None),  # unscaled: the scaling makes it well conditioned
+        (dict(n=2000, d=30, correlated=True, spread=1e3), 1e4, "lbfgs+trust-region"),
+        (dict(n=2000, d=12, classes=4, spread=1e3), 10.0, None),
+    ],
+)
+def test_auto_matches_scikit_learn(kwargs, C, route):
+    X, y = _problem(**kwargs)
+    ref = SKLogisticRegression(C=C, solver="newton-cholesky" if len(np.unique(y)) == 2 else "newton-cg",
+                               tol=1e-13, max_iter=10000).fit(X, y)
+    clf = LogisticRegression(C=C, tol=1e-9, max_iter=1000).fit(X, y)
+    assert clf.solver_.startswith("lbfgs")
+    if route is not None:
+        assert clf.solver_ == route
+    # the tolerance is the original objective's gradient norm, whatever the scaling
+    assert _objective_gradient(clf, X, y, C) <= 1e-9
+    assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    assert np.array_equal(clf.predict(X), ref.predict(X))
+
+
+def test_auto_float32_sparse_and_weights():
+    X, y = _problem(1500, 20, spread=100.0, seed=3)
+    X = np.where(np.abs(X) < 0.3 * np.abs(X).max(0), 0.0, X)
+    sw = np.random.default_rng(1).random(y.shape[0]) + 0.5
+    ref = SKLogisticRegression(C=2.0, solver="newton-cholesky", tol=1e-13, max_iter=1000).fit(X, y, sample_weight=sw)
+    dense = LogisticRegression(C=2.0, tol=1e-9).fit(X, y, sample_weight=sw)
+    sparse = LogisticRegression(C=2.0, tol=1e-9).fit(sp.csr_matrix(X), y, sample_weight=sw)
+    assert_allclose(sparse.coef_, dense.coef_, rtol=1e-6, atol=1e-9)
+    assert_allclose(dense.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    single = LogisticRegression(C=2.0, tol=1e-4).fit(X.astype(np.float32), y, sample_weight=sw)
+    assert single.coef_.dtype == np.float32
+    assert_allclose(single.predict_proba(X), ref.predict_proba(X), atol=1e-3)
+
+
+def test_auto_stops_at_max_iter_with_a_warning():
+    X, y = _problem(2000, 30, correlated=True, spread=1e3)
+    with pytest.warns(Warning, match="did not converge"):
+        clf = LogisticRegression(C=1e4, tol=1e-12, max_iter=3).fit(X, y)
+    assert clf.n_iter_[0] <= 6
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("classes, fit_intercept", [(2, True), (3, True), (3, False)])
+def test_hessian_diagonal_against_the_dense_hessian(sparse, classes, fit_intercept):
+    X, y = _problem(400, 7, classes=classes, spread=30.0, seed=5)
+    sw = np.random.default_rng(2).random(400)
+    Xs = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X)) if sparse else X
+    cls = LogisticLoss if classes == 2 else SoftmaxLoss
+    loss = cls(Xs, y, alpha=0.3, fit_intercept=fit_intercept, sample_weight=sw)
+    w = np.random.default_rng(classes).standard_normal(loss.n_params) * 0.3
+    for point in (loss.initial_params(), w):
+        assert_allclose(loss.hessian_diagonal(point), np.diag(loss.hess(point)), rtol=1e-11)
+
+
+def test_softmax_regression_auto():
+    X, y = _problem(1200, 10, classes=2, spread=50.0, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = SoftmaxRegression(C=3.0, tol=1e-9).fit(X, y)
+    # two softmax rows penalised apart equal one binary row w = W_2 - W_1 at twice the C
+    ref = SKLogisticRegression(C=6.0, solver="newton-cholesky", tol=1e-13, max_iter=1000).fit(X, y)
+    assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-6)
