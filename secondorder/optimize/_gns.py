@@ -16,8 +16,11 @@ and it is accepted when
 For :math:`H \succeq 0`, :math:`\|s\| \le \|g\|/\lambda = \gamma`: ``gamma``
 is the radius of the ball the step stays in, and the adaptive search tracks
 the largest radius on which the model predicts the gradient well (the
-*gradient-normalised smoothness* of Semenov, Jaggi and Doikov).  ``gamma``
-doubles after an accepted step and halves after a rejected one.
+*gradient-normalised smoothness* of Semenov, Jaggi and Doikov).  In the
+paper's method ``gamma`` doubles after an accepted step and halves after a
+rejected one; the default variant also accepts, and sizes ``gamma`` by, the
+ratio of actual to predicted decrease, as trust-region methods do (see
+``variant``).
 """
 
 import math
@@ -51,7 +54,7 @@ _MAX_NOISE_STEPS = 20
 
 
 # The starting gamma is this multiple of the Newton step's length at x0.
-_FIRST_GAMMA_FACTOR = 4.0
+_FIRST_GAMMA_FACTOR = 16.0
 
 
 def _first_gamma(model, g, gnorm, fallback, xp):
@@ -73,17 +76,41 @@ def _first_gamma(model, g, gnorm, fallback, xp):
     return _FIRST_GAMMA_FACTOR * length
 
 
-def _grow(variant, gamma, trials, margin):
+# The adaptive variant's ratio test, as in trust-region methods: a trial
+# whose decrease is at least this fraction of the model's is accepted.
+_ETA = 0.1
+
+
+def _model_ratio(f, f_new, predicted, lam, snorm):
+    r"""Actual over predicted decrease.  With :math:`(H + \lambda I) s = -g`
+    the model's decrease is :math:`-g^T s - \tfrac12 s^T H s = \tfrac12
+    (-g^T s + \lambda \|s\|^2)`: no product with :math:`H` is needed."""
+    model_decrease = 0.5 * (predicted + lam * snorm * snorm)
+    return (f - f_new) / model_decrease if model_decrease > 0 else 1.0
+
+
+def _next_gamma(variant, gamma, margin, rho, boundary):
     """``gamma`` after an accepted step.  The reference rule doubles it.  The
-    adaptive rule keeps it when the step was accepted only after a
-    rejection at this point (doubling would fail again next time, a wasted
-    evaluation per iteration), doubles it otherwise, and quadruples it when
-    the decrease beat the acceptance test by a wide margin."""
+    adaptive rule reads the ratio ``rho`` of actual to predicted decrease,
+    as trust-region methods do: halved below 1/4 (the model misjudged the
+    step); above 3/4, doubled when the regularisation bounded the step
+    (``boundary``: its length at least 0.8 ``gamma``) or the step also
+    passed the GNS test (``margin >= 1``), quadrupled when it beat that test
+    eightfold at the boundary; kept otherwise.  Growing ``gamma`` after a
+    step that neither bound nor passed saves nothing and invites a
+    rejection at the next point."""
     if variant == "reference":
         return 2.0 * gamma
-    if trials > 1:
-        return gamma
-    return (4.0 if margin >= _WIDE_MARGIN else 2.0) * gamma
+    if rho < 0.25:
+        return 0.5 * gamma
+    if rho > 0.75 and boundary:
+        return (4.0 if margin >= _WIDE_MARGIN else 2.0) * gamma
+    if rho > 0.75 and margin >= 1.0:
+        # an interior step that passed the GNS test too: the model predicts
+        # the gradient well on this ball, and a smaller lam brings the next
+        # step closer to Newton's
+        return 2.0 * gamma
+    return gamma
 
 
 def _minimize_gns(
@@ -106,7 +133,7 @@ def _minimize_gns(
     Options
     -------
     gamma0 : float, optional
-        Initial radius :math:`\gamma_0`.  By default 4 times the length of
+        Initial radius :math:`\gamma_0`.  By default 16 times the length of
         the Newton step at ``x0`` (one solve with the model, reused by the
         first trial where the model factors its matrix), or 1 where that
         step does not exist (:math:`H` not positive definite) or needs an
@@ -119,15 +146,22 @@ def _minimize_gns(
         Trials (rejected steps) allowed at one point before status 2
         (default 40).
     variant : {"adaptive", "reference"}
-        How :math:`\gamma` grows after an accepted step.  ``"reference"``:
-        the paper's rule, doubled after every accepted step.  ``"adaptive"``
-        (default): doubled after a step accepted at its first trial,
-        quadrupled when the decrease was at least 8 times the test's bound,
-        and kept after a step accepted only after a rejection (doubling it
-        there fails again at the next point: one wasted evaluation per
-        iteration).  Halving after a rejection is the same in both, so
-        the guarantees of the paper's analysis (which needs only a bounded
-        growth factor) hold for both.
+        ``"reference"``: the paper's method, a step accepted by its test
+        only and :math:`\gamma` doubled after every accepted step.
+        ``"adaptive"`` (default) adds what trust-region methods read from
+        the ratio :math:`\rho` of actual to predicted decrease (the model's
+        decrease :math:`\tfrac12(-g^T s + \lambda \|s\|^2)` costs no
+        product with :math:`H`): a trial is also accepted when
+        :math:`\rho \ge 0.1`, and after an accepted step :math:`\gamma` is
+        halved when :math:`\rho < 1/4`; when :math:`\rho > 3/4` it is
+        doubled if the step's length reached :math:`0.8\gamma` or the step
+        also passed the GNS test (quadrupled when it reached that length
+        and beat the test eightfold); it is kept otherwise.
+        Growing :math:`\gamma` after every step, as the reference does,
+        costs a rejected trial (an evaluation) at about every other point.
+        Both halve :math:`\gamma` after a rejection; the GNS test's
+        guarantees hold for the reference, and the adaptive variant keeps
+        trust-region methods' global convergence.
     gtol : float
         Stop when :math:`\|g\|_2 \le` ``gtol`` (default 1e-5 in float64,
         1e-3 in float32).  ``minimize``'s ``tol`` sets it.
@@ -226,6 +260,8 @@ def _minimize_gns(
             estimate_gamma = False
         accepted = False
         margin = 1.0
+        rho = 1.0
+        snorm = 0.0
         trials = 0
         stalled = 0
         try:
@@ -269,9 +305,12 @@ def _minimize_gns(
                     # for small lam although the point is what was asked for.
                     accepted = True
                     break
-                # 3. The acceptance test, f(x) - f(x + s) >= ||g(x + s)||^2 / (8 lam).
+                # 3. The acceptance test, f(x) - f(x + s) >= ||g(x + s)||^2 / (8 lam); the adaptive
+                #    variant also accepts a step whose decrease is a fair share of the model's.
                 if not in_noise:
-                    if f - f_new >= gn2 / (8.0 * lam):
+                    snorm = math.sqrt(float(s @ s))
+                    rho = _model_ratio(f, f_new, predicted, lam, snorm)
+                    if f - f_new >= gn2 / (8.0 * lam) or (variant == "adaptive" and rho >= _ETA):
                         accepted = True
                         margin = (f - f_new) * 8.0 * lam / gn2 if gn2 > 0 else math.inf
                         break
@@ -280,6 +319,7 @@ def _minimize_gns(
                     # gradient or on the decrease estimated from the gradients
                     # (trapezoidal rule, exact on quadratics).
                     accepted = True
+                    rho, snorm = 1.0, 0.0  # no ratio to read: gamma is kept
                     break
                 else:
                     # Stop instead of spending max_trials on rounding noise.
@@ -306,7 +346,7 @@ def _minimize_gns(
         else:
             noise_steps = 0
         best_gnorm = min(best_gnorm, gnorm)
-        gamma = min(_grow(variant, gamma, trials, margin), _GAMMA_MAX)
+        gamma = min(_next_gamma(variant, gamma, margin, rho, snorm >= 0.8 * gamma), _GAMMA_MAX)
         table.row(nit, f, gnorm, gamma, trials, obj.nfev)
         if callback(x=copy(xp, x), fun=f, jac=copy(xp, g), nit=nit, gamma=gamma):
             status = 99

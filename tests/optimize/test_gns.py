@@ -283,3 +283,22 @@ def test_the_starting_gamma_comes_from_the_newton_step():
     # an explicit gamma0 is used as given
     fixed = so.minimize(fun, np.zeros(8), jac=jac, hess=hess, method="gns", tol=1e-8, options={"gamma0": 1.0})
     assert ada.nit < fixed.nit
+
+
+def test_adaptive_variant_spends_few_evaluations():
+    # The default variant: at most 1.3 evaluations of f per accepted step on
+    # average over the foundation problems, and on none more iterations than
+    # the paper's rule.
+    per_iteration = []
+    for name, p in PROBLEMS.items():
+        if name == "rosenbrock-1000":
+            continue
+        hess = p.approx_hess if p.approx_hess is not None else p.hess
+        runs = {
+            variant: so.minimize(p.fun, p.x0, jac=p.jac, hess=hess, tol=1e-8, options={"variant": variant})
+            for variant in ("adaptive", "reference")
+        }
+        assert runs["adaptive"].success and runs["reference"].success
+        assert runs["adaptive"].nit <= runs["reference"].nit, name
+        per_iteration.append(runs["adaptive"].nfev / runs["adaptive"].nit)
+    assert np.mean(per_iteration) <= 1.3
