@@ -76,16 +76,21 @@ class _Monitor:
     """The L-BFGS callback: stops at the estimators' tolerance, or when the
     observed rate predicts more passes than a Newton solve."""
 
-    def __init__(self, loss, w_of, tol, budget):
+    def __init__(self, loss, w_of, tol, budget, last):
         self.loss, self.w_of, self.tol, self.budget = loss, w_of, tol, budget
+        self.last = last  # the latest evaluation: u, w and the gradient's norm
         self.history = []
         self.converged = False
         self.w = None
         self.start = loss.n_passes
 
     def __call__(self, intermediate_result):
-        self.w = w = self.w_of(intermediate_result.x)
-        gnorm = norm(self.loss.xp, self.loss.grad(w))  # the point's gradient is cached
+        u = intermediate_result.x
+        if self.last and np.array_equal(u, self.last["u"]):  # L-BFGS reports the point it evaluated last
+            self.w, gnorm = self.last["w"], self.last["gnorm"]
+        else:
+            self.w = self.w_of(u)
+            gnorm = norm(self.loss.xp, self.loss.grad(self.w))
         self.history.append(gnorm)
         if gnorm <= self.tol:
             self.converged = True
@@ -114,11 +119,16 @@ def fit_auto(loss, tol, max_iter, curvature, verbose=False):
     def w_of(u):
         return asarray_like(xp, u / root, like)
 
-    def fun(u):
-        value, g = loss.value_and_grad(w_of(u))
-        return value, to_numpy(g) / root
+    last = {}
 
-    monitor = _Monitor(loss, w_of, tol, _newton_passes(loss))
+    def fun(u):
+        w = w_of(u)
+        value, g = loss.value_and_grad(w)
+        g = to_numpy(g)
+        last.update(u=u.copy(), w=w, gnorm=float(np.linalg.norm(g)))
+        return value, g / root
+
+    monitor = _Monitor(loss, w_of, tol, _newton_passes(loss), last)
     slow = False
     try:
         res = scipy.optimize.minimize(
