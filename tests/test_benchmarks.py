@@ -133,5 +133,5 @@ def test_dask_suite_runs_one_combination_and_the_table_compares_with_scikit_lear
     lines = []
     bench_dask(n=4000, d=5, partitions=2, repeat=1, out=lines.append)
     rows = [line for line in lines if line.startswith("so:")]
-    assert len(rows) == 3
+    assert len(rows) == 4
     assert all(float(row.split()[-1]) < 1e-6 for row in rows)  # every solver reaches scikit-learn's coefficients
