@@ -107,14 +107,17 @@ class _Monitor:
 
 def fit_auto(loss, tol, max_iter, curvature, verbose=False):
     """Minimise ``loss`` to a gradient norm of ``tol`` by the rule of the
-    module's notes; an ``OptimizeResult`` with ``x`` (an array of the loss's
+    module's notes, in at most ``max_iter`` iterations of both phases
+    together; an ``OptimizeResult`` with ``x`` (an array of the loss's
     library, float64), ``jac``, ``nit`` (iterations of both phases),
     ``success``, ``message`` and ``solver`` (``"lbfgs"`` or
     ``"lbfgs+trust-region"``)."""
     xp = loss.xp
     w0 = astype(xp, loss.initial_params(), xp.float64)
     like = w0
-    root = np.sqrt(to_numpy(loss.hessian_diagonal(w0)))  # its gradient pass is L-BFGS's first
+    diagonal = to_numpy(loss.hessian_diagonal(w0))  # its gradient pass is L-BFGS's first
+    # a feature that is zero in every sample (and no penalty) has no curvature: any finite scale will do
+    root = np.sqrt(np.maximum(diagonal, 1e-12 * max(float(diagonal.max()), np.finfo(float).tiny)))
 
     def w_of(u):
         return asarray_like(xp, u / root, like)
@@ -156,7 +159,7 @@ def fit_auto(loss, tol, max_iter, curvature, verbose=False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = minimize(loss.value_and_grad, w, jac=True, hess=model, method="trust-region",
-                       options={"gtol": tol, "maxiter": max_iter, "disp": bool(verbose)})
+                       options={"gtol": tol, "maxiter": max(0, max_iter - nit), "disp": bool(verbose)})
     res.nit += nit
     res.solver = "lbfgs+trust-region"
     return res
