@@ -338,7 +338,10 @@ class GLMLoss:
         over ``X``."""
         xp, X = self.xp, self.X
         if self.sparse:
-            squares = X.multiply(X)
+            # kept: the Newton phase of solver="auto" asks at every point
+            if getattr(self, "_squares", None) is None or self._squares[0] is not X:
+                self._squares = (X, X.multiply(X))
+            squares = self._squares[1]
             return astype(xp, xp.asarray(squares.T @ astype(xp, weights, squares.dtype)), xp.float64)
         total = None
         for lo, hi, block in row_blocks(X, False, self.n_features, xp):
