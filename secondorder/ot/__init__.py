@@ -6,10 +6,11 @@ Sinkhorn-Newton-Sparse (:func:`sinkhorn_newton_sparse`), log-domain Sinkhorn
 (:func:`sinkhorn_log`), stabilised scaling iterations
 (:func:`sinkhorn_stabilized`), epsilon scaling
 (:func:`sinkhorn_epsilon_scaling`) and Greenkhorn (:func:`greenkhorn`).  :func:`dist` and :func:`grid_cost` build cost
-matrices.
+matrices; :class:`GridCost` is a grid's cost without the matrix, for
+passes of :math:`O(n^{1.5})`.
 """
 
-from ._cost import dist, grid_cost
+from ._cost import GridCost, dist, grid_cost
 from ._epsilon_scaling import sinkhorn_epsilon_scaling
 from ._greenkhorn import greenkhorn
 from ._scaling import sinkhorn_stabilized
@@ -27,4 +28,5 @@ __all__ = [
     "sinkhorn_newton_sparse",
     "dist",
     "grid_cost",
+    "GridCost",
 ]

@@ -49,6 +49,9 @@ def solve_epsilon_scaling(problem, numItermax, stopThr, verbose=False, warmstart
     return Solution(f, g, errs, passes, {"n_stages": len(stages)})
 
 
+solve_epsilon_scaling.takes_grid = True
+
+
 @immutable_on_host
 def sinkhorn_epsilon_scaling(a, b, M, reg, numItermax=100, epsilon0=1e4, numInnerItermax=100, tau=None,
                              stopThr=1e-9, warmstart=None, verbose=False, print_period=10, log=False, warn=True,

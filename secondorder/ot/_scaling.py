@@ -43,7 +43,7 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
     passes = 0
     if not bool(xp.any(f)) and not bool(xp.any(g)):
         # Cold start: the exact f for g = 0, so that K's rows carry mass a.
-        f = reg * (problem.log_a - k.lse_rows(M, g, reg, xp.empty(M.shape[0], dtype=xp.float64)))
+        f = reg * (problem.log_a - problem.lse_rows(g, xp.empty(M.shape[0], dtype=xp.float64)))
         passes += 1
     dtype = xp.float64 if dtype is None else dtype
     K = k.scaled_kernel(M, f, g, reg, xp.empty(M.shape, dtype=dtype))

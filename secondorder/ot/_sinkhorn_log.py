@@ -3,7 +3,6 @@ r"""Log-domain Sinkhorn."""
 import math
 
 from .._array_api import immutable_on_host
-from .._backend import kernels
 from .._validation import check_int
 from ._utils import Solution, run_solver
 
@@ -78,7 +77,7 @@ def sinkhorn_log(a, b, M, reg, numItermax=1000, stopThr=1e-9, verbose=False, log
 
 def initial_potentials(problem, warmstart):
     xp = problem.xp
-    n, m = problem.M.shape
+    n, m = problem.dims
     if warmstart is None:
         return xp.zeros(n, dtype=xp.float64), xp.zeros(m, dtype=xp.float64)
     log_u, log_v = (xp.asarray(w, dtype=xp.float64) for w in warmstart)
@@ -97,33 +96,35 @@ def sweeps(problem, f, g, count):
     """``count`` log-domain Sinkhorn sweeps from ``(f, g)`` (used by SNS when
     a Newton step fails).  Returns the new potentials."""
     xp = problem.xp
-    k = kernels(xp)
-    M, reg = problem.M, problem.reg
-    lse_r = xp.empty(M.shape[0], dtype=xp.float64)
-    lse_c = xp.empty(M.shape[1], dtype=xp.float64)
+    reg = problem.reg
+    n, m = problem.dims
+    lse_r = xp.empty(n, dtype=xp.float64)
+    lse_c = xp.empty(m, dtype=xp.float64)
     for _ in range(count):
-        f = reg * (problem.log_a - k.lse_rows(M, g, reg, lse_r))
-        g = reg * (problem.log_b - k.lse_cols(M, f, reg, lse_c))
+        f = reg * (problem.log_a - problem.lse_rows(g, lse_r))
+        g = reg * (problem.log_b - problem.lse_cols(f, lse_c))
     return f, g
 
 
-def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, print_period=10, potentials=None, **unknown):
-    """Log-domain Sinkhorn on a prepared problem; returns a Solution."""
+def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, print_period=10, potentials=None, stop=None,
+              **unknown):
+    """Log-domain Sinkhorn on a prepared problem; returns a Solution.
+    ``stop(errs)``, when given, ends the iterations when it returns True."""
     _no_options(unknown, "sinkhorn_log")
     print_period = check_int(print_period, "print_period", minimum=1)
     xp = problem.xp
-    k = kernels(xp)
-    M, reg = problem.M, problem.reg
+    reg = problem.reg
     # ``potentials``: (f, g) on the support, from a previous solve (epsilon scaling's stages)
     f, g = initial_potentials(problem, warmstart) if potentials is None else potentials
-    lse_r = xp.empty(M.shape[0], dtype=xp.float64)
-    lse_c = xp.empty(M.shape[1], dtype=xp.float64)
+    n, m = problem.dims
+    lse_r = xp.empty(n, dtype=xp.float64)
+    lse_c = xp.empty(m, dtype=xp.float64)
     errs = []
     passes = 0
     if verbose:
         print(f"{'It.':>5}|{'Err':>12}\n" + "-" * 19)
     for it in range(numItermax + 1):
-        lse_r = k.lse_rows(M, g, reg, lse_r)
+        lse_r = problem.lse_rows(g, lse_r)
         passes += 1
         if it > 0:
             # Columns are exact after the g-update; the rows' marginals at
@@ -134,13 +135,16 @@ def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, print
                 print(f"{it:>5}|{err:>12.6e}")
             if not math.isfinite(err):
                 raise FloatingPointError("sinkhorn_log: non-finite marginal error; please report this input.")
-            if err < stopThr or it == numItermax:
+            if err < stopThr or it == numItermax or (stop is not None and stop(errs)):
                 break
         f = reg * (problem.log_a - lse_r)
-        lse_c = k.lse_cols(M, f, reg, lse_c)
+        lse_c = problem.lse_cols(f, lse_c)
         passes += 1
         g = reg * (problem.log_b - lse_c)
     return Solution(f, g, errs, passes)
+
+
+solve_log.takes_grid = True
 
 
 def _no_options(unknown, name):

@@ -6,10 +6,10 @@ import math
 import numpy as np
 
 from .._array_api import SparseRows, copy, immutable_on_host, norm
-from .._backend import kernels, one_blas_thread
+from .._backend import one_blas_thread
 from .._validation import check_int, check_positive
 from ._scaling import scaling_iterations
-from ._sinkhorn_log import initial_potentials, sweeps
+from ._sinkhorn_log import initial_potentials, solve_log, sweeps
 from ._utils import Solution, marginal_error, run_solver
 
 __all__ = ["sinkhorn_newton_sparse"]
@@ -182,7 +182,7 @@ class _Point:
 
     def __init__(self, problem, f, g, threshold, cap):
         xp = problem.xp
-        r, c, count, raised, idx, vals = kernels(xp).sns_eval(problem.M, f, g, problem.reg, threshold, cap)
+        r, c, count, raised, idx, vals = problem.sns_eval(f, g, threshold, cap)
         self.f, self.g = f, g
         self.r, self.c = r, c
         self.pattern = (count, idx, vals)
@@ -328,7 +328,7 @@ def solve_sns(
     if unknown:
         raise TypeError(f"sinkhorn_newton_sparse got unexpected keyword arguments: {', '.join(sorted(unknown))}.")
     xp = problem.xp
-    n, m = problem.M.shape
+    n, m = problem.dims
     n_sinkhorn = check_int(n_sinkhorn, "n_sinkhorn", minimum=0)
     cg_maxiter = check_int(cg_maxiter, "cg_maxiter", minimum=1)
     max_linesearch = check_int(max_linesearch, "max_linesearch", minimum=0)
@@ -360,7 +360,7 @@ def solve_sns(
 
     # A float32 cost gets a float32 kernel for the warm-up: the only n x m array SNS adds stays the size of the
     # user's, and Newton, whose sums are float64 whatever M's dtype, takes the error below float32's resolution.
-    kernel_dtype = xp.float32 if problem.M.dtype == xp.float32 else xp.float64
+    kernel_dtype = xp.float32 if problem.dtype == xp.float32 else xp.float64
 
     def warm_up(f, g, budget):
         """Sinkhorn from (f, g) until it hands over (or converges): a Solution."""
@@ -376,6 +376,10 @@ def solve_sns(
                 handed.append(True)
             return bool(handed)
 
+        if not problem.dense:
+            # a grid cost has no kernel matrix for BLAS: log-domain sweeps, each O(n^1.5)
+            return solve_log(problem, limit, stopThr, verbose, print_period=print_period, potentials=(f, g),
+                             stop=stop)
         with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
             warm = scaling_iterations(problem, f, g, first, stopThr, verbose, stop=stop, print_period=print_period,
                                       dtype=kernel_dtype)
@@ -460,3 +464,6 @@ def solve_sns(
         "n_passes_newton": passes_newton + coarse["n_passes_newton"],
     }
     return Solution(point.f, point.g, errs, passes + passes_newton, extra)
+
+
+solve_sns.takes_grid = True

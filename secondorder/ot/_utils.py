@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .._array_api import astype, is_real_floating
+from .._array_api import astype, from_host, is_real_floating
 from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_finite, check_int, check_nonnegative, check_positive
 
@@ -37,6 +37,39 @@ class OTProblem:
         self.xp = xp
         self.log_a = xp.log(a)
         self.log_b = xp.log(b)
+
+    @property
+    def dims(self):
+        """Sizes of the supports of ``a`` and ``b`` (the potentials' lengths)."""
+        return self.a.shape[0], self.b.shape[0]
+
+    # The passes over the cost that the solvers make, here over the dense M
+    # (GridProblem makes them on a grid's separable cost).
+    dense = True
+
+    def lse_rows(self, g, out):
+        """``out[i] = LSE_j((g_j - M_ij)/reg)``."""
+        return kernels(self.xp).lse_rows(self.M, g, self.reg, out)
+
+    def lse_cols(self, f, out):
+        """``out[j] = LSE_i((f_i - M_ij)/reg)``."""
+        return kernels(self.xp).lse_cols(self.M, f, self.reg, out)
+
+    def sns_eval(self, f, g, threshold, cap):
+        """P's row and column sums and each row's large entries (the kernel
+        ``sns_eval``)."""
+        return kernels(self.xp).sns_eval(self.M, f, g, self.reg, threshold, cap)
+
+    def plan(self, f, g):
+        """The plan on the full (n, m) grid, in the problem's dtype (written
+        in it: a float32 problem gets no float64 n x m buffer)."""
+        xp = self.xp
+        P = kernels(xp).scaled_kernel(self.M, f, g, self.reg, xp.empty(self.M.shape, dtype=self.dtype))
+        return self.full_plan(P)
+
+    def transport_cost(self, f, g):
+        """``<P, M>``, accumulated without storing P."""
+        return kernels(self.xp).transport_cost(self.M, f, g, self.reg)
 
     def at_reg(self, reg):
         """The same problem at another regularisation (the arrays shared)."""
@@ -125,14 +158,26 @@ def _support(xp, w):
     return rows, xp.where(mask, place, rows.shape[0])
 
 
-def prepare(a, b, M, reg, numItermax, stopThr):
+def prepare(a, b, M, reg, numItermax, stopThr, grid=False):
     """Check POT-style inputs and remove zero-mass entries.
 
     Empty ``a``/``b`` mean uniform; ``M`` may be rectangular.  The working
     precision is float64 throughout; the plan is returned in ``M``'s dtype
     (float32 stays float32).  Any array-API namespace: NumPy, CuPy,
-    PyTorch, array-api-strict.
+    PyTorch, array-api-strict.  A :class:`~secondorder.ot.GridCost` gives a
+    :class:`~secondorder.ot._grid.GridProblem` where the solver makes its
+    passes through one (``grid``), else its dense matrix.
     """
+    from ._cost import GridCost
+
+    if isinstance(M, GridCost):
+        if grid:
+            from ._grid import prepare_grid
+
+            return prepare_grid(a, b, M, reg, numItermax, stopThr)
+        xp = get_namespace(a if _given(a) else None, b if _given(b) else None)
+        like = a if _given(a) else b
+        M = M.toarray() if xp is np or not _given(like) else from_host(xp, M.toarray(), xp.asarray(like))
     if hasattr(M, "tocsr") or type(M).__module__.startswith("torch") and getattr(M, "is_sparse", False):
         raise TypeError("`M` must be a dense cost matrix; got a sparse matrix. Pass M.toarray().")
     xp = get_namespace(a if _given(a) else None, b if _given(b) else None, M)
@@ -149,6 +194,21 @@ def prepare(a, b, M, reg, numItermax, stopThr):
     if not (math.isfinite(hi) and math.isfinite(lo)):
         check_finite(M, "M", xp=xp)
     dtype = M.dtype
+    reg = check_range(hi, lo, reg)
+    n, m = M.shape
+    a, b, rows, cols, row_map, col_map = marginals(a, b, n, m, numItermax, stopThr, xp)
+    if (rows is not None or cols is not None) and (xp is np or is_cupy(xp)):
+        M = M[xp.ix_(_all(xp, rows, n), _all(xp, cols, m))]  # one copy, C-ordered, which the kernels read by rows
+    elif rows is not None or cols is not None:
+        M = xp.take(M, rows, axis=0) if rows is not None else M
+        M = xp.take(M, cols, axis=1) if cols is not None else M
+    if xp is np:
+        M = np.ascontiguousarray(M)  # the numba kernels read rows
+    return OTProblem(a, b, M, reg, rows, cols, row_map, col_map, (n, m), dtype, xp)
+
+
+def check_range(hi, lo, reg):
+    """``reg``, checked, and checked against the cost's range [lo, hi]."""
     reg = check_positive(reg, "reg")
     # The potentials take M's magnitude, and P's exponents (f + g - M) / reg carry their rounding, about
     # eps * max|M| / reg: beyond 1% every entry of the plan is off by as much, whatever the solver.
@@ -159,9 +219,14 @@ def prepare(a, b, M, reg, numItermax, stopThr):
             f"leave the plan's entries off by factors of exp({spread * np.finfo(np.float64).eps:.2g}). Subtract "
             "M's minimum (the plan does not change), or scale M and reg down together (M / M.max(), reg / M.max())."
         )
+    return reg
+
+
+def marginals(a, b, n, m, numItermax, stopThr, xp):
+    """The checked histograms on their supports, the supports (None: all)
+    and the maps of full indices into them."""
     check_int(numItermax, "numItermax", minimum=0)
     check_nonnegative(stopThr, "stopThr")  # 0: run exactly numItermax iterations, as in POT
-    n, m = M.shape
     a = _marginal(a, "a", n, xp)
     b = _marginal(b, "b", m, xp)
     sa, sb = float(xp.sum(a)), float(xp.sum(b))
@@ -176,14 +241,7 @@ def prepare(a, b, M, reg, numItermax, stopThr):
         a = xp.take(a, rows)
     if cols is not None:
         b = xp.take(b, cols)
-    if (rows is not None or cols is not None) and (xp is np or is_cupy(xp)):
-        M = M[xp.ix_(_all(xp, rows, n), _all(xp, cols, m))]  # one copy, C-ordered, which the kernels read by rows
-    elif rows is not None or cols is not None:
-        M = xp.take(M, rows, axis=0) if rows is not None else M
-        M = xp.take(M, cols, axis=1) if cols is not None else M
-    if xp is np:
-        M = np.ascontiguousarray(M)  # the numba kernels read rows
-    return OTProblem(a, b, M, reg, rows, cols, row_map, col_map, (n, m), dtype, xp)
+    return a, b, rows, cols, row_map, col_map
 
 
 # Largest rounding (in units of the exponent) of P's entries that a plan may carry: 1%.
@@ -250,10 +308,7 @@ def plan_result(problem, sol, numItermax, stopThr, log, warn, name):
     """The plan (one more pass, into a new array), or ``(plan, log)``."""
     xp = problem.xp
     _check(sol, numItermax, stopThr, warn, name)
-    # written in the plan's dtype (the kernels compute in float64 and store): a float32 problem gets no float64
-    # n x m buffer
-    P = kernels(xp).scaled_kernel(problem.M, sol.f, sol.g, problem.reg, xp.empty(problem.M.shape, dtype=problem.dtype))
-    plan = problem.full_plan(P)
+    plan = problem.plan(sol.f, sol.g)
     return (plan, _log_dict(problem, sol, sol.passes + 1)) if log else plan
 
 
@@ -263,7 +318,7 @@ def cost_result(problem, sol, numItermax, stopThr, log, warn, name):
     POT returns it."""
     _check(sol, numItermax, stopThr, warn, name)
     xp = problem.xp
-    cost = kernels(xp).transport_cost(problem.M, sol.f, sol.g, problem.reg)
+    cost = problem.transport_cost(sol.f, sol.g)
     cost = problem.dtype.type(cost) if xp is np else xp.asarray(cost, dtype=problem.dtype)
     return (cost, _log_dict(problem, sol, sol.passes + 1)) if log else cost
 
@@ -278,12 +333,14 @@ def batched_costs(solve, a, b, M, reg, numItermax, stopThr, verbose, log, warn, 
     """POT's several target histograms: the cost for each column of ``b``
     (POT's ``sinkhorn`` and ``sinkhorn2`` both return these losses), and
     with ``log`` the logs' arrays stacked along a last axis."""
-    xp = get_namespace(a if _given(a) else None, b, M)
+    from ._cost import GridCost
+
+    xp = get_namespace(a if _given(a) else None, b, None if isinstance(M, GridCost) else M)
     b = xp.asarray(b)
     costs, logs = [], []
     for k in range(b.shape[1]):
         start = None if warmstart is None else tuple(w[:, k] if getattr(w, "ndim", 1) == 2 else w for w in warmstart)
-        problem = prepare(a, b[:, k], M, reg, numItermax, stopThr)
+        problem = prepare(a, b[:, k], M, reg, numItermax, stopThr, grid=takes_grid(solve))
         sol = solve(problem, numItermax, stopThr, verbose, start, **options)
         cost, entry = cost_result(problem, sol, numItermax, stopThr, True, warn, name)
         costs.append(float(cost))
@@ -298,6 +355,13 @@ def batched_costs(solve, a, b, M, reg, numItermax, stopThr, verbose, log, warn, 
     return costs, out
 
 
+def takes_grid(solve):
+    """Whether ``solve`` makes its passes through the problem's methods
+    only, so that a :class:`~secondorder.ot.GridCost` needs no dense matrix
+    (the solvers that do are marked ``solve.takes_grid = True``)."""
+    return getattr(solve, "takes_grid", False)
+
+
 def run_solver(solve, name, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, result=plan_result,
                **options):
     """What a POT-style front door returns, from its arguments: ``result``
@@ -305,6 +369,6 @@ def run_solver(solve, name, a, b, M, reg, numItermax, stopThr, verbose, log, war
     prepared problem, or for a 2-D ``b`` the costs of its columns."""
     if is_batched(b):
         return batched_costs(solve, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, name, **options)
-    problem = prepare(a, b, M, reg, numItermax, stopThr)
+    problem = prepare(a, b, M, reg, numItermax, stopThr, grid=takes_grid(solve))
     sol = solve(problem, numItermax, stopThr, verbose, warmstart, **options)
     return result(problem, sol, numItermax, stopThr, log, warn, name)

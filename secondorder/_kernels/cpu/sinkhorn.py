@@ -159,3 +159,95 @@ def _sns_eval(M, f, g, reg, delta, cap, nb):
         for j in range(m):
             c[j] += csum[b, j]
     return r, c, count, raised, idx, vals
+
+
+# Separable costs on a grid; see the fallback module for the definitions.
+
+
+@jit(parallel=True)
+def lse_axis(X, N, out, out_max):
+    A, Q = X.shape
+    P = N.shape[0]
+    for t in prange(A * P):
+        a = t // P
+        p = t % P
+        mx = -np.inf
+        for q in range(Q):
+            mx = max(mx, X[a, q] + N[p, q])
+        out_max[a, p] = mx
+        if mx == -np.inf:
+            out[a, p] = -np.inf
+            continue
+        s = 0.0
+        for q in range(Q):
+            s += fast_exp(X[a, q] + N[p, q] - mx)
+        out[a, p] = mx + math.log(s)
+    return out, out_max
+
+
+@jit
+def _grid_collect(N1, N2, G, Bmax, i1, i2, thr, fk, col_map, idx, vals, k, cap):
+    """The entries of grid row (i1, i2) at or above thr, the first ``cap``
+    written to idx[k], vals[k]; returns how many there are in all."""
+    h, w = Bmax.shape
+    q = 0
+    for j1 in range(h):
+        base = N1[i1, j1]
+        if base + Bmax[j1, i2] < thr:
+            continue
+        for j2 in range(w):
+            e = base + (G[j1 * w + j2] + N2[i2, j2])
+            if e >= thr:
+                if q < cap:
+                    idx[k, q] = col_map[j1 * w + j2]
+                    vals[k, q] = fast_exp(fk + e)
+                q += 1
+    return q
+
+
+@jit(parallel=True)
+def grid_kept(N1, N2, F, G, Bmax, rowmax, rows, col_map, delta, cap):
+    w = Bmax.shape[1]
+    n = rows.shape[0]
+    count = np.empty(n, dtype=np.int64)
+    raised = np.empty(n, dtype=np.int64)
+    idx = np.empty((n, cap), dtype=np.int32)
+    vals = np.empty((n, cap))
+    for k in prange(n):
+        i1 = rows[k] // w
+        i2 = rows[k] % w
+        top = rowmax[k]
+        # the last resort keeps the row's largest: a hair below it, so that rounding cannot drop it
+        last = top - 1e-12 * (1.0 + abs(top))
+        chosen = RAISES + 1
+        q = cap + 1
+        d = delta
+        for s in range(RAISES + 1):
+            if not d < 1.0:
+                break
+            # collected while counted: a row that fits at its first level is read once
+            q = _grid_collect(N1, N2, G, Bmax, i1, i2, top + math.log(d), F[k], col_map, idx, vals, k, cap)
+            if q <= cap:
+                chosen = s
+                break
+            d = d * 10.0
+        if chosen > RAISES:
+            q = min(cap, _grid_collect(N1, N2, G, Bmax, i1, i2, last, F[k], col_map, idx, vals, k, cap))
+        raised[k] = chosen
+        count[k] = q
+    return count, raised, idx, vals
+
+
+@jit(parallel=True)
+def grid_plan(N1, N2, F, G, rows, cols, out):
+    w = N2.shape[0]
+    m = cols.shape[0]
+    for k in prange(rows.shape[0]):
+        i1 = rows[k] // w
+        i2 = rows[k] % w
+        fk = F[k]
+        for l in range(m):
+            j1 = cols[l] // w
+            j2 = cols[l] % w
+            out[k, l] = fast_exp(fk + G[l] + N1[i1, j1] + N2[i2, j2])
+    return out

@@ -68,6 +68,12 @@ def sns_eval(M, f, g, reg, delta, cap):
     P = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
     r = xp.sum(P, axis=1)
     c = xp.sum(P, axis=0)
+    return (r, c) + _kept(xp, P, delta, cap)
+
+
+def _kept(xp, P, delta, cap):
+    """``(count, raised, idx, vals)`` of :func:`sns_eval` for the rows of ``P``."""
+    n, m = P.shape
     mx = xp.max(P, axis=1)
     t = mx
     raised = xp.full((n,), RAISES + 1, dtype=xp.int64)
@@ -87,4 +93,69 @@ def sns_eval(M, f, g, reg, delta, cap):
     columns = xp.arange(m, dtype=xp.int64)
     order = xp.argsort(xp.where(mask, columns[None, :], columns[None, :] + m), axis=1, stable=True)[:, :cap]
     count = xp.minimum(xp.sum(xp.astype(mask, xp.int64), axis=1), cap)
-    return r, c, count, raised, xp.astype(order, xp.int32), xp.take_along_axis(P, order, axis=1)
+    return count, raised, xp.astype(order, xp.int32), xp.take_along_axis(P, order, axis=1)
+
+
+# Separable costs on a grid (:class:`~secondorder.ot.GridCost`).  A cell of an
+# (h, w) grid is i = i1 * w + i2; the cost is C_ij = T1[i1, j1] + T2[i2, j2],
+# so in log units, with N = -T / reg, P_ij = exp(F_i + G_j + N1[i1, j1] +
+# N2[i2, j2]) (F = f / reg, G = g / reg).  A sum over j then runs over j2 for
+# each j1 first and over j1 after: two passes of n * w and n * h terms instead
+# of one of n * n.
+
+# rows of the grid kernels' blocks in the generic code: bounds their temporaries
+_BLOCK = 1 << 22
+
+
+def lse_axis(X, N, out, out_max):
+    """``out[a, p] = LSE_q(X[a, q] + N[p, q])`` and ``out_max[a, p] =
+    max_q(X[a, q] + N[p, q])`` (-inf where every term is -inf)."""
+    xp = get_namespace(X)
+    A, Q = X.shape
+    step = max(1, _BLOCK // max(1, N.shape[0] * Q))
+    for lo in range(0, A, step):
+        t = X[lo:lo + step, None, :] + N[None, :, :]
+        mx = xp.max(t, axis=2, keepdims=True)
+        safe = xp.where(xp.isfinite(mx), mx, 0.0)
+        out[lo:lo + step, ...] = xp.squeeze(safe, axis=2) + xp.log(xp.sum(xp.exp(t - safe), axis=2))
+        out_max[lo:lo + step, ...] = xp.squeeze(mx, axis=2)
+    return out, out_max
+
+
+def _grid_rows(N1, N2, F, G, rows, cols):
+    """exp(F_i + G_j + N1[i1, j1] + N2[i2, j2]) for the cells ``rows`` and
+    ``cols`` (full-grid indices; F over ``rows``, G over ``cols``)."""
+    xp = get_namespace(N1)
+    w = N2.shape[0]
+    i1, i2 = rows // w, rows % w
+    j1, j2 = cols // w, cols % w
+    t = F[:, None] + G[None, :] + xp.take(xp.take(N1, i1, axis=0), j1, axis=1)
+    return _exp(xp, t + xp.take(xp.take(N2, i2, axis=0), j2, axis=1))
+
+
+def grid_kept(N1, N2, F, G, Bmax, rowmax, rows, col_map, delta, cap):
+    """The kept entries of :func:`sns_eval` (same contract: ``count``,
+    ``raised``, ``idx``, ``vals``; columns are full-grid indices) for the
+    cells ``rows`` of a grid cost, with ``F`` over ``rows`` and ``G`` over
+    the whole grid (-inf off the support).  ``Bmax[j1, i2] = max_j2(G_j +
+    N2[i2, j2])`` and ``rowmax[k] = max_j(G_j + N_{rows[k], j})`` let the
+    compiled kernel skip the bands j1 that hold nothing to keep; this one
+    computes each row whole."""
+    xp = get_namespace(N1)
+    n = G.shape[0]
+    cols = xp.arange(n, dtype=rows.dtype)
+    step = max(1, _BLOCK // n)
+    parts = [_kept(xp, _grid_rows(N1, N2, F[lo:lo + step], G, rows[lo:lo + step], cols), delta, cap)
+             for lo in range(0, rows.shape[0], step)]
+    count, raised, idx, vals = (xp.concat([p[k] for p in parts]) for k in range(4))
+    places = xp.take(col_map, xp.reshape(xp.astype(idx, xp.int64), (-1,)))
+    return count, raised, xp.astype(xp.reshape(places, idx.shape), xp.int32), vals
+
+
+def grid_plan(N1, N2, F, G, rows, cols, out):
+    """``out[k, l] = P[rows[k], cols[l]]``: the plan on the support."""
+    xp = get_namespace(N1)
+    step = max(1, _BLOCK // max(1, cols.shape[0]))
+    for lo in range(0, rows.shape[0], step):
+        out[lo:lo + step, ...] = xp.astype(_grid_rows(N1, N2, F[lo:lo + step], G, rows[lo:lo + step], cols), out.dtype)
+    return out
