@@ -10,6 +10,7 @@ a few repeats, and that time over the time of ``secondorder`` on the same
 problem (above 1: ``secondorder`` is faster).
 """
 
+import math
 import time
 import warnings
 
@@ -239,6 +240,13 @@ def run_ot(method, a, b, M, reg, stopThr=1e-9, max_iter=None):
     import time as _time
 
     n = M.shape[0]
+    if method.endswith("@grid"):
+        # the same images' cost as a GridCost (ot_problem scales it to max 1): no n x n matrix in the solve
+        from secondorder.ot import GridCost
+
+        side = int(round(math.sqrt(n)))
+        M = GridCost((side, side), spacing=1.0 / ((side - 1) * math.sqrt(2.0)))
+        method = method[: -len("@grid")]
     if method.startswith("so:"):
         from secondorder import ot as so_ot
 
@@ -275,7 +283,7 @@ def run_ot(method, a, b, M, reg, stopThr=1e-9, max_iter=None):
 
 
 def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_size=500, max_iter=None, large=(3000, 10000),
-             out=print):
+             grid_sides=(128,), out=print):
     """SNS and our Sinkhorns against POT's exact solver (``emd``, the
     network simplex), POT's ``sinkhorn`` and ``sinkhorn_log`` and RegOT's
     ``sinkhorn_ssns``, the entropic ones to an L1 marginal error of 1e-9;
@@ -284,7 +292,9 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
     ``max_iter`` caps the iterations of every method (default: a million
     for the Sinkhorns, RegOT's 1000).  ``large``: sizes of uniform clouds
     and half-empty images at the smallest ``reg`` where only SNS and
-    ``ot.emd`` run."""
+    ``ot.emd`` run.  Images are also solved with their cost as a
+    :class:`~secondorder.ot.GridCost` (``so:sns@grid``), and alone that
+    way and by ``ot.emd`` on square grids of ``grid_sides``."""
     import importlib.util
     import math
 
@@ -303,12 +313,14 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
         run_ot(m, a, b, M, 1e-2)
     for kind in ("clouds", "images"):  # the Newton stage's kernels, also on a cost restricted to a support
         run_ot("so:sns", *ot_problem(kind, 64, 0), 1e-3)
+    run_ot("so:sns@grid", *ot_problem("images", 64, 0), 1e-3)
     # (kind, n, reg, whether only SNS and ot.emd run)
     cases = (
         [("assignment", assignment_size, 1 / 1200, False)]
         + [("clouds", n, reg, False) for n in sizes for reg in regs]
         + [(kind, n, min(regs), False) for kind in ("apart", "images") for n in sizes[:2]]
         + [(kind, n, min(regs), True) for kind in ("clouds", "images") for n in large]
+        + [("images", side * side, min(regs), True) for side in grid_sides]
     )
     ratios = {}
     for kind, n, reg, exact_only in cases:
@@ -316,11 +328,13 @@ def bench_ot(sizes=(500, 1000, 2000), regs=(1e-2, 1e-3), draws=3, assignment_siz
             a, b, M = ot_problem(kind, n, draw)
             label = f"{kind} n={n} reg={reg:.2g}" + (f" #{draw}" if draw else "")
             ref = None
-            for m in methods:
+            for m in methods[:1] + (["so:sns@grid"] if kind == "images" else []) + methods[1:]:
                 if m in ("pot:sinkhorn", "regot:ssns") and kind in ("apart", "images"):
                     continue  # minutes on these at small reg: the exact solver is the anchor there
-                if exact_only and m not in ("so:sns", "pot:emd"):
+                if exact_only and m not in ("so:sns", "pot:emd", "so:sns@grid"):
                     continue
+                if m == "so:sns" and kind == "images" and n > max(large):
+                    continue  # the grid's size: its dense cost is for ot.emd
                 seconds, iters, err, _ = run_ot(m, a, b, M, reg, max_iter=max_iter)
                 ref = ref or seconds
                 ratios.setdefault((kind, n, reg, m), []).append(seconds / ref)
@@ -627,6 +641,8 @@ def main(argv=None):
     parser.add_argument("--ot-max-iter", type=int, default=None, help="iteration cap of every OT method")
     parser.add_argument("--ot-large", type=int, nargs="*", default=[3000, 10_000],
                         help="sizes of the clouds and images where only SNS and ot.emd run")
+    parser.add_argument("--ot-grid-sides", type=int, nargs="*", default=[128],
+                        help="sides of the square images solved with a GridCost and by ot.emd alone")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per learning rate (stochastic table)")
     parser.add_argument("--no-charlm", action="store_true", help="skip the character-level transformer (stochastic)")
     parser.add_argument("--gpu", action="store_true", help="the GPU table only (the same as the suite name gpu)")
@@ -646,7 +662,7 @@ def main(argv=None):
         _glm_grid(args.only, scale=args.glm_scale, repeat=min(args.repeat, 2))
     if "ot" in suites:
         bench_ot(tuple(args.ot_sizes), draws=args.ot_draws, assignment_size=args.ot_assignment_size, max_iter=args.ot_max_iter,
-                 large=tuple(args.ot_large))
+                 large=tuple(args.ot_large), grid_sides=tuple(args.ot_grid_sides))
     if "mfac" in suites:
         bench_mfac(tuple(args.mfac_dims), tuple(args.mfac_windows), repeat=max(args.repeat, 3))
     if "stochastic" in suites:

@@ -60,6 +60,10 @@ def test_ot_suite_runs_small_cases():
     hard = mod.HardGeometry()
     hard.setup("apart", 1000, "so:sns")
     assert hard.track_iterations("apart", 1000, "so:sns") >= 1
+    hard.setup("images", 1000, "so:sns@grid")
+    assert hard.track_iterations("images", 1000, "so:sns@grid") >= 1
+    with pytest.raises(NotImplementedError):
+        hard.setup("apart", 1000, "so:sns@grid")
     per = mod.LogSinkhornPerIteration()
     per.setup(500, "so:sinkhorn_log")
     per.time_50_iterations(500, "so:sinkhorn_log")

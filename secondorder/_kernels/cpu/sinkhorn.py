@@ -242,12 +242,12 @@ def grid_kept(N1, N2, F, G, Bmax, rowmax, rows, col_map, delta, cap):
 def grid_plan(N1, N2, F, G, rows, cols, out):
     w = N2.shape[0]
     m = cols.shape[0]
+    c1 = cols // w
+    c2 = cols % w
     for k in prange(rows.shape[0]):
         i1 = rows[k] // w
         i2 = rows[k] % w
         fk = F[k]
         for l in range(m):
-            j1 = cols[l] // w
-            j2 = cols[l] % w
-            out[k, l] = fast_exp(fk + G[l] + N1[i1, j1] + N2[i2, j2])
+            out[k, l] = fast_exp(fk + G[l] + N1[i1, c1[l]] + N2[i2, c2[l]])
     return out
