@@ -43,7 +43,7 @@ def scaled_kernel(M, f, g, reg, out):
     """``out = exp((f 1^T + 1 g^T - M)/reg)``: the plan, or the kernel of the
     scaling iterations after absorbing the potentials."""
     xp = get_namespace(M)
-    out[...] = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
+    out[...] = xp.astype(_exp(xp, (f[:, None] + g[None, :] - M) / reg), out.dtype)
     return out
 
 
