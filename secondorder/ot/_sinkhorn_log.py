@@ -107,9 +107,12 @@ def sweeps(problem, f, g, count):
 
 
 def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, print_period=10, potentials=None, stop=None,
-              **unknown):
-    """Log-domain Sinkhorn on a prepared problem; returns a Solution.
-    ``stop(errs)``, when given, ends the iterations when it returns True."""
+              omega=1.0, **unknown):
+    r"""Log-domain Sinkhorn on a prepared problem; returns a Solution.
+    ``stop(errs)``, when given, ends the iterations when it returns True.
+    ``omega`` over-relaxes the updates, :math:`f \leftarrow (1 - \omega) f
+    + \omega f^{\mathrm{Sinkhorn}}`, as
+    :func:`~secondorder.ot._scaling.scaling_iterations` does."""
     _no_options(unknown, "sinkhorn_log")
     print_period = check_int(print_period, "print_period", minimum=1)
     xp = problem.xp
@@ -121,15 +124,17 @@ def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, print
     lse_c = xp.empty(m, dtype=xp.float64)
     errs = []
     passes = 0
+    relaxed = omega != 1.0
+    col_err = 0.0
     if verbose:
         print(f"{'It.':>5}|{'Err':>12}\n" + "-" * 19)
     for it in range(numItermax + 1):
         lse_r = problem.lse_rows(g, lse_r)
         passes += 1
         if it > 0:
-            # Columns are exact after the g-update; the rows' marginals at
+            # Columns are exact after a plain g-update (else off by col_err); the rows' marginals at
             # (f, g) follow from this pass: P 1 = exp(f/reg + LSE).
-            err = float(xp.sum(xp.abs(xp.exp(f / reg + lse_r) - problem.a)))
+            err = float(xp.sum(xp.abs(xp.exp(f / reg + lse_r) - problem.a))) + col_err
             errs.append(err)
             if verbose and ((it - 1) % print_period == 0 or err < stopThr):
                 print(f"{it:>5}|{err:>12.6e}")
@@ -137,11 +142,24 @@ def solve_log(problem, numItermax, stopThr, verbose=False, warmstart=None, print
                 raise FloatingPointError("sinkhorn_log: non-finite marginal error; please report this input.")
             if err < stopThr or it == numItermax or (stop is not None and stop(errs)):
                 break
-        f = reg * (problem.log_a - lse_r)
+            if relaxed and len(errs) > STALL and not errs[-1] < errs[-1 - STALL]:
+                relaxed = False  # over-relaxation does not pay here: plain Sinkhorn, which always converges
+                col_err = 0.0
+        f_new = reg * (problem.log_a - lse_r)
+        f = (1.0 - omega) * f + omega * f_new if relaxed else f_new
         lse_c = problem.lse_cols(f, lse_c)
         passes += 1
-        g = reg * (problem.log_b - lse_c)
+        g_new = reg * (problem.log_b - lse_c)
+        if relaxed:
+            g = (1.0 - omega) * g + omega * g_new
+            col_err = float(xp.sum(xp.abs(xp.exp(g / reg + lse_c) - problem.b)))
+        else:
+            g = g_new
     return Solution(f, g, errs, passes)
+
+
+# Over-relaxed iterations whose error has not decreased over this many go on plain.
+STALL = 20
 
 
 solve_log.takes_grid = True
