@@ -169,6 +169,10 @@ class GLMLoss:
         self._cache = []  # (w, value, grad, state) of the two latest points
         self.n_passes = 0
 
+    # Whether each oracle call is a round of tasks on a cluster (the Dask losses), where a round costs the same
+    # whatever it computes, not a pass over X here.
+    distributed = False
+
     def _device(self, a, like):
         return asarray_like(self.xp, a, like, dtype=getattr(self.xp, str(a.dtype)))
 

@@ -270,6 +270,7 @@ class _DaskGLM:
     keeps."""
 
     _local = None  # the in-memory loss class of one partition
+    distributed = True
 
     def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None, n_classes=None, client=None):
         from .._validation import check_nonnegative
@@ -473,6 +474,7 @@ def fit(estimator, X, y, sample_weight=None):
     estimator.n_features_in_ = loss.n_features
     estimator._set_coefficients(loss, res, data.dtype)
     estimator.n_iter_ = np.array([res.nit], dtype=np.int32)
+    estimator.solver_ = getattr(res, "solver", estimator.solver)
     estimator.n_rounds_ = loss.n_rounds
     return estimator
 

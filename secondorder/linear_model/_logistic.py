@@ -319,7 +319,8 @@ class LogisticRegression(_BaseLogistic):
         Iterations, of both methods where ``solver="auto"`` used two.
     solver_ : str
         The method that ran: ``"lbfgs"`` or ``"lbfgs+trust-region"`` for
-        ``solver="auto"``, else ``solver``.
+        ``solver="auto"`` (on Dask data with at most 32 parameters:
+        ``"trust-region"``), else ``solver``.
     n_features_in_ : int
     feature_names_in_ : ndarray, when ``X`` has feature names
 
