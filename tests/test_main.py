@@ -30,12 +30,13 @@ def test_bench_mfac_rows(capsys):
 
 def test_bench_ot_rows(capsys):
     args = ["bench", "ot", "--ot-sizes", "60", "--ot-draws", "2", "--ot-assignment-size", "60", "--ot-max-iter", "3000",
-            "--ot-large", "90"]
+            "--ot-large", "90", "--ot-grid-sides", "12"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    for kind in ("clouds n=90 ", "images n=90 "):
+    for kind, methods in (("clouds n=90 ", {"so:sns", "pot:emd"}), ("images n=90 ", {"so:sns", "so:sns@grid", "pot:emd"}),
+                          ("images n=144 ", {"so:sns@grid", "pot:emd"})):
         large = [line for line in out.splitlines() if line.startswith(kind)]
-        assert {line.split()[3] for line in large} == {"so:sns", "pot:emd"}
+        assert {line.split()[3] for line in large} == methods
     for name in ("assignment n=60", "clouds n=60 reg=0.001 #1", "so:sns", "pot:sinkhorn", "regot:ssns", "per iter",
                  "pot:emd", "apart n=60", "images n=60", "so:greenkhorn", "pot:sinkhorn_epsilon_scaling"):
         assert name in out
