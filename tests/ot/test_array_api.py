@@ -61,3 +61,19 @@ def test_pot_methods_and_several_targets_in_the_callers_library(make, method):
     costs = ot.sinkhorn2(make(a), make(b), make(M), 0.1, **kw)
     assert type(costs) is kind and tuple(costs.shape) == (2,)
     assert_allclose(to_numpy(costs), ot.sinkhorn2(a, b, M, 0.1, **kw), rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["sns", "sinkhorn_log", "sinkhorn"])
+def test_grid_cost_in_the_callers_library(make, method):
+    # the histograms in the caller's library, the grid's tables NumPy: plans and costs in the caller's library
+    rng = np.random.default_rng(4)
+    a, b = rng.random(42), rng.random(42)
+    a[:5] = 0.0
+    a, b = a / a.sum(), b / b.sum()
+    dense = ot.grid_cost((6, 7))
+    P = ot.sinkhorn(make(a), make(b), ot.GridCost((6, 7)), 1e-2, method=method)
+    cost = ot.sinkhorn2(make(a), make(b), ot.GridCost((6, 7)), 1e-2, method=method)
+    kind = type(make([0.0]))
+    assert type(P) is kind and type(cost) is kind
+    assert_allclose(to_numpy(P), ot.sinkhorn(a, b, dense, 1e-2, method=method), rtol=1e-9, atol=1e-15)
+    assert float(cost) == pytest.approx(float(ot.sinkhorn2(a, b, dense, 1e-2, method=method)), rel=1e-10)

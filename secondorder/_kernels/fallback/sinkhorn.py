@@ -114,11 +114,12 @@ def lse_axis(X, N, out, out_max):
     A, Q = X.shape
     step = max(1, _BLOCK // max(1, N.shape[0] * Q))
     for lo in range(0, A, step):
-        t = X[lo:lo + step, None, :] + N[None, :, :]
+        hi = min(lo + step, A)  # the standard leaves slices past the end unspecified
+        t = X[lo:hi, None, :] + N[None, :, :]
         mx = xp.max(t, axis=2, keepdims=True)
         safe = xp.where(xp.isfinite(mx), mx, 0.0)
-        out[lo:lo + step, ...] = xp.squeeze(safe, axis=2) + xp.log(xp.sum(xp.exp(t - safe), axis=2))
-        out_max[lo:lo + step, ...] = xp.squeeze(mx, axis=2)
+        out[lo:hi, ...] = xp.squeeze(safe, axis=2) + xp.log(xp.sum(xp.exp(t - safe), axis=2))
+        out_max[lo:hi, ...] = xp.squeeze(mx, axis=2)
     return out, out_max
 
 
@@ -145,8 +146,9 @@ def grid_kept(N1, N2, F, G, Bmax, rowmax, rows, col_map, delta, cap):
     n = G.shape[0]
     cols = xp.arange(n, dtype=rows.dtype)
     step = max(1, _BLOCK // n)
-    parts = [_kept(xp, _grid_rows(N1, N2, F[lo:lo + step], G, rows[lo:lo + step], cols), delta, cap)
-             for lo in range(0, rows.shape[0], step)]
+    n_rows = rows.shape[0]
+    parts = [_kept(xp, _grid_rows(N1, N2, F[lo:min(lo + step, n_rows)], G, rows[lo:min(lo + step, n_rows)], cols),
+                   delta, cap) for lo in range(0, n_rows, step)]
     count, raised, idx, vals = (xp.concat([p[k] for p in parts]) for k in range(4))
     places = xp.take(col_map, xp.reshape(xp.astype(idx, xp.int64), (-1,)))
     return count, raised, xp.astype(xp.reshape(places, idx.shape), xp.int32), vals
@@ -157,5 +159,6 @@ def grid_plan(N1, N2, F, G, rows, cols, out):
     xp = get_namespace(N1)
     step = max(1, _BLOCK // max(1, cols.shape[0]))
     for lo in range(0, rows.shape[0], step):
-        out[lo:lo + step, ...] = xp.astype(_grid_rows(N1, N2, F[lo:lo + step], G, rows[lo:lo + step], cols), out.dtype)
+        hi = min(lo + step, rows.shape[0])
+        out[lo:hi, ...] = xp.astype(_grid_rows(N1, N2, F[lo:hi], G, rows[lo:hi], cols), out.dtype)
     return out
