@@ -118,3 +118,57 @@ def test_softmax_regression_auto():
     # two softmax rows penalised apart equal one binary row w = W_2 - W_1 at twice the C
     ref = SKLogisticRegression(C=6.0, solver="newton-cholesky", tol=1e-13, max_iter=1000).fit(X, y)
     assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+
+
+def test_newton_phase_goes_over_to_the_dense_matrix_where_cg_is_costly(monkeypatch):
+    """The multinomial Newton phase starts on products; at a point where CG
+    spent more products than the dense matrix costs, the next points use
+    the dense matrix, and the fit still matches scikit-learn."""
+    from secondorder.linear_model import _auto
+
+    class Products:
+        ncg = 0
+
+        def update(self, x, g, **kwargs):
+            self.seen = (x, g)
+
+        def trust_step(self, g, radius):
+            return "products", False
+
+    class Dense(Products):
+        def trust_step(self, g, radius):
+            return "dense", False
+
+    products = Products()
+    model = _auto._ProductsThenDense(products, Dense, budget=10)
+    x = g = np.zeros(3)
+    for spent, expected in [(4, "products"), (30, "products"), (0, "dense"), (0, "dense")]:
+        model.update(x, g)
+        assert model.trust_step(g, 1.0)[0] == expected
+        products.ncg += spent
+    # correlated features, three classes: CG pays for the condition in products
+    rng = np.random.default_rng(0)
+    n, d = 4000, 60
+    X = rng.standard_normal((n, d)) @ (np.eye(d) + 2.0 * rng.standard_normal((d, d)) / np.sqrt(d))
+    X[:, 1] = X[:, 0] + 1e-3 * rng.standard_normal(n)
+    y = np.argmax(X @ rng.standard_normal((d, 3)) / np.sqrt(d) + rng.gumbel(size=(n, 3)), axis=1)
+    loss = SoftmaxLoss(X, y, n_classes=3, alpha=1.0 / n)
+    assert isinstance(_auto._newton_curvature(loss, "exact"), _auto._ProductsThenDense)
+    switched = []
+    update = _auto._ProductsThenDense.update
+
+    def spy(self, x, g, **kwargs):
+        out = update(self, x, g, **kwargs)
+        switched.append(self.current is not self.products)
+        return out
+
+    monkeypatch.setattr(_auto._ProductsThenDense, "update", spy)
+    ours = SoftmaxRegression(C=1.0, tol=1e-9).fit(X, y)
+    assert any(switched) and not switched[0]
+    # the solution: the gradient norm asked for, and scikit-learn's objective
+    w = np.r_[ours.coef_.ravel(), ours.intercept_]
+    assert np.linalg.norm(loss.grad(w)) <= 1e-9
+    sk = SKLogisticRegression(C=1.0, tol=1e-12, max_iter=10000).fit(X, y)
+    w_sk = np.r_[(sk.coef_ - sk.coef_.mean(0)).ravel(), sk.intercept_ - sk.intercept_.mean()]
+    assert loss.value(w) <= loss.value(w_sk) + 1e-12
+    assert_allclose(ours.coef_, sk.coef_ - sk.coef_.mean(0), atol=1e-3 * np.abs(sk.coef_).max())
