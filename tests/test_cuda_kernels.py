@@ -129,6 +129,23 @@ def test_sinkhorn_solvers_with_the_gpu_table(method):
     assert cost == pytest.approx(float(ot.sinkhorn2(a, b, M, 0.05, method=method)), rel=1e-9)
 
 
+@pytest.mark.parametrize("method", ["sns", "sinkhorn_log"])
+def test_grid_cost_with_the_gpu_table(method):
+    # the GPU table's grid kernels are the generic ones; SNS's Newton stage runs its own CUDA kernels around them
+    from secondorder import ot
+
+    rng = np.random.default_rng(5)
+    a, b = rng.random(30) + 0.1, rng.random(30)
+    b[:4] = 0.0
+    a, b = a / a.sum(), b / b.sum()
+    ref = ot.sinkhorn(a, b, ot.grid_cost((5, 6)), 5e-3, method=method)
+    with use_kernels("gpu"):
+        P = ot.sinkhorn(a, b, ot.GridCost((5, 6)), 5e-3, method=method)
+        cost = ot.sinkhorn2(a, b, ot.GridCost((5, 6)), 5e-3, method=method)
+    assert_allclose(P, ref, rtol=1e-7, atol=1e-13)
+    assert float(cost) == pytest.approx(float(np.sum(ref * ot.grid_cost((5, 6)))), rel=1e-8)
+
+
 @pytest.mark.parametrize("estimator", ["LogisticRegression", "SoftmaxRegression"])
 def test_estimators_with_the_gpu_table(estimator):
     pytest.importorskip("sklearn")

@@ -405,7 +405,7 @@ def solve_sns(
         with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
             with np.errstate(all="ignore"):
                 warm = iterations(f, g, first, stop, dtype=xp.float32)
-            if not _finite(xp, warm) and kernel_dtype != xp.float32:
+            if problem.dense and kernel_dtype != xp.float32 and not _finite(xp, warm):
                 # a row or column of the float32 kernel underflowed to zero (reg tiny against M's range): again
                 # on M's dtype, whose kernel entries stay normal numbers down to exp(-500)
                 handed.clear()

@@ -306,7 +306,6 @@ def _check(sol, numItermax, stopThr, warn, name):
 
 def plan_result(problem, sol, numItermax, stopThr, log, warn, name):
     """The plan (one more pass, into a new array), or ``(plan, log)``."""
-    xp = problem.xp
     _check(sol, numItermax, stopThr, warn, name)
     plan = problem.plan(sol.f, sol.g)
     return (plan, _log_dict(problem, sol, sol.passes + 1)) if log else plan

@@ -166,3 +166,15 @@ def test_images_at_small_reg_without_the_dense_cost():
     c0 = ot.sinkhorn2(a, b, ot.grid_cost((side, side), spacing=spacing), 1e-3)
     assert log1["err"][-1] < 1e-9 and log1["n_newton"] > 0
     assert float(c1) == pytest.approx(float(c0), rel=1e-8)
+
+
+def test_grid_cost_matches_pot():
+    # POT's log-domain Sinkhorn on the dense grid cost: the plan and W2 of the GridCost solve
+    pot = pytest.importorskip("ot")
+    a, b = _images((9, 11), seed=17, empty=0.0)
+    M = ot.grid_cost((9, 11))
+    ref = pot.sinkhorn(a, b, M, 1e-2, method="sinkhorn_log", stopThr=1e-13, numItermax=100000)
+    P = ot.sinkhorn(a, b, ot.GridCost((9, 11)), 1e-2, stopThr=1e-11)
+    assert_allclose(P, ref, rtol=1e-6, atol=1e-12)
+    assert float(ot.sinkhorn2(a, b, ot.GridCost((9, 11)), 1e-2, stopThr=1e-11)) == pytest.approx(
+        float(np.sum(ref * M)), rel=1e-8)

@@ -64,7 +64,6 @@ def sns_eval(M, f, g, reg, delta, cap):
     unspecified.  Where more than ``cap`` entries tie at the row's largest,
     the first ``cap`` columns."""
     xp = get_namespace(M)
-    n, m = M.shape
     P = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
     r = xp.sum(P, axis=1)
     c = xp.sum(P, axis=0)
