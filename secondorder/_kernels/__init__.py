@@ -13,6 +13,7 @@ NAMES = (
     "gram_matvec_csr",
     "logistic_grad",
     "logistic_grad_csr",
+    "logistic_grad_gram",
     "softmax_grad",
     "softmax_grad_csr",
     "softmax_hessp",

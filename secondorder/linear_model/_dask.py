@@ -81,18 +81,36 @@ def _make_part(X, y, sample_weight, cls, n_classes, fit_intercept):
     kwargs = {"n_classes": n_classes} if cls is SoftmaxLoss else {}
     part = cls(X, y, alpha=0.0, fit_intercept=fit_intercept, sample_weight=sample_weight, **kwargs)
     part.state_at = None  # (parameters, per-sample state) of the last evaluation here
+    _register_sizeof()
     return part
 
 
-def _evaluate_part(part, coef, b, matrix=None):
-    """Loss and gradient sums at ``(coef, b)``, and the curvature matrix of
-    kind ``matrix`` there when asked (a dense Newton step needs it at every
-    accepted point: one round instead of two)."""
+def _register_sizeof():
+    """Tell Dask a partition's loss weighs what its arrays do: the scheduler
+    estimates a result's transfer time from its size, and took a loss for a
+    small object, so its work stealing moved rounds' tasks (each a
+    millisecond of work) to the other worker with a copy of the rows."""
+    from dask.sizeof import sizeof
+
+    @sizeof.register(GLMLoss)
+    def _sizeof_loss(loss):
+        X = loss.X
+        arrays = (X.data, X.indices, X.indptr) if loss.sparse else (X,)
+        return sum(sizeof(a) for a in arrays) + sizeof(loss.y) + sizeof(loss.sample_weight)
+
+
+def _evaluate_part(part, coef, b, matrix=None, diagonal=False):
+    """Loss and gradient sums at ``(coef, b)``, and there, when asked, the
+    curvature matrix of kind ``matrix`` (a dense Newton step needs it at
+    every accepted point) and the Hessian diagonal's sums (``solver="auto"``
+    scales by it at the start): one round instead of two."""
     _threads()
+    part._prefetch = matrix  # the binary loss sums a small matrix in the gradient's pass
     loss, g, gb, state = part._evaluate(coef, b)
     part.state_at = (coef.tobytes() + b.tobytes(), state)
     H = part._curvature_matrix(state, matrix, None)[0] if matrix is not None else None
-    return loss, g, gb, H
+    D = part._diagonal_sums(state) if diagonal else None
+    return loss, g, gb, H, D
 
 
 def _state_of(part, coef, b):
@@ -264,6 +282,11 @@ def _warm_workers(client):
     _warmed.update((scheduler, w) for w in workers)
 
 
+def _sum(arrays):
+    """The sum of the partitions' arrays, in partition order (deterministic), in float64."""
+    return functools.reduce(operator.add, (np.asarray(a, dtype=np.float64) for a in arrays))
+
+
 class _DaskGLM:
     """The round machinery shared by the two Dask losses; mixed in before
     the in-memory class, whose layout, penalty and curvature models it
@@ -285,6 +308,8 @@ class _DaskGLM:
         self.n_rounds = 0
         self.n_tasks = 0
         self._prefetch = None  # the curvature matrix to compute with every gradient (dense models)
+        self._with_diagonal = False  # the Hessian diagonal too (hessian_diagonal at a new point)
+        self._holders = None  # the partitions' indices by worker address
         if data.weights is None:
             self._total = float(data.shape[0])
         else:
@@ -316,11 +341,33 @@ class _DaskGLM:
     def fused(self):
         return False  # the passes run on the workers
 
+    def _placement(self):
+        """The partitions' indices by the worker that holds them, asked of
+        the scheduler once (after the first round, when they exist)."""
+        if self._holders is None:
+            who_has = self.client.who_has(self._parts)
+            self._holders = {}
+            for i, f in enumerate(self._parts):
+                holders = who_has.get(f.key) or [None]
+                self._holders.setdefault(holders[0], []).append(i)
+        return self._holders
+
     def _round(self, func, **kwargs):
         """One task per partition, on its worker; the results in partition
         order."""
-        # one call for all the tasks (a batch of messages, not one per partition)
-        futures = self._data.map(func, self._parts, **kwargs)
+        if self.n_rounds == 0:
+            futures = self._data.map(func, self._parts, **kwargs)
+        else:
+            # Each task is pinned (loosely) to the worker holding its partition. Unpinned, a round's tasks can
+            # count as "root-ish" to the scheduler (a task group larger than twice the cluster's threads, with
+            # few dependencies: the rounds' tasks share one group), and it then places them without regard to
+            # where their data are, copying partitions between workers. A loose pin still lets a task run
+            # elsewhere when its worker is gone (Dask then rebuilds the partition there).
+            futures = [None] * len(self._parts)
+            for address, index in self._placement().items():
+                pinned = {} if address is None else {"workers": [address], "allow_other_workers": True}
+                for i, f in zip(index, self._data.map(func, [self._parts[i] for i in index], **pinned, **kwargs)):
+                    futures[i] = f
         try:
             results = self.client.gather(futures)
         except Exception as exc:
@@ -338,35 +385,44 @@ class _DaskGLM:
 
     def _evaluate(self, coef, b):
         coef, b = np.ascontiguousarray(coef), np.ascontiguousarray(b)
-        results = self._round(_evaluate_part, coef=coef, b=b, matrix=self._prefetch)
+        results = self._round(_evaluate_part, coef=coef, b=b, matrix=self._prefetch, diagonal=self._with_diagonal)
         loss = functools.reduce(operator.add, (r[0] for r in results))
-        g = functools.reduce(operator.add, (np.asarray(r[1], dtype=np.float64) for r in results))
-        gb = functools.reduce(operator.add, (np.asarray(r[2], dtype=np.float64) for r in results))
+        g = _sum(r[1] for r in results)
+        gb = _sum(r[2] for r in results)
         matrices = {}
         if self._prefetch is not None:
-            matrices[self._prefetch] = functools.reduce(operator.add, (np.asarray(r[3], dtype=np.float64) for r in results))
+            matrices[self._prefetch] = _sum(r[3] for r in results)
+        if self._with_diagonal:
+            matrices["diagonal"] = tuple(_sum(r[4][i] for r in results) for i in (0, 1))
         return loss, g, gb, (coef.copy(), b.copy(), matrices)
+
+    def hessian_diagonal(self, w):
+        # at a point not evaluated yet, the diagonal comes in the gradient's round
+        self._with_diagonal = True
+        try:
+            return super().hessian_diagonal(w)
+        finally:
+            self._with_diagonal = False
 
     def _curvature_product(self, state, V, vb, kind, rows):
         coef, b, _ = state
         results = self._round(
             _product_part, coef=coef, b=b, V=np.ascontiguousarray(V), vb=np.ascontiguousarray(vb), kind=kind
         )
-        out = functools.reduce(operator.add, (np.asarray(r[0], dtype=np.float64) for r in results))
-        out_b = functools.reduce(operator.add, (np.asarray(r[1], dtype=np.float64) for r in results))
-        return out, out_b, self._total
+        return _sum(r[0] for r in results), _sum(r[1] for r in results), self._total
 
     def _curvature_matrix(self, state, kind, rows):
         coef, b, matrices = state
         if kind in matrices:  # computed in the gradient's round
             return matrices[kind], self._total
-        H = functools.reduce(operator.add, self._round(_matrix_part, coef=coef, b=b, kind=kind))
-        return np.asarray(H, dtype=np.float64), self._total
+        return _sum(self._round(_matrix_part, coef=coef, b=b, kind=kind)), self._total
 
     def _diagonal_sums(self, state):
-        coef, b, _ = state
+        coef, b, matrices = state
+        if "diagonal" in matrices:  # computed in the gradient's round
+            return matrices["diagonal"]
         results = self._round(_diagonal_part, coef=coef, b=b)
-        return tuple(functools.reduce(operator.add, (np.asarray(r[i], dtype=np.float64) for r in results)) for i in (0, 1))
+        return tuple(_sum(r[i] for r in results) for i in (0, 1))
 
     def curvature(self, kind="exact", solver="auto", **model_options):
         """As the in-memory loss's, without ``"subsampled"`` (a subsample of

@@ -95,6 +95,10 @@ class LogisticLoss(GLMLoss):
         c = self._as_kernel(coef[0, :])
         if self.sparse:
             loss, g = self._k.logistic_grad_csr(*self._csr_args(), self.y, self.sample_weight, c, b[0], r, h)
+        elif self._fuse_gram():
+            # the Hessian sum from the same pass (see _fuse_gram), kept for _curvature_matrix
+            loss, g, G = self._k.logistic_grad_gram(self.X, self.y, self.sample_weight, c, b[0], r, h)
+            self._gram = (h, G)
         else:
             loss, g = self._k.logistic_grad(self.X, self.y, self.sample_weight, c, b[0], r, h)
         g = astype(xp, xp.asarray(g), xp.float64)
@@ -137,6 +141,8 @@ class LogisticLoss(GLMLoss):
         return xp.reshape(out, (1, -1)), self._device(np.array([s]), self._like), total
 
     def _curvature_matrix(self, state, kind, rows):
+        if rows is None and kind != "fisher" and self._gram is not None and self._gram[0] is state[1]:
+            return self._gram[1], self._total  # from the gradient's pass
         weights = self._weights(state, kind)
         X, total = self.X, self._total
         if rows is not None:

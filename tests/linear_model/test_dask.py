@@ -57,6 +57,11 @@ def test_losses_equal_the_in_memory_losses(client, sparse):
         # a gradient and a product at one point: two rounds, each one task per partition
         assert dask_loss.n_rounds == rounds + 2 and dask_loss.n_tasks % dask_loss.n_partitions == 0
         assert_allclose(dask_loss.hess(w), ref.hess(w), rtol=1e-11, atol=1e-14)
+        # the diagonal at a new point comes in its gradient's round; at an evaluated point it takes one of its own
+        rounds = dask_loss.n_rounds
+        assert_allclose(dask_loss.hessian_diagonal(w + 0.1), ref.hessian_diagonal(w + 0.1), rtol=1e-12, atol=1e-15)
+        assert_allclose(dask_loss.hessian_diagonal(w), ref.hessian_diagonal(w), rtol=1e-12, atol=1e-15)
+        assert dask_loss.n_rounds == rounds + 2
         for kind in ("gauss-newton", "fisher"):
             model, ref_model = dask_loss.curvature(kind, solver="cg"), ref.curvature(kind, solver="cg")
             model.update(w), ref_model.update(w)
@@ -95,6 +100,19 @@ def test_estimators_equal_the_in_memory_fit_and_scikit_learn(client, solver):
                 assert (out.compute() == expected).all()
             else:
                 assert_allclose(out.compute(), expected, rtol=100 * tol, atol=100 * tol)
+
+
+def test_rounds_run_where_the_partitions_are(client):
+    # Neither the scheduler's placement of "root-ish" task groups (the rounds' tasks share one) nor its work
+    # stealing may copy a partition's rows to another worker: every round's task runs where its partition is.
+    X, y = _data(n=40000, d=20, seed=8)
+    Xd = da.from_array(X, chunks=(10000, 20))
+    with distributed.get_task_stream(client) as stream:
+        est = LogisticRegression(C=1.0, solver="lbfgs", tol=1e-10).fit(Xd, y)
+    rounds = [t for t in stream.data if "_part-" in t["key"] and not t["key"].startswith("_make_part")]
+    assert est.n_rounds_ >= 5 and len(rounds) == 4 * est.n_rounds_
+    assert all(ss["action"] != "transfer" for t in rounds for ss in t["startstops"])
+    assert len({t["worker"] for t in rounds}) == 2
 
 
 def test_dataframes_sparse_chunks_and_weights(client):

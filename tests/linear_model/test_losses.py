@@ -112,6 +112,51 @@ def test_numba_kernels_equal_fallback(dtype):
             assert_allclose(np.asarray(a, dtype=float), np.asarray(e, dtype=float), rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_fused_gradient_and_hessian_kernel(layout, dtype):
+    # one pass for the loss, the gradient and [X 1]^T diag(h) [X 1]: against the two-pass kernels and a dense sum
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((503, 7)).astype(dtype)  # rows not a multiple of the kernel's four
+    X = np.asfortranarray(X) if layout == "F" else X
+    y, sw = (rng.random(503) < 0.5).astype(float), rng.random(503)
+    coef = rng.standard_normal(7).astype(dtype)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    r0, h0 = np.empty(503), np.empty(503)
+    loss0, g0 = kernels(np, "fallback").logistic_grad(X, y, sw, coef, 0.3, r0, h0)
+    A = np.c_[X.astype(float), np.ones(503)]
+    for table in ("cpu", "fallback"):
+        r, h = np.empty(503), np.empty(503)
+        loss, g, G = kernels(np, table).logistic_grad_gram(X, y, sw, coef, 0.3, r, h)
+        assert loss == pytest.approx(loss0, rel=rtol)
+        for a, e in ((g, g0), (r, r0), (h, h0), (G, A.T @ (h0[:, None] * A))):
+            assert_allclose(a, e, rtol=rtol, atol=rtol * 1e-3)
+
+
+def test_dense_model_takes_the_hessian_from_the_gradients_pass():
+    X, y2, _, sw, rng = _data(d=9)
+    w = 0.3 * rng.standard_normal(10)
+    fused = LogisticLoss(X, y2, alpha=0.1, sample_weight=sw)
+    model = fused.curvature(solver="dense")
+    fused.value_and_grad(w)
+    assert fused._gram is not None  # summed in the gradient's pass
+    H = fused._dense(w, "exact", None)
+    assert fused.n_passes == 1
+    reference = LogisticLoss(X, y2, alpha=0.1, sample_weight=sw)  # no dense model: two passes
+    assert_allclose(H, reference.hess(w), rtol=1e-12)
+    assert reference._gram is None and reference.n_passes == 2
+    # the second point of the cache has no fused matrix: the matrix is summed from its weights
+    w2 = w + 0.1
+    fused.value(w2)
+    assert_allclose(fused._dense(w, "exact", None), H, rtol=1e-12)
+    assert_allclose(fused._dense(w, "fisher", None), reference._dense(w, "fisher", None), rtol=1e-12)
+    res = minimize(fused.value_and_grad, np.zeros(10), jac=True, hess=model, method="trust-region",
+                   options={"gtol": 1e-10})
+    ref = minimize(reference.value_and_grad, np.zeros(10), jac=True, hess=reference.curvature(solver="cg"),
+                   method="trust-region", options={"gtol": 1e-10})
+    assert res.success and ref.success
+    assert_allclose(res.x, ref.x, rtol=1e-8, atol=1e-9)
+
+
 def _flatten(items):
     out = []
     for item in items:

@@ -25,7 +25,7 @@ variants, the three arrays of a CSR matrix.
 
 import scipy.sparse
 
-from ..._array_api import astype, one_hot
+from ..._array_api import astype, concat, one_hot
 from ..._backend import get_namespace
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "gram_matvec_csr",
     "logistic_grad",
     "logistic_grad_csr",
+    "logistic_grad_gram",
     "softmax_grad",
     "softmax_grad_csr",
     "softmax_hessp",
@@ -65,6 +66,19 @@ def logistic_grad(X, y, sw, coef, b, r_out, h_out):
 
 def logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
     return logistic_grad(_csr(data, indices, indptr, d), y, sw, coef, b, r_out, h_out)
+
+
+def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
+    """As :func:`logistic_grad`, and the weighted Gram matrix
+    ``[X 1]^T diag(h) [X 1]`` of the same pass (dense ``X``), the binary
+    loss's Hessian sum: ``(loss, gradient, G)``."""
+    xp = get_namespace(r_out)
+    loss, g = logistic_grad(X, y, sw, coef, b, r_out, h_out)
+    Xh = astype(xp, X, xp.float64) * h_out[:, None]
+    top = astype(xp, X, xp.float64).T @ Xh
+    column = xp.sum(Xh, axis=0)
+    corner = xp.reshape(xp.sum(h_out), (1,))
+    return loss, g, concat(xp, [concat(xp, [top, column[:, None]], axis=1), concat(xp, [column, corner])[None, :]])
 
 
 def gram_matvec(X, w, v, vb):
