@@ -263,15 +263,17 @@ _warmed = set()  # (scheduler, worker) pairs whose numba kernels are loaded
 def _warm_workers(client):
     """Every worker loads the numba kernels from its cache once (not in
     the first round's time, and once per worker process), with its share
-    of its machine's cores for numba's threads."""
+    of its machine's cores for numba's threads.  Returns the cluster's
+    worker threads."""
     import inspect
 
     # scheduler_info lists only some workers unless asked for all (newer distributed)
     every = {"n_workers": -1} if "n_workers" in inspect.signature(client.scheduler_info).parameters else {}
     workers = client.scheduler_info(**every)["workers"]
+    threads = sum(worker["nthreads"] for worker in workers.values())
     scheduler = client.scheduler.address
     if {(scheduler, w) for w in workers} <= _warmed:
-        return
+        return threads
     cores = client.run(os.cpu_count)
     per_host = {}
     for worker in workers.values():
@@ -280,6 +282,7 @@ def _warm_workers(client):
         share = max(1, (cores.get(address) or 1) // max(1, per_host[worker["host"]]))
         client.run(_warm_up, share, workers=[address])
     _warmed.update((scheduler, w) for w in workers)
+    return threads
 
 
 def _sum(arrays):
@@ -301,7 +304,7 @@ class _DaskGLM:
         data = X if isinstance(X, Partitions) else partition(X, y, sample_weight, client)
         self.client = client = data.client
         self._data = data
-        _warm_workers(client)
+        self.n_threads = _warm_workers(client)  # the cluster's worker threads
         weights = data.weights if data.weights is not None else [None] * len(data.X)
         self._parts = data.map(_make_part, data.X, data.y, weights, cls=self._local, n_classes=n_classes,
                                fit_intercept=fit_intercept)

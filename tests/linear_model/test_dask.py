@@ -102,6 +102,24 @@ def test_estimators_equal_the_in_memory_fit_and_scikit_learn(client, solver):
                 assert_allclose(out.compute(), expected, rtol=100 * tol, atol=100 * tol)
 
 
+def test_auto_on_a_cluster_is_dense_newton_up_to_its_limits(client):
+    # a round costs about the same whatever it computes: Newton on the dense matrix from the start (six rounds
+    # or so) for the binary loss with up to 128 parameters on dense X; L-BFGS first beyond, and for softmax
+    # beyond 32 parameters, judged on the rate of its first five iterations
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((4000, 60)) * np.logspace(0, 1, 60)
+    y = (X @ (rng.standard_normal(60) / np.logspace(0, 1, 60)) + rng.standard_normal(4000) > 0).astype(int)
+    Xd = da.from_array(X, chunks=(1000, 60))
+    binary = LogisticRegression(C=1.0, tol=1e-9).fit(Xd, y)
+    assert binary.solver_ == "trust-region" and binary.n_rounds_ <= 14
+    labels = rng.integers(0, 3, 4000)
+    softmax = SoftmaxRegression(C=1.0, tol=1e-9).fit(Xd, labels)
+    assert softmax.solver_.startswith("lbfgs")
+    for est, target in ((binary, y), (softmax, labels)):
+        ref = type(est)(C=1.0, tol=1e-9).fit(X, target)
+        assert_allclose(est.coef_, ref.coef_, rtol=1e-6, atol=1e-7)
+
+
 def test_rounds_run_where_the_partitions_are(client):
     # Neither the scheduler's placement of "root-ish" task groups (the rounds' tasks share one) nor its work
     # stealing may copy a partition's rows to another worker: every round's task runs where its partition is.
