@@ -53,14 +53,19 @@ def _logistic_row(z, yi, si):
 
 
 @jit(parallel=True)
-def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, nb):
+def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, grams, nb):
+    # With grams of shape (nb, d + 1, d + 1), each block also sums the
+    # Hessian [X 1]^T diag(h) [X 1] (rank-one updates of each row while it is
+    # in cache); with grams of shape (nb, 0, 0), the gradient alone.
     n, d = X.shape
+    gram = grams.shape[1] > 0
     acc = np.zeros((nb, d))
     losses = np.zeros(nb)
     for blk in prange(nb):
         lo = blk * n // nb
         hi = (blk + 1) * n // nb
         a = acc[blk]
+        G = grams[blk]
         total = 0.0
         i = lo
         # Four rows at a time: four dot products, then one sweep over the
@@ -90,6 +95,14 @@ def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, nb):
             h_out[i], h_out[i + 1], h_out[i + 2], h_out[i + 3] = h0, h1, h2, h3
             for j in range(d):
                 a[j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
+            if gram:
+                # the full square (not the triangle): a loop of fixed length vectorises
+                for j in range(d):
+                    g0, g1, g2, g3 = h0 * X[i, j], h1 * X[i + 1, j], h2 * X[i + 2, j], h3 * X[i + 3, j]
+                    for k in range(d):
+                        G[j, k] += g0 * X[i, k] + g1 * X[i + 1, k] + g2 * X[i + 2, k] + g3 * X[i + 3, k]
+                    G[j, d] += g0 + g1 + g2 + g3
+                G[d, d] += h0 + h1 + h2 + h3
             i += 4
         while i < hi:
             z = b
@@ -101,6 +114,13 @@ def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, nb):
             h_out[i] = hi_
             for j in range(d):
                 a[j] += ri * X[i, j]
+            if gram:
+                for j in range(d):
+                    gj = hi_ * X[i, j]
+                    for k in range(d):
+                        G[j, k] += gj * X[i, k]
+                    G[j, d] += gj
+                G[d, d] += hi_
             i += 1
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0)
@@ -109,83 +129,19 @@ def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, nb):
 def logistic_grad(X, y, sw, coef, b, r_out, h_out):
     if not _dense_ok(X):
         return _fallback.logistic_grad(X, y, sw, coef, b, r_out, h_out)
-    return _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, _blocks(X.shape[0]))
-
-
-@jit(parallel=True)
-def _logistic_grad_gram_dense(X, y, sw, coef, b, r_out, h_out, nb):
-    n, d = X.shape
-    q = d + 1
-    acc = np.zeros((nb, d))
-    grams = np.zeros((nb, q, q))
-    losses = np.zeros(nb)
-    for blk in prange(nb):
-        lo = blk * n // nb
-        hi = (blk + 1) * n // nb
-        a = acc[blk]
-        G = grams[blk]
-        total = 0.0
-        i = lo
-        # Four rows at a time, as in the gradient's kernel: the upper
-        # triangle of the accumulator is loaded and stored once for four
-        # rank-one updates.
-        while i + 4 <= hi:
-            z0 = b
-            for j in range(d):
-                z0 += X[i, j] * coef[j]
-            z1 = b
-            for j in range(d):
-                z1 += X[i + 1, j] * coef[j]
-            z2 = b
-            for j in range(d):
-                z2 += X[i + 2, j] * coef[j]
-            z3 = b
-            for j in range(d):
-                z3 += X[i + 3, j] * coef[j]
-            l0, r0, h0 = _logistic_row(z0, y[i], sw[i])
-            l1, r1, h1 = _logistic_row(z1, y[i + 1], sw[i + 1])
-            l2, r2, h2 = _logistic_row(z2, y[i + 2], sw[i + 2])
-            l3, r3, h3 = _logistic_row(z3, y[i + 3], sw[i + 3])
-            total += l0 + l1 + l2 + l3
-            r_out[i], r_out[i + 1], r_out[i + 2], r_out[i + 3] = r0, r1, r2, r3
-            h_out[i], h_out[i + 1], h_out[i + 2], h_out[i + 3] = h0, h1, h2, h3
-            for j in range(d):
-                x0, x1, x2, x3 = X[i, j], X[i + 1, j], X[i + 2, j], X[i + 3, j]
-                a[j] += r0 * x0 + r1 * x1 + r2 * x2 + r3 * x3
-                g0, g1, g2, g3 = h0 * x0, h1 * x1, h2 * x2, h3 * x3
-                for k in range(d):
-                    G[j, k] += g0 * X[i, k] + g1 * X[i + 1, k] + g2 * X[i + 2, k] + g3 * X[i + 3, k]
-                G[j, d] += g0 + g1 + g2 + g3
-            G[d, d] += h0 + h1 + h2 + h3
-            i += 4
-        while i < hi:
-            z = b
-            for j in range(d):
-                z += X[i, j] * coef[j]
-            li, ri, hi_ = _logistic_row(z, y[i], sw[i])
-            total += li
-            r_out[i] = ri
-            h_out[i] = hi_
-            for j in range(d):
-                a[j] += ri * X[i, j]
-                gj = hi_ * X[i, j]
-                for k in range(j, d):
-                    G[j, k] += gj * X[i, k]
-                G[j, d] += gj
-            G[d, d] += hi_
-            i += 1
-        losses[blk] = total
-    G = grams.sum(axis=0)
-    for j in range(q):
-        for k in range(j):
-            G[j, k] = G[k, j]
-    return losses.sum(), acc.sum(axis=0), G
+    nb = _blocks(X.shape[0])
+    return _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, np.zeros((nb, 0, 0)), nb)
 
 
 def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
     if not _dense_ok(X):
         return _fallback.logistic_grad_gram(X, y, sw, coef, b, r_out, h_out)
-    return _logistic_grad_gram_dense(X, y, sw, coef, float(b), r_out, h_out, _blocks(X.shape[0]))
+    nb, q = _blocks(X.shape[0]), X.shape[1] + 1
+    grams = np.zeros((nb, q, q))
+    loss, g = _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, grams, nb)
+    G = grams.sum(axis=0)
+    G[-1, :-1] = G[:-1, -1]  # the column of ones was summed on one side only
+    return loss, g, G
 
 
 @jit(parallel=True)
