@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["dask_cluster", "dask_problem", "run_dask", "bench_dask", "METHODS"]
+__all__ = ["dask_cluster", "dask_problem", "run_dask", "bench_dask", "METHODS", "PROBLEMS"]
 
 METHODS = ("so:auto", "so:gns", "so:trust-region", "so:lbfgs", "dask-ml:newton", "dask-ml:lbfgs")
 
@@ -28,17 +28,33 @@ def dask_cluster(n_workers=2):
     return cluster, Client(cluster)
 
 
-def dask_problem(client, n=200_000, d=20, partitions=8, seed=0):
-    """``(X, y, Xd, yd)``: a well-posed binary problem generated on the
-    workers (so it has lineage and never travels in the task graph) and
-    persisted there in ``partitions`` row blocks, and the same data gathered
-    into memory for scikit-learn."""
+# The problems of the Dask guide's tables: (n, d, partitions, correlated).
+PROBLEMS = (
+    (200_000, 20, 8, False),
+    (50_000, 50, 4, False),
+    (1_000_000, 20, 8, False),
+    (1_000_000, 10, 16, False),
+    (200_000, 40, 8, True),
+    (100_000, 100, 8, True),
+)
+
+
+def dask_problem(client, n=200_000, d=20, partitions=8, seed=0, correlated=False):
+    """``(X, y, Xd, yd)``: a binary problem generated on the workers (so it
+    has lineage and never travels in the task graph) and persisted there in
+    ``partitions`` row blocks, and the same data gathered into memory for
+    scikit-learn.  Independent standard features, or, ``correlated``, every
+    feature sharing 0.9 of the first and scales spread over 10x."""
     import dask.array as da
 
     rows = -(-n // partitions)
     rng = da.random.default_rng(seed)
     Xd = rng.standard_normal((n, d), chunks=(rows, d))
     beta = np.random.default_rng(seed).standard_normal(d) / np.sqrt(d)
+    if correlated:
+        scales = np.logspace(0, 1, d)
+        Xd = (Xd + 0.9 * Xd[:, :1]) * scales
+        beta = beta / scales
     yd = (Xd @ beta + rng.standard_normal(n, chunks=rows) > 0).astype(np.int64)
     Xd, yd = client.persist([Xd, yd])
     X, y = client.compute([Xd, yd], sync=True)
@@ -73,23 +89,24 @@ def _has_dask_ml():
     return True
 
 
-def bench_dask(n=200_000, d=20, partitions=8, repeat=2, C=1e6, out=print):
-    """The table: time (best of ``repeat``), rounds and the distance to
-    scikit-learn's coefficients; returns the fastest dask-ml time over the
-    fastest secondorder time."""
+def bench_dask(n=200_000, d=20, partitions=8, repeat=2, C=1e6, out=print, correlated=False):
+    """The table of one problem: time (best of ``repeat``), rounds and the
+    distance to scikit-learn's coefficients; returns the fastest dask-ml
+    time over the fastest secondorder time."""
     from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
     if not _has_dask_ml():
         out("dask: dask-ml is not installed (pip install dask-ml); its rows are skipped")
     cluster, client = dask_cluster()
     try:
-        X, y, Xd, yd = dask_problem(client, n, d, partitions)
+        X, y, Xd, yd = dask_problem(client, n, d, partitions, correlated=correlated)
         for method in METHODS:  # workers load the kernels, dask-ml is imported: outside the timings
             if method.startswith("so:") or _has_dask_ml():
                 run_dask(method, Xd[:2000], yd[:2000], C=C)
         sk = SkLogisticRegression(C=C, tol=1e-12, max_iter=10000).fit(X, y)
         reference = np.r_[sk.coef_.ravel(), sk.intercept_]
-        out(f"\nLogistic regression on Dask: {n} x {d} in {partitions} partitions, 2 worker processes, C = {C:g}")
+        kind = ", correlated features" if correlated else ""
+        out(f"\nLogistic regression on Dask: {n} x {d}{kind} in {partitions} partitions, 2 worker processes, C = {C:g}")
         out(f"{'method':<18} {'time s':>8} {'rounds':>7} {'max |coef - sklearn|':>22}")
         best = {}
         for method in METHODS:

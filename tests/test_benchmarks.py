@@ -135,7 +135,7 @@ def test_dask_suite_runs_one_combination_and_the_table_compares_with_scikit_lear
     from benchmarks.harness_dask import bench_dask
 
     lines = []
-    bench_dask(n=4000, d=5, partitions=2, repeat=1, out=lines.append)
+    bench_dask(n=4000, d=5, partitions=2, repeat=1, out=lines.append, correlated=True)
     rows = [line for line in lines if line.startswith("so:")]
     assert len(rows) == 4
     assert all(float(row.split()[-1]) < 1e-6 for row in rows)  # every solver reaches scikit-learn's coefficients
