@@ -216,3 +216,20 @@ def test_mfac_window_natively_in_the_callers_namespace(nx, monkeypatch):
 def to_numpy_(a):
     """A host copy made by the test itself (not through the library)."""
     return np.from_dlpack(a) if not isinstance(a, np.ndarray) else a
+
+
+def test_fused_logistic_kernel_in_the_callers_namespace(nx):
+    # the generic kernel (the table of every library without numba's) against the numba one
+    from secondorder._backend import kernels
+
+    make, xp = nx
+    rng = np.random.default_rng(5)
+    X, coef = rng.standard_normal((57, 4)), rng.standard_normal(4)
+    y, sw = (rng.random(57) < 0.5).astype(float), rng.random(57)
+    r, h = np.empty(57), np.empty(57)
+    loss, g, G = kernels(np, "cpu").logistic_grad_gram(X, y, sw, coef, 0.2, r, h)
+    r_x, h_x = make(np.zeros(57)), make(np.zeros(57))
+    got = kernels(name="fallback").logistic_grad_gram(make(X), make(y), make(sw), make(coef), 0.2, r_x, h_x)
+    assert got[0] == pytest.approx(loss, rel=1e-12)
+    for a, e in zip((got[1], got[2], r_x, h_x), (g, G, r, h)):
+        assert_allclose(to_numpy(a), e, rtol=1e-12, atol=1e-14)

@@ -24,11 +24,6 @@ __all__ = ["GLMLoss"]
 
 _KINDS = ("exact", "gauss-newton", "fisher", "subsampled")
 
-# Parameters up to which the binary loss's gradient pass also sums the dense Hessian for a dense model
-# (LogisticLoss._fuse_gram): measured on 62,500 rows, one thread, the fused pass costs 0.9x the two passes at 11
-# parameters and 0.97x at 21, 1.1x at 33.
-_FUSED_GRAM_MAX = 24
-
 
 def _is_sparse(X):
     return scipy.sparse.issparse(X) or type(X).__module__.startswith("cupyx.scipy.sparse")
@@ -178,18 +173,11 @@ class GLMLoss:
     # whatever it computes, not a pass over X here.
     distributed = False
 
-    # The curvature matrix a dense model will ask for at every evaluated point ("exact", "gauss-newton"; None
-    # when no dense model was made), and the last one made in the gradient's pass, with the state it belongs to.
+    # The kind of curvature matrix a dense model will ask for at every evaluated point (None when no dense model
+    # of all the samples was made), and the last matrix a loss summed in the gradient's own pass, with the state
+    # it belongs to (LogisticLoss: (h, G)).
     _prefetch = None
     _gram = None
-
-    def _fuse_gram(self):
-        """Whether the gradient's pass also sums the curvature matrix: a
-        dense model was made, on the numba kernels, and the parameters are
-        few enough that the rank-one updates cost less than a second pass
-        over ``X`` (beyond ``_FUSED_GRAM_MAX`` BLAS's rank-k update on a
-        pass of its own is faster)."""
-        return self._prefetch is not None and self.fused and not self.sparse and self.n_params <= _FUSED_GRAM_MAX
 
     def _device(self, a, like):
         return asarray_like(self.xp, a, like, dtype=getattr(self.xp, str(a.dtype)))
@@ -368,7 +356,7 @@ class GLMLoss:
             return astype(xp, xp.asarray(squares.T @ astype(xp, weights, squares.dtype)), xp.float64)
         total = None
         buffer = _Buffer(self.n_features) if xp is np else None
-        for lo, hi, block in row_blocks(X, False, self.n_features, xp, step=buffer and buffer.rows):
+        for lo, hi, block in row_blocks(X, False, self.n_features, xp, step=buffer.rows if buffer else None):
             squares = np.multiply(block, block, out=buffer.take(hi - lo)) if buffer else block * block
             part = squares.T @ weights[lo:hi]
             total = part if total is None else total + part
@@ -438,6 +426,7 @@ class GLMLoss:
         sub._like = sub.sample_weight
         sub._total = float(self.xp.sum(sub.sample_weight))
         sub._cache = []
+        sub._prefetch = sub._gram = None  # a minibatch's passes sum no curvature matrix unless its own model asks
         sub.n_passes = 0
         if sub._total <= 0:
             sub._total = 1.0  # a batch of zero-weight rows: zero loss, zero gradient
@@ -493,7 +482,7 @@ class GLMLoss:
         if solver == "auto":
             solver = self._auto_solver()
         if solver == "dense":
-            self._prefetch = kind if rows is None and kind in ("exact", "gauss-newton") else None
+            self._prefetch = kind if rows is None else None
 
             def hess(w):
                 return astype(self.xp, self._dense(self._vector(w, "w"), kind, rows), w.dtype)

@@ -87,9 +87,9 @@ def _make_part(X, y, sample_weight, cls, n_classes, fit_intercept):
 
 def _register_sizeof():
     """Tell Dask a partition's loss weighs what its arrays do: the scheduler
-    estimates a result's transfer time from its size, and took a loss for a
-    small object, so its work stealing moved rounds' tasks (each a
-    millisecond of work) to the other worker with a copy of the rows."""
+    weighs moving a task (work stealing, placement) against the size of its
+    data, and by default took a loss for an object of a few bytes, cheap to
+    copy to another worker."""
     from dask.sizeof import sizeof
 
     @sizeof.register(GLMLoss)
@@ -263,17 +263,15 @@ _warmed = set()  # (scheduler, worker) pairs whose numba kernels are loaded
 def _warm_workers(client):
     """Every worker loads the numba kernels from its cache once (not in
     the first round's time, and once per worker process), with its share
-    of its machine's cores for numba's threads.  Returns the cluster's
-    worker threads."""
+    of its machine's cores for numba's threads."""
     import inspect
 
     # scheduler_info lists only some workers unless asked for all (newer distributed)
     every = {"n_workers": -1} if "n_workers" in inspect.signature(client.scheduler_info).parameters else {}
     workers = client.scheduler_info(**every)["workers"]
-    threads = sum(worker["nthreads"] for worker in workers.values())
     scheduler = client.scheduler.address
     if {(scheduler, w) for w in workers} <= _warmed:
-        return threads
+        return
     cores = client.run(os.cpu_count)
     per_host = {}
     for worker in workers.values():
@@ -282,7 +280,6 @@ def _warm_workers(client):
         share = max(1, (cores.get(address) or 1) // max(1, per_host[worker["host"]]))
         client.run(_warm_up, share, workers=[address])
     _warmed.update((scheduler, w) for w in workers)
-    return threads
 
 
 def _sum(arrays):
@@ -304,7 +301,7 @@ class _DaskGLM:
         data = X if isinstance(X, Partitions) else partition(X, y, sample_weight, client)
         self.client = client = data.client
         self._data = data
-        self.n_threads = _warm_workers(client)  # the cluster's worker threads
+        _warm_workers(client)
         weights = data.weights if data.weights is not None else [None] * len(data.X)
         self._parts = data.map(_make_part, data.X, data.y, weights, cls=self._local, n_classes=n_classes,
                                fit_intercept=fit_intercept)
@@ -433,9 +430,8 @@ class _DaskGLM:
         if kind == "subsampled":
             raise ValueError("`kind='subsampled'` is not available on Dask data; subsample the partitions instead.")
         model = GLMLoss.curvature(self, kind, solver, **model_options)
-        if solver == "dense" or (solver == "auto" and self._auto_solver() == "dense"):
-            # the matrix is needed at every accepted point: compute it in the gradient's round
-            self._prefetch = kind
+        if self._prefetch is not None:
+            # a dense model: its matrix comes in the gradient's round (_evaluate), so points cached without it go
             self._cache = []
         return model
 

@@ -319,8 +319,9 @@ class LogisticRegression(_BaseLogistic):
         Iterations, of both methods where ``solver="auto"`` used two.
     solver_ : str
         The method that ran: ``"lbfgs"`` or ``"lbfgs+trust-region"`` for
-        ``solver="auto"`` (on Dask data with at most 32 parameters:
-        ``"trust-region"``), else ``solver``.
+        ``solver="auto"`` (on Dask data with at most 32 parameters, or
+        128 for the binary loss on dense ``X``: ``"trust-region"``), else
+        ``solver``.
     n_features_in_ : int
     feature_names_in_ : ndarray, when ``X`` has feature names
 

@@ -74,8 +74,9 @@ def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
     loss's Hessian sum: ``(loss, gradient, G)``."""
     xp = get_namespace(r_out)
     loss, g = logistic_grad(X, y, sw, coef, b, r_out, h_out)
-    Xh = astype(xp, X, xp.float64) * h_out[:, None]
-    top = astype(xp, X, xp.float64).T @ Xh
+    X = astype(xp, X, xp.float64)
+    Xh = X * h_out[:, None]
+    top = X.T @ Xh
     column = xp.sum(Xh, axis=0)
     corner = xp.reshape(xp.sum(h_out), (1,))
     return loss, g, concat(xp, [concat(xp, [top, column[:, None]], axis=1), concat(xp, [column, corner])[None, :]])
