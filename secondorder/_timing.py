@@ -49,20 +49,22 @@ def best_time(call, repeat):
     return out, best
 
 
-def gns_curvature(problem):
-    """What ``gns`` is given: the paper's approximation where there is one,
-    a dense Hessian for moderate sizes, Hessian-vector products beyond."""
-    if problem.approx_hess is not None:
+def gns_curvature(problem, approx=False):
+    """What ``gns`` is given: with ``approx``, the paper's approximation
+    (where the problem has one); otherwise the exact Hessian that scipy's
+    trust-exact gets, dense for moderate sizes, its products beyond."""
+    if approx and problem.approx_hess is not None:
         return {"hess": problem.approx_hess}
     if problem.x0.size > 500:
         return {"hessp": problem.hessp}
     return {"hess": problem.hess}
 
 
-def run_gns(problem, gtol=1e-8, repeat=3, callback=None, variant="adaptive"):
+def run_gns(problem, gtol=1e-8, repeat=3, callback=None, variant="adaptive", approx=False):
     """``method="gns"`` on ``problem``; ``variant="reference"`` runs the
-    paper's rule for ``gamma``."""
-    kwargs = gns_curvature(problem)
+    paper's rule for ``gamma``, ``approx=True`` the problem's approximate
+    Hessian."""
+    kwargs = gns_curvature(problem, approx)
     options = {"variant": variant}
 
     def call():
@@ -70,7 +72,8 @@ def run_gns(problem, gtol=1e-8, repeat=3, callback=None, variant="adaptive"):
                         **kwargs)
 
     res, seconds = best_time(call, repeat)
-    return MinimizeRun(problem, "gns" if variant == "adaptive" else f"gns:{variant}", res, seconds)
+    name = "gns" if variant == "adaptive" else f"gns:{variant}"
+    return MinimizeRun(problem, name + (":approx" if approx else ""), res, seconds)
 
 
 def scipy_applicable(problem, method):

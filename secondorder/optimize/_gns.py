@@ -18,9 +18,9 @@ is the radius of the ball the step stays in, and the adaptive search tracks
 the largest radius on which the model predicts the gradient well (the
 *gradient-normalised smoothness* of Semenov, Jaggi and Doikov).  In the
 paper's method ``gamma`` doubles after an accepted step and halves after a
-rejected one; the default variant also accepts, and sizes ``gamma`` by, the
-ratio of actual to predicted decrease, as trust-region methods do (see
-``variant``).
+rejected one; the default variant takes the Newton step where it lies inside
+that radius, and also accepts, and sizes ``gamma`` by, the ratio of actual
+to predicted decrease, as trust-region methods do (see ``variant``).
 """
 
 import math
@@ -53,6 +53,32 @@ _MAX_STALLED = 3
 _MAX_NOISE_STEPS = 20
 
 
+def _iterative(model):
+    """Whether ``model`` solves by an iterative method (each solve costs many
+    products), looking through a wrapper's ``model``."""
+    inner = getattr(model, "model", model)
+    return bool(getattr(inner, "iterative", False) or getattr(model, "iterative", False))
+
+
+def _passes(decrease, gn2, lam):
+    r"""The GNS test :math:`\text{decrease} \ge \|g_+\|^2 / (8\lambda)`; with
+    :math:`\lambda = 0` (a Newton step) its bound is infinite."""
+    return lam > 0.0 and decrease >= gn2 / (8.0 * lam)
+
+
+def _interior_newton(model, g, gamma, xp):
+    """The Newton step ``-H^{-1} g`` where ``H`` is positive definite and the
+    step lies inside the radius ``gamma``; None otherwise.  There the
+    regularisation would only damp a step that the ball already admits, as
+    a trust region whose constraint is inactive."""
+    try:
+        s = -model.solve(g, shift=0.0)
+    except NotPositiveDefiniteError:
+        return None
+    length = norm(xp, s)
+    return s if math.isfinite(length) and length <= gamma else None
+
+
 # The starting gamma is this multiple of the Newton step's length at x0.
 _FIRST_GAMMA_FACTOR = 16.0
 
@@ -63,8 +89,7 @@ def _first_gamma(model, g, gnorm, fallback, xp):
     trial is close to Newton's step; ``fallback`` where H is not positive
     definite there, or where a solve is iterative (a CG solve to full
     accuracy would cost more than the trials it saves)."""
-    inner = getattr(model, "model", model)
-    if getattr(inner, "iterative", False) or getattr(model, "iterative", False):
+    if _iterative(model):
         return fallback
     try:
         s = model.solve(g, shift=0.0)
@@ -87,6 +112,16 @@ def _model_ratio(f, f_new, predicted, lam, snorm):
     (-g^T s + \lambda \|s\|^2)`: no product with :math:`H` is needed."""
     model_decrease = 0.5 * (predicted + lam * snorm * snorm)
     return (f - f_new) / model_decrease if model_decrease > 0 else 1.0
+
+
+def _shrink(variant, gamma, length):
+    """``gamma`` after a rejected trial of step length ``length``: halved by
+    the reference rule; the adaptive rule halves the smaller of ``gamma``
+    and the length, as trust-region methods shrink their radius from the
+    step taken, since a radius beyond the step constrains nothing."""
+    if variant == "reference" or not length > 0.0:
+        return 0.5 * gamma
+    return 0.5 * min(gamma, length)
 
 
 def _next_gamma(variant, gamma, margin, rho, boundary):
@@ -148,8 +183,13 @@ def _minimize_gns(
     variant : {"adaptive", "reference"}
         ``"reference"``: the paper's method, a step accepted by its test
         only and :math:`\gamma` doubled after every accepted step.
-        ``"adaptive"`` (default) adds what trust-region methods read from
-        the ratio :math:`\rho` of actual to predicted decrease (the model's
+        ``"adaptive"`` (default) adds what trust-region methods do.  Where
+        the model factors its matrix (not an iterative solve), :math:`H` is
+        positive definite and the Newton step lies inside the radius
+        (:math:`\|H^{-1} g\| \le \gamma`), the first trial at a point is
+        that step, :math:`\lambda = 0`.  A rejected trial of length
+        :math:`\|s\| < \gamma` sets :math:`\gamma = \|s\|/2`.  And it
+        reads the ratio :math:`\rho` of actual to predicted decrease (the model's
         decrease :math:`\tfrac12(-g^T s + \lambda \|s\|^2)` costs no
         product with :math:`H`): a trial is also accepted when
         :math:`\rho \ge 0.1`, and after an accepted step :math:`\gamma` is
@@ -265,18 +305,25 @@ def _minimize_gns(
         trials = 0
         stalled = 0
         try:
+            newton = variant == "adaptive" and not _iterative(model)
             while trials < max_trials and gamma >= gamma_min:
                 trials += 1
-                lam = gnorm / gamma
-                try:
-                    s = -model.solve(g, shift=lam)
-                except NotPositiveDefiniteError:
-                    gamma *= 0.5
-                    continue
+                s = _interior_newton(model, g, gamma, xp) if newton else None
+                newton = False
+                if s is not None:
+                    lam = 0.0
+                else:
+                    lam = gnorm / gamma
+                    try:
+                        s = -model.solve(g, shift=lam)
+                    except NotPositiveDefiniteError:
+                        gamma *= 0.5
+                        continue
                 s = xp.asarray(s, dtype=x.dtype)
+                length = norm(xp, s)
                 x_new = x + s
                 if not bool(xp.all(xp.isfinite(x_new))):
-                    gamma *= 0.5
+                    gamma = _shrink(variant, gamma, length)
                     continue
                 if obj.cheap_value:
                     f_new = obj.fun(x_new)
@@ -288,12 +335,12 @@ def _minimize_gns(
                 if not math.isfinite(f_new) or (
                     f_new > f + resolution.noise(f, f_new) and not resolution.tiny(predicted, f)
                 ):
-                    gamma *= 0.5
+                    gamma = _shrink(variant, gamma, length)
                     continue
                 if g_new is None:
                     g_new = obj.grad(x_new)
                 if not bool(xp.all(xp.isfinite(g_new))):
-                    gamma *= 0.5
+                    gamma = _shrink(variant, gamma, length)
                     continue
                 gn2 = float(g_new @ g_new)
                 in_noise = not resolution.resolves(f, f_new, predicted)
@@ -308,13 +355,13 @@ def _minimize_gns(
                 # 3. The acceptance test, f(x) - f(x + s) >= ||g(x + s)||^2 / (8 lam); the adaptive
                 #    variant also accepts a step whose decrease is a fair share of the model's.
                 if not in_noise:
-                    snorm = math.sqrt(float(s @ s))
+                    snorm = length
                     rho = _model_ratio(f, f_new, predicted, lam, snorm)
-                    if f - f_new >= gn2 / (8.0 * lam) or (variant == "adaptive" and rho >= _ETA):
+                    if _passes(f - f_new, gn2, lam) or (variant == "adaptive" and rho >= _ETA):
                         accepted = True
                         margin = (f - f_new) * 8.0 * lam / gn2 if gn2 > 0 else math.inf
                         break
-                elif gn2 < gnorm * gnorm or gradient_decrease(g, g_new, s) >= gn2 / (8.0 * lam):
+                elif gn2 < gnorm * gnorm or _passes(gradient_decrease(g, g_new, s), gn2, lam):
                     # f no longer resolves the decrease: accept on a smaller
                     # gradient or on the decrease estimated from the gradients
                     # (trapezoidal rule, exact on quadratics).
@@ -326,7 +373,7 @@ def _minimize_gns(
                     stalled += 1
                     if stalled >= _MAX_STALLED:
                         break
-                gamma *= 0.5
+                gamma = _shrink(variant, gamma, length)
         except NonFiniteCurvatureError as exc:
             status = 3
             message = f"{exc} Check `hess`/`hessp` at this point."
