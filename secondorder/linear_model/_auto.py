@@ -35,6 +35,14 @@ The rule
    remaining points use the dense matrix: correlated features, whose
    condition CG pays for in iterations (30,000 x 300, 3 classes: twice as
    fast).
+5. **The dense matrix reused.**  With more than 32 parameters, a dense
+   matrix of the Newton phase (rules 3 and 4) is computed at one point and
+   kept at the next ones while each step shrinks the gradient at least
+   twofold ("lazy Hessians", :class:`_LazyDense`): it costs about
+   ``p / 8`` passes, a step on a kept one a gradient's pass and no new
+   factorisation.  From L-BFGS's point the Hessian changes little between
+   steps: binary 30,000 x 200 with correlated features took 0.085 s
+   instead of 0.15 s, one matrix for its five Newton points.
 
 On a cluster (the Dask losses) every oracle call is a round of tasks, whose
 fixed cost (tens of milliseconds) outweighs a pass over a partition, and
@@ -266,14 +274,74 @@ class _ProductsThenDense:
         return getattr(self.current, "nfact", 0)
 
 
+# A dense matrix is reused at the next point while the last step shrank the gradient at least this much.
+_LAZY_CONTRACTION = 0.5
+# Parameters beyond which the Newton phase reuses its dense matrix: fewer, and the gradient's pass sums it, or it
+# costs a few passes.
+_LAZY_MIN = 32
+
+
+class _LazyDense:
+    """The Newton phase's dense matrix, evaluated at one point and reused
+    at the next ones while the steps it gives shrink the gradient by at
+    least :data:`_LAZY_CONTRACTION` ("lazy Hessians"): the matrix of ``p``
+    parameters costs about ``p / 8`` passes over ``X`` (on a cluster, a
+    round several times a gradient's), a step on an old one a gradient's
+    pass, and its factorisation is reused too.  Near the solution, where
+    the Newton phase starts from L-BFGS's point, the Hessian changes
+    little between steps, and a reused one still contracts the gradient
+    fast.  The first matrix comes in the gradient's pass (the dense model's
+    request); after it, the gradients' passes leave it out, and a refresh
+    computes it at its point.
+
+    References
+    ----------
+    .. [1] N. Doikov, E. M. Chayti and M. Jaggi, "Second-order optimization
+       with lazy Hessians", ICML 2023.
+    """
+
+    def __init__(self, loss, dense):
+        self.loss, self.dense = loss, dense
+        self.refreshes = 0
+        self._gnorm = None
+
+    def update(self, x, g, **kwargs):
+        gnorm = float(norm(self.loss.xp, g))
+        if self._gnorm is None or gnorm > _LAZY_CONTRACTION * self._gnorm:
+            self.dense.update(x, g, **kwargs)
+            self.refreshes += 1
+        self._gnorm = gnorm
+        self.loss._prefetch = None  # later gradients without the matrix
+
+    def matvec(self, v):
+        return self.dense.matvec(v)
+
+    def solve(self, v, shift=0.0):
+        return self.dense.solve(v, shift=shift)
+
+    def trust_step(self, g, radius):
+        return self.dense.trust_step(g, radius)
+
+    @property
+    def nhev(self):
+        return self.dense.nhev
+
+    @property
+    def nfact(self):
+        return self.dense.nfact
+
+
 def _newton_curvature(loss, curvature):
     """The Newton phase's curvature: the loss's dense matrix where it is
-    cheap, else products by CG preconditioned by the Hessian's diagonal at
-    each point (a pass over ``X`` per point, saved many times over in CG
-    iterations where the curvature of the features differs widely)."""
+    cheap (reused across points beyond :data:`_LAZY_MIN` parameters), else
+    products by CG preconditioned by the Hessian's diagonal at each point
+    (a pass over ``X`` per point, saved many times over in CG iterations
+    where the curvature of the features differs widely)."""
     if _dense(loss):
-        return loss.curvature(curvature, solver="dense")
+        dense = loss.curvature(curvature, solver="dense")
+        return _LazyDense(loss, dense) if loss.n_params > _LAZY_MIN else dense
     products = loss.curvature(curvature, solver="cg", preconditioner=DiagonalHessian(loss.hessian_diagonal))
     if loss.n_params <= _SWITCH_MAX and not loss.sparse:
-        return _ProductsThenDense(products, lambda: loss.curvature(curvature, solver="dense"), _dense_cost(loss))
+        return _ProductsThenDense(products, lambda: _LazyDense(loss, loss.curvature(curvature, solver="dense")),
+                                  _dense_cost(loss))
     return products

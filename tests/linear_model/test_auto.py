@@ -172,3 +172,58 @@ def test_newton_phase_goes_over_to_the_dense_matrix_where_cg_is_costly(monkeypat
     w_sk = np.r_[(sk.coef_ - sk.coef_.mean(0)).ravel(), sk.intercept_ - sk.intercept_.mean()]
     assert loss.value(w) <= loss.value(w_sk) + 1e-12
     assert_allclose(ours.coef_, sk.coef_ - sk.coef_.mean(0), atol=1e-3 * np.abs(sk.coef_).max())
+
+
+def test_lazy_dense_matrix_is_reused_while_the_gradient_contracts():
+    """The rule: a fresh matrix at the first point; kept at a point where
+    the last step shrank the gradient at least twofold (its factorisation
+    too); refreshed where it did not."""
+    from secondorder.linear_model import _auto
+
+    class Dense:
+        nhev = nfact = 0
+
+        def update(self, x, g, **kwargs):
+            self.at = x
+
+    class Loss:
+        xp = np
+        _prefetch = "exact"
+
+    loss, dense = Loss(), Dense()
+    model = _auto._LazyDense(loss, dense)
+    points = [(0, 1.0), (1, 0.1), (2, 0.06), (3, 0.001), (4, 0.0009)]
+    at = []
+    for x, gnorm in points:
+        model.update(x, np.array([gnorm]))
+        at.append(dense.at)
+        assert loss._prefetch is None  # later gradients leave the matrix out
+    assert at == [0, 0, 2, 2, 4] and model.refreshes == 3
+
+
+def test_newton_phase_reuses_the_dense_matrix(monkeypatch):
+    """Binary, correlated features, more than _LAZY_MIN parameters: the
+    Newton phase evaluates fewer matrices than it visits points, and the
+    fit reaches tol and scikit-learn's solution."""
+    from secondorder.linear_model import _auto
+
+    X, y = _problem(3000, 60, correlated=True)
+    C = 10.0
+    updates, refreshes = [], []
+    update = _auto._LazyDense.update
+
+    def spy(self, x, g, **kwargs):
+        out = update(self, x, g, **kwargs)
+        updates.append(1)
+        refreshes.append(self.refreshes)
+        return out
+
+    monkeypatch.setattr(_auto._LazyDense, "update", spy)
+    ours = LogisticRegression(C=C, tol=1e-9).fit(X, y)
+    assert ours.solver_ == "lbfgs+trust-region"
+    assert 1 <= refreshes[-1] < len(updates)
+    assert _objective_gradient(ours, X, y, C) <= 1e-9
+    dense = LogisticRegression(C=C, tol=1e-9, solver="trust-region").fit(X, y)
+    assert_allclose(ours.coef_, dense.coef_, rtol=1e-6, atol=1e-8)
+    sk = SKLogisticRegression(C=C, tol=1e-12, max_iter=100, solver="newton-cholesky").fit(X, y)
+    assert_allclose(ours.coef_, sk.coef_, rtol=1e-6, atol=1e-8)

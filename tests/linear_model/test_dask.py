@@ -120,6 +120,33 @@ def test_auto_on_a_cluster_is_dense_newton_up_to_its_limits(client):
         assert_allclose(est.coef_, ref.coef_, rtol=1e-6, atol=1e-7)
 
 
+def test_newton_phase_on_a_cluster_asks_for_the_matrix_once(client, monkeypatch):
+    # Beyond 128 parameters the Newton phase follows L-BFGS; its dense matrix costs several gradients' rounds, so
+    # it is computed at the phase's first point and reused while the gradient contracts: later rounds compute
+    # the gradient alone. The coefficients equal the in-memory fit's.
+    from secondorder.linear_model import _dask
+
+    rng = np.random.default_rng(4)
+    n, d = 6000, 150
+    X = (rng.standard_normal((n, d)) + 0.9 * rng.standard_normal((n, 1))) * np.logspace(0, 1, d)
+    y = (X @ (rng.standard_normal(d) / np.logspace(0, 1, d) / np.sqrt(d)) + rng.standard_normal(n) > 0).astype(int)
+    asked = []
+    round_ = _dask._DaskGLM._round
+
+    def spy(self, func, **kwargs):
+        asked.append(func.__name__ == "_matrix_part" or kwargs.get("matrix") is not None)
+        return round_(self, func, **kwargs)
+
+    monkeypatch.setattr(_dask._DaskGLM, "_round", spy)
+    est = LogisticRegression(C=1e4, tol=1e-9).fit(da.from_array(X, chunks=(1500, d)), y)
+    monkeypatch.undo()
+    assert est.solver_ == "lbfgs+trust-region"
+    newton = asked[asked.index(True):]
+    assert sum(newton) == 1 and len(newton) >= 2
+    ref = LogisticRegression(C=1e4, tol=1e-9).fit(X, y)
+    assert_allclose(est.coef_, ref.coef_, rtol=1e-6, atol=1e-7)
+
+
 def test_rounds_run_where_the_partitions_are(client):
     # Neither the scheduler's placement of "root-ish" task groups (the rounds' tasks share one) nor its work
     # stealing may copy a partition's rows to another worker: every round's task runs where its partition is.
