@@ -110,10 +110,12 @@ def _dense(loss):
 
 def _newton_passes(loss):
     """The passes over ``X`` a Newton solve is expected to cost; on a
-    cluster, the rounds (a round costs about the same whatever it computes,
-    and the dense matrix comes in the gradient's round)."""
+    cluster, the rounds: a step's gradient, and for the dense matrix (kept
+    across steps, :class:`_LazyDense`) about two rounds of its own."""
     if loss.distributed:
-        return _NEWTON_STEPS * (1.0 if _dense(loss) else 1.0 + _CG_PASSES)
+        if _dense(loss):
+            return _NEWTON_STEPS + 2.0 * _DISTRIBUTED_MATRIX_ROUNDS
+        return _NEWTON_STEPS * (1.0 + _CG_PASSES)
     if _dense(loss):
         return _NEWTON_STEPS * (1.0 + loss.n_params / 8.0)
     return _NEWTON_STEPS * (1.0 + _CG_PASSES)
@@ -279,20 +281,34 @@ _LAZY_CONTRACTION = 0.5
 # Parameters beyond which the Newton phase reuses its dense matrix: fewer, and the gradient's pass sums it, or it
 # costs a few passes.
 _LAZY_MIN = 32
+# On a cluster, a round with the matrix costs about this many gradient rounds (measured 4-6 at 150 to 250
+# parameters, partitions of 12,500 to 50,000 rows: a round's fixed cost is shared).
+_DISTRIBUTED_MATRIX_ROUNDS = 4.0
+
+
+def _matrix_cost(loss):
+    """The dense matrix (and its factorisation) in gradient evaluations:
+    passes over ``X`` in memory, rounds on a cluster."""
+    return _DISTRIBUTED_MATRIX_ROUNDS if loss.distributed else _dense_cost(loss)
 
 
 class _LazyDense:
     """The Newton phase's dense matrix, evaluated at one point and reused
-    at the next ones while the steps it gives shrink the gradient by at
-    least :data:`_LAZY_CONTRACTION` ("lazy Hessians"): the matrix of ``p``
-    parameters costs about ``p / 8`` passes over ``X`` (on a cluster, a
-    round several times a gradient's), a step on an old one a gradient's
-    pass, and its factorisation is reused too.  Near the solution, where
-    the Newton phase starts from L-BFGS's point, the Hessian changes
-    little between steps, and a reused one still contracts the gradient
-    fast.  The first matrix comes in the gradient's pass (the dense model's
+    at the next ones ("lazy Hessians"), with its factorisation.
+
+    The matrix of ``p`` parameters costs ``cost`` gradient evaluations
+    (about ``p / 8`` passes over ``X``; on a cluster a round several times a
+    gradient's); a step on a kept one costs one.  Near the solution, where
+    the Newton phase starts from L-BFGS's point, the Hessian changes little
+    between steps and a kept one still contracts the gradient fast.  At
+    each new point the rate of the last step decides: the matrix is
+    evaluated afresh when that step shrank the gradient less than
+    :data:`_LAZY_CONTRACTION`, or when at that rate the steps still needed
+    to reach the tolerance would cost more than a new matrix and a step.
+    The first matrix comes in the gradient's pass (the dense model's
     request); after it, the gradients' passes leave it out, and a refresh
-    computes it at its point.
+    computes it at its point.  Every decision depends on gradient norms
+    only, so a fit is deterministic.
 
     References
     ----------
@@ -300,14 +316,23 @@ class _LazyDense:
        with lazy Hessians", ICML 2023.
     """
 
-    def __init__(self, loss, dense):
-        self.loss, self.dense = loss, dense
+    def __init__(self, loss, dense, cost):
+        self.loss, self.dense, self.cost = loss, dense, cost
         self.refreshes = 0
         self._gnorm = None
 
+    def _due(self, gnorm, gtol):
+        rate = gnorm / self._gnorm
+        if rate > _LAZY_CONTRACTION:
+            return True
+        if not (gtol and 0.0 < rate and gtol < gnorm):
+            return False
+        # the kept matrix's steps still needed at this rate, against a new matrix and one step
+        return math.log(gtol / gnorm) / math.log(rate) > self.cost + 1.0
+
     def update(self, x, g, **kwargs):
         gnorm = float(norm(self.loss.xp, g))
-        if self._gnorm is None or gnorm > _LAZY_CONTRACTION * self._gnorm:
+        if self._gnorm is None or self._due(gnorm, kwargs.get("gtol")):
             self.dense.update(x, g, **kwargs)
             self.refreshes += 1
         self._gnorm = gnorm
@@ -339,9 +364,11 @@ def _newton_curvature(loss, curvature):
     where the curvature of the features differs widely)."""
     if _dense(loss):
         dense = loss.curvature(curvature, solver="dense")
-        return _LazyDense(loss, dense) if loss.n_params > _LAZY_MIN else dense
+        return _LazyDense(loss, dense, _matrix_cost(loss)) if loss.n_params > _LAZY_MIN else dense
     products = loss.curvature(curvature, solver="cg", preconditioner=DiagonalHessian(loss.hessian_diagonal))
     if loss.n_params <= _SWITCH_MAX and not loss.sparse:
-        return _ProductsThenDense(products, lambda: _LazyDense(loss, loss.curvature(curvature, solver="dense")),
-                                  _dense_cost(loss))
+        def dense():
+            return _LazyDense(loss, loss.curvature(curvature, solver="dense"), _matrix_cost(loss))
+
+        return _ProductsThenDense(products, dense, _dense_cost(loss))
     return products

@@ -191,7 +191,7 @@ def test_lazy_dense_matrix_is_reused_while_the_gradient_contracts():
         _prefetch = "exact"
 
     loss, dense = Loss(), Dense()
-    model = _auto._LazyDense(loss, dense)
+    model = _auto._LazyDense(loss, dense, cost=4.0)
     points = [(0, 1.0), (1, 0.1), (2, 0.06), (3, 0.001), (4, 0.0009)]
     at = []
     for x, gnorm in points:
@@ -199,6 +199,14 @@ def test_lazy_dense_matrix_is_reused_while_the_gradient_contracts():
         at.append(dense.at)
         assert loss._prefetch is None  # later gradients leave the matrix out
     assert at == [0, 0, 2, 2, 4] and model.refreshes == 3
+    # with the tolerance known: a rate of 0.4 (kept above) needs 20 more steps from 1e-2 to 1e-10, more than a
+    # new matrix (cost 4) and a step; a rate of 1e-3 needs 2
+    model = _auto._LazyDense(loss, dense, cost=4.0)
+    at = []
+    for x, gnorm in [(0, 1.0), (1, 1e-2), (2, 4e-3), (3, 4e-6), (4, 4e-9)]:
+        model.update(x, np.array([gnorm]), gtol=1e-10)
+        at.append(dense.at)
+    assert at == [0, 0, 2, 2, 2] and model.refreshes == 2
 
 
 def test_newton_phase_reuses_the_dense_matrix(monkeypatch):
