@@ -91,12 +91,16 @@ class OperatorHessian(Curvature):
         self._x = None
         self._warm = None
         self._gtol = None
+        self._eta = None  # the forcing term at this point, from the last step (Eisenstat and Walker)
+        self._last = None  # (||g||, ||g + H s||, eta) of the last interior step: the model's predicted gradient
 
     def update(self, x, g=None, **data):
         self._x = x
         self._xp = get_namespace(x)
         self._warm = None
         self._gtol = data.get("gtol")
+        self._eta = _forcing(self._last, None if g is None else norm(self._xp, g))
+        self._last = None
         if self.preconditioner is not None:
             self.preconditioner.update(x, g, **data)
 
@@ -142,7 +146,12 @@ class OperatorHessian(Curvature):
         return self.maxiter if self.maxiter is not None else min(2 * n, 1000)
 
     def _tol(self, vnorm):
-        rtol = self.rtol if self.rtol is not None else min(0.5, math.sqrt(vnorm))
+        if self.rtol is not None:
+            rtol = self.rtol
+        elif self._eta is not None:
+            rtol = self._eta
+        else:
+            rtol = min(0.5, math.sqrt(vnorm))
         tol = rtol * vnorm
         if self._gtol is not None:
             # The next gradient is about the residual of the Newton system:
@@ -214,6 +223,8 @@ class OperatorHessian(Curvature):
         if gnorm == 0.0:
             return z, False
         tol = self._tol(gnorm)
+        eta = tol / gnorm
+        self._last = None
         r = copy(xp, g)
         y = self._precondition(r, first=True)
         p = -y
@@ -239,7 +250,42 @@ class OperatorHessian(Curvature):
             pMp = ry_new + beta * beta * pMp
             p = -y + beta * p
             zMz, ry = zMz_new, ry_new
+        # an interior step: r = g + H z is the gradient the model predicts at x + z
+        self._last = (gnorm, norm(xp, r), eta)
         return z, False
+
+
+# Eisenstat and Walker's safeguard: the forcing term does not fall faster than the last one to this power, while
+# that one is above _FORCING_SAFEGUARD; and it stays at most _FORCING_MAX.
+_FORCING_POWER = (1.0 + math.sqrt(5.0)) / 2.0
+_FORCING_SAFEGUARD = 0.1
+_FORCING_MAX = 0.5
+
+
+def _forcing(last, gnorm):
+    r"""The forcing term at a new point from the last step, Eisenstat and
+    Walker's first choice: :math:`\eta_k = |\|g_k\| - \|g_{k-1} + H_{k-1}
+    s_{k-1}\|| / \|g_{k-1}\|`, how far the linear model's predicted
+    gradient missed the actual one.  Where the Newton model predicts well
+    the solve is tightened (superlinear convergence); where the outer
+    iteration contracts slowly whatever the solve's accuracy (far from the
+    quadratic region), a loose solve buys as much for fewer products.  None
+    without a record of the last step (the first point, a step on the
+    trust region's boundary): the default rule applies.
+
+    References
+    ----------
+    .. [1] S. C. Eisenstat and H. F. Walker, "Choosing the forcing terms in
+       an inexact Newton method", SIAM J. Sci. Comput. 17(1), 16-32, 1996.
+    """
+    if last is None or gnorm is None or not last[0] > 0.0:
+        return None
+    previous_norm, predicted, previous_eta = last
+    eta = abs(gnorm - predicted) / previous_norm
+    floor = previous_eta**_FORCING_POWER
+    if floor > _FORCING_SAFEGUARD:
+        eta = max(eta, floor)
+    return min(eta, _FORCING_MAX)
 
 
 # CG's inner products square the right-hand side's scale: beyond this norm they overflow float64, and beyond

@@ -95,7 +95,8 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         self._check_params()
         xp = get_namespace(X)
         if xp is np:
-            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
+            # C order, as scikit-learn's estimator asks: the fused numba passes read rows
+            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32], order="C")
         else:
             # CuPy, PyTorch, array-api-strict...: X stays in its library and on its device; the labels
             # (one vector) are encoded on the host, as scikit-learn does
