@@ -28,7 +28,10 @@ class OperatorHessian(Curvature):
     rtol : float, optional
         Relative residual at which CG stops.  By default the forcing term
         :math:`\min(0.5, \sqrt{\|v\|})` of inexact Newton methods, which keeps
-        the outer convergence superlinear (Nocedal and Wright, Thm. 7.2).
+        the outer convergence superlinear (Nocedal and Wright, Thm. 7.2),
+        loosened where the last (interior) step showed the outer iteration
+        contracting slowly whatever the solve's accuracy: Eisenstat and
+        Walker's :math:`|\|g_k\| - \|g_{k-1} + H s_{k-1}\|| / \|g_{k-1}\|`.
         When the driver passes its target gradient norm ``gtol`` to
         :meth:`update`, CG also stops once the residual is below
         ``0.1 * gtol``: with an exact Hessian the next gradient is about the
@@ -148,10 +151,12 @@ class OperatorHessian(Curvature):
     def _tol(self, vnorm):
         if self.rtol is not None:
             rtol = self.rtol
-        elif self._eta is not None:
-            rtol = self._eta
         else:
+            # min(0.5, sqrt(||v||)) keeps the outer convergence superlinear; where the last step showed the
+            # outer iteration contracting slowly whatever the solve's accuracy, a looser solve buys as much
             rtol = min(0.5, math.sqrt(vnorm))
+            if self._eta is not None:
+                rtol = max(rtol, self._eta)
         tol = rtol * vnorm
         if self._gtol is not None:
             # The next gradient is about the residual of the Newton system:
@@ -266,12 +271,14 @@ def _forcing(last, gnorm):
     r"""The forcing term at a new point from the last step, Eisenstat and
     Walker's first choice: :math:`\eta_k = |\|g_k\| - \|g_{k-1} + H_{k-1}
     s_{k-1}\|| / \|g_{k-1}\|`, how far the linear model's predicted
-    gradient missed the actual one.  Where the Newton model predicts well
-    the solve is tightened (superlinear convergence); where the outer
-    iteration contracts slowly whatever the solve's accuracy (far from the
-    quadratic region), a loose solve buys as much for fewer products.  None
+    gradient missed the actual one.  Where the outer iteration contracts
+    slowly whatever the solve's accuracy (far from the quadratic region),
+    a loose solve buys as much for fewer products; :meth:`OperatorHessian._tol`
+    takes it where it is looser than the default
+    :math:`\min(0.5, \sqrt{\|g\|})`, never tighter (on an ill-conditioned
+    Hessian a tighter solve costs more products than it saves steps).  None
     without a record of the last step (the first point, a step on the
-    trust region's boundary): the default rule applies.
+    trust region's boundary).
 
     References
     ----------

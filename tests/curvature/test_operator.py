@@ -62,6 +62,54 @@ def test_cg_stops_at_a_tenth_of_the_drivers_gtol():
     assert_allclose(loose.solve(v), s_tight)
 
 
+def test_forcing_term_from_the_last_steps_prediction():
+    # Eisenstat and Walker's first choice: how far the model's predicted gradient ||g + H s|| missed the actual
+    # one, relative to the last gradient; not below the last term to the power 1.618 while that is above 0.1;
+    # at most 0.5; none without a record (the default rule then applies)
+    from secondorder.curvature._operator import _forcing
+
+    assert _forcing(None, 1.0) is None
+    assert _forcing((1.0, 1e-3, 0.05), 0.2) == pytest.approx(0.199)
+    assert _forcing((1.0, 1e-3, 0.05), 1e-3 + 1e-6) == pytest.approx(1e-6)
+    assert _forcing((1.0, 0.0, 0.4), 1e-3) == pytest.approx(0.4 ** ((1 + 5**0.5) / 2))
+    assert _forcing((1.0, 0.0, 0.1), 3.0) == 0.5
+
+
+def test_newton_with_loose_forcing_where_the_outer_rate_is_linear(monkeypatch):
+    """Weakly regularised softmax regression (digits) by the estimators'
+    default: from L-BFGS's point Newton's steps contract the gradient four
+    to fivefold whatever the inner accuracy, so the forcing term from the
+    last step loosens the solves there and spends fewer CG products than
+    min(0.5, sqrt(||g||)) alone, for the same solution."""
+    from sklearn.datasets import load_digits
+
+    from secondorder.curvature import _operator
+    from secondorder.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    X = (X - X.mean(0)) / np.maximum(X.std(0), 1e-12)
+    products = []
+    trust_step = _operator.OperatorHessian.trust_step
+
+    def spy(self, g, radius):
+        start = self.ncg
+        out = trust_step(self, g, radius)
+        products[-1] += self.ncg - start
+        return out
+
+    monkeypatch.setattr(_operator.OperatorHessian, "trust_step", spy)
+    fits = []
+    for forcing in (_operator._forcing, lambda last, gnorm: None):
+        monkeypatch.setattr(_operator, "_forcing", forcing)
+        products.append(0)
+        fits.append(LogisticRegression(C=1.0, tol=1e-8).fit(X, y))
+    adaptive, fixed = fits
+    assert adaptive.solver_ == fixed.solver_ == "lbfgs+trust-region"
+    assert products[0] < 0.9 * products[1]
+    # each within ||g|| / alpha of the minimiser (the penalty alpha = 1 / n bounds the curvature below)
+    assert_allclose(adaptive.coef_, fixed.coef_, atol=2 * 1e-8 * X.shape[0])
+
+
 def test_cg_detects_indefinite():
     H = np.diag([1.0, -2.0, 3.0])
     model = OperatorHessian(operator=aslinearoperator(H))
