@@ -242,7 +242,22 @@ def _dense_cost(loss):
     return p / 8.0 + p * p / loss.n_samples
 
 
-class _ProductsThenDense:
+class _Forwarding:
+    """A curvature model of the Newton phase that decides, at each point,
+    which model answers: products, solves and trust steps go to
+    ``self.inner``."""
+
+    def matvec(self, v):
+        return self.inner.matvec(v)
+
+    def solve(self, v, shift=0.0):
+        return self.inner.solve(v, shift=shift)
+
+    def trust_step(self, g, radius):
+        return self.inner.trust_step(g, radius)
+
+
+class _ProductsThenDense(_Forwarding):
     """The Newton phase's curvature where the dense matrix is affordable but
     not chosen up front (the multinomial loss): products and CG, until CG
     spends more products at one point than the dense matrix costs (the
@@ -260,14 +275,9 @@ class _ProductsThenDense:
         self._mark = self.products.ncg
         return self.current.update(x, g, **kwargs)
 
-    def matvec(self, v):
-        return self.current.matvec(v)
-
-    def solve(self, v, shift=0.0):
-        return self.current.solve(v, shift=shift)
-
-    def trust_step(self, g, radius):
-        return self.current.trust_step(g, radius)
+    @property
+    def inner(self):
+        return self.current
 
     @property
     def ncg(self):
@@ -294,7 +304,7 @@ def _matrix_cost(loss):
     return _DISTRIBUTED_MATRIX_ROUNDS if loss.distributed else _dense_cost(loss)
 
 
-class _LazyDense:
+class _LazyDense(_Forwarding):
     """The Newton phase's dense matrix, evaluated at one point and reused
     at the next ones ("lazy Hessians"), with its factorisation.
 
@@ -340,14 +350,9 @@ class _LazyDense:
         self._gnorm = gnorm
         self.loss._prefetch = None  # later gradients without the matrix
 
-    def matvec(self, v):
-        return self.dense.matvec(v)
-
-    def solve(self, v, shift=0.0):
-        return self.dense.solve(v, shift=shift)
-
-    def trust_step(self, g, radius):
-        return self.dense.trust_step(g, radius)
+    @property
+    def inner(self):
+        return self.dense
 
     @property
     def nhev(self):
