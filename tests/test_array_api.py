@@ -105,7 +105,9 @@ def test_minimize_in_the_callers_namespace(nx, method, curvature):
         results[label] = res
     other = results["other"]
     assert type(other.x) is type(make([0.0])) and type(other.jac) is type(make([0.0]))
-    assert_allclose(to_numpy(other.x), results["numpy"].x, rtol=1e-10, atol=1e-12)
+    # The same path: gns sizes gamma from step lengths, whose last bit depends on the library's reductions, so
+    # the iterates agree to round-off amplified over the run, not bitwise.
+    assert_allclose(to_numpy(other.x), results["numpy"].x, rtol=1e-8, atol=1e-12)
     assert other.nit == results["numpy"].nit
 
 

@@ -324,9 +324,8 @@ def test_no_more_iterations_than_trust_exact_with_the_same_hessian():
 
 
 def test_rejected_trial_shrinks_gamma_below_the_step_taken():
-    # A rejected trial of length |s| < gamma: the adaptive rule halves |s|,
-    # not gamma (a radius beyond the step constrains nothing); the
-    # reference rule halves gamma.
+    # A rejected trial of length |s| < gamma: the adaptive rule halves |s|, not gamma (a radius beyond the step
+    # constrains nothing); the reference rule halves gamma.
     from secondorder.optimize._gns import _shrink
 
     assert _shrink("adaptive", 100.0, 3.0) == 1.5
