@@ -235,3 +235,29 @@ def test_fused_logistic_kernel_in_the_callers_namespace(nx):
     assert got[0] == pytest.approx(loss, rel=1e-12)
     for a, e in zip((got[1], got[2], r_x, h_x), (g, G, r, h)):
         assert_allclose(to_numpy(a), e, rtol=1e-12, atol=1e-14)
+
+
+def test_auto_newton_phase_keeps_its_matrix_in_the_callers_namespace(nx, monkeypatch):
+    # solver="auto" on correlated features beyond 32 parameters: L-BFGS, then Newton on a dense matrix kept
+    # across points, with the caller's arrays throughout, to the NumPy fit's coefficients
+    from secondorder.linear_model import LogisticRegression, _auto
+
+    make, xp = nx
+    rng = np.random.default_rng(0)
+    n, d = 3000, 60
+    X = rng.standard_normal((n, d)) @ (np.eye(d) + 3.0 * rng.standard_normal((d, d)) / np.sqrt(d))
+    X[:, 1] = X[:, 0] + 1e-3 * rng.standard_normal(n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-X @ rng.standard_normal(d) / np.sqrt(d)))).astype(int)
+    ref = LogisticRegression(C=10.0, tol=1e-9).fit(X, y)
+    points = []
+    update = _auto._LazyDense.update
+
+    def spy(self, x, g, **kwargs):
+        points.append(type(x))
+        return update(self, x, g, **kwargs)
+
+    monkeypatch.setattr(_auto._LazyDense, "update", spy)
+    est = LogisticRegression(C=10.0, tol=1e-9).fit(make(X), y)
+    assert est.solver_ == "lbfgs+trust-region" and points
+    assert all(t is type(make([0.0])) for t in points)
+    assert_allclose(to_numpy(est.coef_), ref.coef_, rtol=1e-6, atol=1e-8)
