@@ -231,18 +231,27 @@ def cholesky(xp, A, shift):
     definite (callers turn it into their own error).
     """
     n = A.shape[0]
-    if xp is np or is_cupy(xp):
+    if is_cupy(xp):
         B = A.copy()
         B[xp.arange(n), xp.arange(n)] += shift
-        if is_cupy(xp):
-            L = xp.linalg.cholesky(B)
-            # cuSOLVER does not raise on an indefinite matrix; it leaves NaNs.
-            if not bool(xp.all(xp.isfinite(xp.diagonal(L)))):
-                raise np.linalg.LinAlgError("not positive definite")
-            return L
-        import scipy.linalg
-
-        return scipy.linalg.cho_factor(B, lower=True, overwrite_a=True, check_finite=False)
+        L = xp.linalg.cholesky(B)
+        # cuSOLVER does not raise on an indefinite matrix; it leaves NaNs.
+        if not bool(xp.all(xp.isfinite(xp.diagonal(L)))):
+            raise np.linalg.LinAlgError("not positive definite")
+        return L
+    if xp is np:
+        # LAPACK's potrf directly: scipy.linalg.cho_factor's checks cost ten times the factorisation of the
+        # small matrices that Newton methods on few parameters factor at every iteration.  It factors a
+        # Fortran-ordered copy of a C-ordered matrix, so only a shift or Fortran order needs a copy here.
+        B = A
+        if shift or not A.flags.c_contiguous:
+            B = A.copy()
+            B[np.arange(n), np.arange(n)] += shift
+        (potrf,) = _lapack(("potrf",), B.dtype)
+        c, info = potrf(B, lower=1, clean=0, overwrite_a=B is not A)
+        if info != 0:
+            raise np.linalg.LinAlgError("not positive definite")
+        return c
     if _is_torch(xp):
         import torch
 
@@ -259,6 +268,19 @@ def cholesky(xp, A, shift):
     return _StandardFactor(B)
 
 
+_LAPACK = {}
+
+
+def _lapack(names, dtype):
+    """LAPACK routines for ``dtype`` (looked up once per dtype)."""
+    key = (names, np.dtype(dtype).char)
+    if key not in _LAPACK:
+        import scipy.linalg
+
+        _LAPACK[key] = scipy.linalg.get_lapack_funcs(names, dtype=dtype)
+    return _LAPACK[key]
+
+
 def cho_solve(xp, factor, v):
     """``(A + shift I)^{-1} v`` from :func:`cholesky`'s factor."""
     if is_cupy(xp):
@@ -266,10 +288,12 @@ def cho_solve(xp, factor, v):
 
         y = solve_triangular(factor, v, lower=True)
         return solve_triangular(factor, y, lower=True, trans="T")
-    import scipy.linalg
-
     if xp is np:
-        return scipy.linalg.cho_solve(factor, v, check_finite=False)
+        (potrs,) = _lapack(("potrs",), np.result_type(factor, v))
+        x, info = potrs(factor, v, lower=1)
+        if info != 0:  # pragma: no cover - only for malformed arguments
+            raise ValueError(f"LAPACK potrs failed (info={info}).")
+        return x
     if isinstance(factor, _StandardFactor):
         return xp.linalg.solve(factor.matrix, v[:, None])[:, 0]
     import torch

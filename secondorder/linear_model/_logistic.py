@@ -103,10 +103,15 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
             X = check_X(X)
             self.n_features_in_ = X.shape[1]
             y = to_numpy(y)
-        check_classification_targets(y)
-        encoder = LabelEncoder()
-        y_index = encoder.fit_transform(y)
-        self.classes_ = encoder.classes_
+        if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iub":
+            # integer labels in a 1-D array: always binary or multiclass targets, encoded as LabelEncoder
+            # does (sorted classes) without its array-API dispatch, which small fits pay for
+            self.classes_, y_index = np.unique(y, return_inverse=True)
+        else:
+            check_classification_targets(y)
+            encoder = LabelEncoder()
+            y_index = encoder.fit_transform(y)
+            self.classes_ = encoder.classes_
         K = check_classes(self.classes_)
         if xp is np:
             sw = _check_sample_weight(sample_weight, X, dtype=np.float64)

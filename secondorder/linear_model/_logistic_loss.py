@@ -104,7 +104,7 @@ class LogisticLoss(GLMLoss):
         elif self._fuse_gram():
             # the Hessian sum from the same pass (see _fuse_gram), kept for _curvature_matrix
             loss, g, G = self._k.logistic_grad_gram(self.X, self.y, self.sample_weight, c, b[0], r, h)
-            self._gram = (h, G)
+            self._gram = (h, G if self.fit_intercept else G[:-1, :-1])  # the kernel sums the column of ones too
         else:
             loss, g = self._k.logistic_grad(self.X, self.y, self.sample_weight, c, b[0], r, h)
         g = astype(xp, xp.asarray(g), xp.float64)
@@ -146,13 +146,18 @@ class LogisticLoss(GLMLoss):
         out = astype(xp, xp.asarray(out), xp.float64)
         return xp.reshape(out, (1, -1)), self._device(np.array([s]), self._like), total
 
-    def _fuse_gram(self):
-        """Whether the gradient's pass also sums the Hessian: a dense model
-        of it was made, on the numba kernels, and the parameters are few
+    def _fuses(self, kind):
+        """Whether the gradient's pass can also sum the curvature matrix of
+        ``kind``: the Hessian, on the numba kernels, with parameters few
         enough that the rank-one updates cost less than a second pass over
         ``X`` (beyond ``_FUSED_GRAM_MAX``, BLAS's rank-k update on a pass of
         its own is faster)."""
-        return self._prefetch in _H_KINDS and self.fused and not self.sparse and self.n_params <= _FUSED_GRAM_MAX
+        return kind in _H_KINDS and self.fused and not self.sparse and self.n_params <= _FUSED_GRAM_MAX
+
+    def _fuse_gram(self):
+        """Whether the gradient's pass sums the Hessian: a dense model of it
+        was made, and :meth:`_fuses` allows it."""
+        return self._fuses(self._prefetch)
 
     def _curvature_matrix(self, state, kind, rows):
         if rows is None and kind in _H_KINDS and self._gram is not None and self._gram[0] is state[1]:
@@ -162,4 +167,5 @@ class LogisticLoss(GLMLoss):
         if rows is not None:
             X, total = self._rows(rows)
             weights = self._take(weights, rows)
-        return weighted_gram(X, weights, self.fit_intercept, self.xp), total
+        buffer = self._scratch() if self.xp is np else None
+        return weighted_gram(X, weights, self.fit_intercept, self.xp, buffer), total

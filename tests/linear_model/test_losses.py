@@ -86,7 +86,17 @@ def test_curvature_kinds_against_definitions():
         assert_allclose(loss._dense(w, kind, None), ref, atol=1e-13)
 
 
-def test_numba_kernels_equal_fallback(dtype):
+@pytest.fixture(params=["threaded", "serial"])
+def passes(request, monkeypatch):
+    """Both compilations of the numba kernels: over threads, and serially
+    (passes over fewer entries than ``_SERIAL_MAX``)."""
+    from secondorder._kernels.cpu import glm
+
+    monkeypatch.setattr(glm, "_SERIAL_MAX", 0 if request.param == "threaded" else 1 << 62)
+    return request.param
+
+
+def test_numba_kernels_equal_fallback(dtype, passes):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((500, 9)).astype(dtype)
     Xs = sp.csr_matrix(X * (rng.random(X.shape) < 0.3))
@@ -113,7 +123,7 @@ def test_numba_kernels_equal_fallback(dtype):
 
 
 @pytest.mark.parametrize("layout", ["C", "F"])
-def test_fused_gradient_and_hessian_kernel(layout, dtype):
+def test_fused_gradient_and_hessian_kernel(layout, dtype, passes):
     # one pass for the loss, the gradient and [X 1]^T diag(h) [X 1]: against the two-pass kernels and a dense sum
     rng = np.random.default_rng(4)
     X = rng.standard_normal((503, 7)).astype(dtype)  # rows not a multiple of the kernel's four
@@ -132,16 +142,20 @@ def test_fused_gradient_and_hessian_kernel(layout, dtype):
             assert_allclose(a, e, rtol=rtol, atol=rtol * 1e-3)
 
 
-def test_dense_model_takes_the_hessian_from_the_gradients_pass():
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_dense_model_takes_the_hessian_from_the_gradients_pass(fit_intercept):
     X, y2, _, sw, rng = _data(d=9)
-    w = 0.3 * rng.standard_normal(10)
-    fused = LogisticLoss(X, y2, alpha=0.1, sample_weight=sw)
+    p = 10 if fit_intercept else 9
+    w = 0.3 * rng.standard_normal(p)
+    fused = LogisticLoss(X, y2, alpha=0.1, sample_weight=sw, fit_intercept=fit_intercept)
     model = fused.curvature(solver="dense")
     fused.value_and_grad(w)
     assert fused._gram is not None  # summed in the gradient's pass
     H = fused._dense(w, "exact", None)
+    assert H.shape == (p, p)
     assert fused.n_passes == 1
-    reference = LogisticLoss(X, y2, alpha=0.1, sample_weight=sw)  # no dense model: two passes
+    # no dense model: two passes
+    reference = LogisticLoss(X, y2, alpha=0.1, sample_weight=sw, fit_intercept=fit_intercept)
     assert_allclose(H, reference.hess(w), rtol=1e-12)
     assert reference._gram is None and reference.n_passes == 2
     # the second point of the cache has no fused matrix: the matrix is summed from its weights
@@ -149,9 +163,9 @@ def test_dense_model_takes_the_hessian_from_the_gradients_pass():
     fused.value(w2)
     assert_allclose(fused._dense(w, "exact", None), H, rtol=1e-12)
     assert_allclose(fused._dense(w, "fisher", None), reference._dense(w, "fisher", None), rtol=1e-12)
-    res = minimize(fused.value_and_grad, np.zeros(10), jac=True, hess=model, method="trust-region",
+    res = minimize(fused.value_and_grad, np.zeros(p), jac=True, hess=model, method="trust-region",
                    options={"gtol": 1e-10})
-    ref = minimize(reference.value_and_grad, np.zeros(10), jac=True, hess=reference.curvature(solver="cg"),
+    ref = minimize(reference.value_and_grad, np.zeros(p), jac=True, hess=reference.curvature(solver="cg"),
                    method="trust-region", options={"gtol": 1e-10})
     assert res.success and ref.success
     assert_allclose(res.x, ref.x, rtol=1e-8, atol=1e-9)

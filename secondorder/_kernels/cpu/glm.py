@@ -7,6 +7,7 @@ reproducible).  A dense ``X`` that is not C-contiguous goes to the BLAS
 fallback, which reads it column-wise efficiently."""
 
 import math
+import types
 
 import numpy as np
 from numba import get_num_threads, prange
@@ -27,9 +28,35 @@ __all__ = [
 ]
 
 
-def _blocks(n):
+# Passes over fewer entries of X than this run on the calling thread alone.  Waking the other threads costs
+# 0.1 ms when they were idle, and up to 10 ms on a virtual machine whose other cores went to sleep: more than a
+# whole small fit.  A serial pass over 2**16 entries takes about 60 µs.
+_SERIAL_MAX = 1 << 16
+
+
+def _blocks(n, entries):
+    """The row blocks of a pass over ``entries`` entries of ``n`` rows: one
+    per thread, or one for a pass small enough to run serially."""
+    if entries < _SERIAL_MAX:
+        return 1
     # Read outside the compiled code so that the kernels stay cacheable.
     return max(1, min(get_num_threads(), n))
+
+
+class _Pass:
+    """A kernel over blocks of rows (its last argument, ``nb``), compiled
+    twice: over numba's threads, and serially (``prange`` as ``range``)
+    for ``nb == 1``, which then starts no thread at all."""
+
+    def __init__(self, func):
+        self.threaded = jit(func, parallel=True)
+        serial = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial", func.__defaults__,
+                                    func.__closure__)
+        serial.__qualname__ = func.__qualname__ + "_serial"  # its own entry in numba's on-disk cache
+        self.serial = jit(serial)
+
+    def __call__(self, *args):
+        return (self.serial if args[-1] == 1 else self.threaded)(*args)
 
 
 def _unsigned(a):
@@ -52,7 +79,7 @@ def _logistic_row(z, yi, si):
     return si * loss, si * (p - yi), si * e / ((1.0 + e) * (1.0 + e))
 
 
-@jit(parallel=True)
+@_Pass
 def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, grams, nb):
     # With grams of shape (nb, d + 1, d + 1), each block also sums the
     # Hessian [X 1]^T diag(h) [X 1] (rank-one updates of each row while it is
@@ -129,14 +156,14 @@ def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, grams, nb):
 def logistic_grad(X, y, sw, coef, b, r_out, h_out):
     if not _dense_ok(X):
         return _fallback.logistic_grad(X, y, sw, coef, b, r_out, h_out)
-    nb = _blocks(X.shape[0])
+    nb = _blocks(X.shape[0], X.size)
     return _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, np.zeros((nb, 0, 0)), nb)
 
 
 def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
     if not _dense_ok(X):
         return _fallback.logistic_grad_gram(X, y, sw, coef, b, r_out, h_out)
-    nb, q = _blocks(X.shape[0]), X.shape[1] + 1
+    nb, q = _blocks(X.shape[0], X.size), X.shape[1] + 1
     grams = np.zeros((nb, q, q))
     loss, g = _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, grams, nb)
     G = grams.sum(axis=0)
@@ -144,7 +171,7 @@ def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
     return loss, g, G
 
 
-@jit(parallel=True)
+@_Pass
 def _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out, nb):
     n = indptr.shape[0] - 1
     acc = np.zeros((nb, d))
@@ -169,10 +196,10 @@ def _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out, n
 
 
 def logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
-    return _logistic_grad_csr(data, _unsigned(indices), _unsigned(indptr), d, y, sw, coef, float(b), r_out, h_out, _blocks(indptr.shape[0] - 1))
+    return _logistic_grad_csr(data, _unsigned(indices), _unsigned(indptr), d, y, sw, coef, float(b), r_out, h_out, _blocks(indptr.shape[0] - 1, data.shape[0]))
 
 
-@jit(parallel=True)
+@_Pass
 def _gram_matvec_dense(X, w, v, vb, nb):
     n, d = X.shape
     acc = np.zeros((nb, d))
@@ -220,10 +247,10 @@ def _gram_matvec_dense(X, w, v, vb, nb):
 def gram_matvec(X, w, v, vb):
     if not _dense_ok(X):
         return _fallback.gram_matvec(X, w, v, vb)
-    return _gram_matvec_dense(X, w, v, float(vb), _blocks(X.shape[0]))
+    return _gram_matvec_dense(X, w, v, float(vb), _blocks(X.shape[0], X.size))
 
 
-@jit(parallel=True)
+@_Pass
 def _gram_matvec_csr(data, indices, indptr, d, w, v, vb, nb):
     n = indptr.shape[0] - 1
     acc = np.zeros((nb, d))
@@ -246,7 +273,7 @@ def _gram_matvec_csr(data, indices, indptr, d, w, v, vb, nb):
 
 
 def gram_matvec_csr(data, indices, indptr, d, w, v, vb):
-    return _gram_matvec_csr(data, _unsigned(indices), _unsigned(indptr), d, w, v, float(vb), _blocks(indptr.shape[0] - 1))
+    return _gram_matvec_csr(data, _unsigned(indices), _unsigned(indptr), d, w, v, float(vb), _blocks(indptr.shape[0] - 1, data.shape[0]))
 
 
 # ------------------------------------------------------------------ softmax
@@ -307,7 +334,7 @@ def _sweep4(X, i, r, a, ab):
             a[k, j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
 
 
-@jit(parallel=True)
+@_Pass
 def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
     n, d = X.shape
     K = coef.shape[0]
@@ -349,10 +376,10 @@ def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
 def softmax_grad(X, y, sw, coef, b, P_out):
     if not _dense_ok(X):
         return _fallback.softmax_grad(X, y, sw, coef, b, P_out)
-    return _softmax_grad_dense(X, y, sw, np.ascontiguousarray(coef), b, P_out, _blocks(X.shape[0]))
+    return _softmax_grad_dense(X, y, sw, np.ascontiguousarray(coef), b, P_out, _blocks(X.shape[0], X.size * coef.shape[0]))
 
 
-@jit(parallel=True)
+@_Pass
 def _softmax_grad_csr(data, indices, indptr, y, sw, coefT, b, P_out, nb):
     # Feature-major (d, K) coefficients and accumulators: each stored entry
     # is read once and meets its K classes in one contiguous row, instead of
@@ -391,7 +418,7 @@ def _softmax_grad_csr(data, indices, indptr, y, sw, coefT, b, P_out, nb):
 
 def softmax_grad_csr(data, indices, indptr, d, y, sw, coef, b, P_out):
     loss, g, gb = _softmax_grad_csr(data, _unsigned(indices), _unsigned(indptr), y, sw, np.ascontiguousarray(coef.T), b,
-                                    P_out, _blocks(indptr.shape[0] - 1))
+                                    P_out, _blocks(indptr.shape[0] - 1, data.shape[0] * coef.shape[0]))
     return loss, np.ascontiguousarray(g.T), gb
 
 
@@ -417,7 +444,7 @@ def _softmax_curv_row(u, p, yi, si, mode, r):
         r[yi] -= si * gu
 
 
-@jit(parallel=True)
+@_Pass
 def _softmax_hessp_dense(X, y, sw, P, V, vb, mode, nb):
     n, d = X.shape
     K = V.shape[0]
@@ -456,10 +483,10 @@ def _softmax_hessp_dense(X, y, sw, P, V, vb, mode, nb):
 def softmax_hessp(X, y, sw, P, V, vb, mode):
     if not _dense_ok(X):
         return _fallback.softmax_hessp(X, y, sw, P, V, vb, mode)
-    return _softmax_hessp_dense(X, y, sw, P, np.ascontiguousarray(V), vb, int(mode), _blocks(X.shape[0]))
+    return _softmax_hessp_dense(X, y, sw, P, np.ascontiguousarray(V), vb, int(mode), _blocks(X.shape[0], X.size * V.shape[0]))
 
 
-@jit(parallel=True)
+@_Pass
 def _softmax_hessp_csr(data, indices, indptr, y, sw, P, VT, vb, mode, nb):
     # Feature-major (d, K) layout, as _softmax_grad_csr.
     n = indptr.shape[0] - 1
@@ -493,5 +520,5 @@ def _softmax_hessp_csr(data, indices, indptr, y, sw, P, VT, vb, mode, nb):
 
 def softmax_hessp_csr(data, indices, indptr, d, y, sw, P, V, vb, mode):
     out, out_b = _softmax_hessp_csr(data, _unsigned(indices), _unsigned(indptr), y, sw, P, np.ascontiguousarray(V.T), vb,
-                                    int(mode), _blocks(indptr.shape[0] - 1))
+                                    int(mode), _blocks(indptr.shape[0] - 1, data.shape[0] * V.shape[0]))
     return np.ascontiguousarray(out.T), out_b
