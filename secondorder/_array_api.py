@@ -54,6 +54,10 @@ def norm(xp, a):
     """The Euclidean norm of the vector ``a``, as a Python float; entries
     whose squares overflow (beyond about 1e154) are scaled first, in the
     rare case where the plain sum of squares overflows."""
+    if xp is np and a.ndim == 1 and a.dtype.kind == "f":
+        value = math.sqrt(float(a @ a))  # a BLAS dot, which raises no warning on overflow
+        if value != math.inf:
+            return value
     plain = (lambda v: xp.linalg.norm(v)) if xp is np or is_cupy(xp) else (lambda v: xp.linalg.vector_norm(v))
     with np.errstate(over="ignore", invalid="ignore"):
         value = float(plain(a))

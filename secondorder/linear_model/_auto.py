@@ -218,9 +218,9 @@ def fit_auto(loss, tol, max_iter, curvature, verbose=False):
 
     def fun(u):
         w = w_of(u)
-        value, g = loss.value_and_grad(w)
+        value, g, _ = loss._point(w)  # the cached gradient: read here, never handed out
         g = to_numpy(g)
-        last.update(u=u.copy(), w=w, gnorm=float(np.linalg.norm(g)))
+        last.update(u=u.copy(), w=w, gnorm=norm(np, g))
         return value, g / root
 
     monitor = _Monitor(loss, w_of, tol, _newton_passes(loss), last,

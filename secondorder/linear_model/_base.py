@@ -228,7 +228,7 @@ class GLMLoss:
     def _split(self, w):
         xp, d, K = self.xp, self.n_features, self.n_outputs
         w = astype(xp, w, xp.float64)
-        coef = xp.reshape(w[: K * d], (K, d))
+        coef = w[: K * d].reshape(K, d) if xp is np else xp.reshape(w[: K * d], (K, d))
         b = w[K * d :] if self.fit_intercept else self._zeros(K)
         return coef, b
 
@@ -298,9 +298,8 @@ class GLMLoss:
         inv = 1.0 / self._total
         penalty = 0.0
         if self.alpha:
-            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is judged just below
-                flat = xp.reshape(coef, (-1,))
-                penalty = 0.5 * self.alpha * float(flat @ flat)
+            flat = xp.reshape(coef, (-1,))
+            penalty = 0.5 * self.alpha * float(flat @ flat)  # a dot product: an overflow gives inf, judged below
         value = loss * inv + penalty
         grad = self._join(gcoef * inv + self.alpha * coef, gb * inv, xp.float64)
         if not math.isfinite(value):
