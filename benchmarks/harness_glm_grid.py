@@ -20,6 +20,8 @@ import numpy as np
 GRID = {
     "binary-1000000x10": dict(n=1_000_000, d=10),
     "binary-1000x10-C1e4": dict(n=1000, d=10, C=1e4),
+    "binary-3000x100": dict(n=3000, d=100),
+    "binary-10000x30": dict(n=10_000, d=30),
     "binary-100000x100-unscaled1e3": dict(n=100_000, d=100, spread=1e3),
     "binary-10000x1000-C1e-2": dict(n=10_000, d=1000, C=1e-2),
     "binary-2000x10000": dict(n=2000, d=10_000),
@@ -28,6 +30,7 @@ GRID = {
     "sparse-300000x1000-softmax5": dict(n=300_000, d=1000, sparse=1e-2, K=5),
     "softmax-100000x50x10-unscaled1e2": dict(n=100_000, d=50, K=10, spread=1e2, C=1e2),
     "softmax-30000x300x3-correlated": dict(n=30_000, d=300, K=3, correlated=True),
+    "softmax-1000x10x3": dict(n=1000, d=10, K=3),
     "digits-softmax": dict(kind="digits"),
     "digits-softmax-unscaled-C1e2": dict(kind="digits", raw=True, C=1e2),
 }

@@ -55,7 +55,8 @@ def norm(xp, a):
     whose squares overflow (beyond about 1e154) are scaled first, in the
     rare case where the plain sum of squares overflows."""
     if xp is np and a.ndim == 1 and a.dtype.kind == "f":
-        value = math.sqrt(float(a @ a))  # a BLAS dot, which raises no warning on overflow
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is handled below
+            value = math.sqrt(float(a @ a))
         if value != math.inf:
             return value
     plain = (lambda v: xp.linalg.norm(v)) if xp is np or is_cupy(xp) else (lambda v: xp.linalg.vector_norm(v))

@@ -3,17 +3,18 @@ variables, and Newton where the quasi-Newton iteration turns out slow.
 
 The rule
 --------
-0. **Newton from the start where the gradient's pass sums the Hessian.**
-   The binary loss on dense ``X`` with at most 24 parameters, on the numba
-   kernels, adds each row's rank-one update to the Hessian while the row is
-   in cache: a Newton iteration then costs one pass, as an L-BFGS one does,
-   and takes a handful of them (:func:`newton_cholesky`: a Cholesky
-   solve and a backtracking line search, nothing else per iteration, since
-   on small data the iteration's fixed cost is the fit's cost).  1000 x 10
-   with C = 1e4: 7 iterations instead of 13, 1.1 ms instead of 2.2; 10^6 x
-   10: 6 instead of 10, 0.20 s instead of 0.25.  Where the iteration cannot
-   go on (a Hessian that is not positive definite, a line search that finds
-   no decrease), the trust region below goes on from its point.
+0. **Newton from the start where the gradient's pass sums the Hessian
+   cheaply.**  The binary loss on dense ``X`` with at most 24 parameters, on
+   the numba kernels, adds each row's rank-one update to the Hessian while
+   the row is in cache.  Where those updates cost little (``n p^2`` up to
+   about 4 million), a Newton iteration costs about what an L-BFGS one
+   does, and Newton takes a handful of them (:func:`newton_cholesky`: a
+   Cholesky solve and a backtracking line search, nothing else per
+   iteration, since on small data the iteration's fixed cost is the fit's
+   cost).  1000 x 10 with C = 1e4: 7 iterations instead of 13, 1.1 ms
+   instead of 1.7.  Where the iteration cannot go on (a Hessian that is not
+   positive definite, a line search that finds no decrease), the trust
+   region below goes on from its point.
 1. **Scale the variables.**  :math:`D` is the Hessian's diagonal at
    :math:`w = 0` (:meth:`GLMLoss.hessian_diagonal`, one pass over ``X``
    besides the gradient's, which L-BFGS reuses).
@@ -122,13 +123,22 @@ def _dense(loss):
     return loss.n_outputs == 1 and not loss.sparse and loss.n_params <= _DENSE_MAX
 
 
+# Newton from the start while the Hessian's rank-one updates, n p^2 multiply-adds a pass, stay below this:
+# then an iteration costs about what an L-BFGS one does, whose fixed cost per call dominates small fits.
+# Measured: Newton ahead at 1000 x 10 (1.1 ms against 1.7), 10,000 x 10 and 3000 x 23; even at 10^5 x 10
+# and 10^6 x 10; behind at 10,000 x 24 and 30,000 x 20 (10 ms against 7.6), where the updates cost more than
+# the L-BFGS iterations they save.
+_NEWTON_FROM_START_MAX = 1 << 22
+
+
 def _fused_newton(loss, curvature):
     """Whether the fit is Newton from the start (:func:`newton_cholesky`):
     the gradient's pass can sum the Hessian (the binary loss on the numba
-    kernels, at most 24 parameters), so a Newton iteration costs what an
-    L-BFGS one does, and Newton needs fewer."""
+    kernels, at most 24 parameters), and those sums cost little (see
+    :data:`_NEWTON_FROM_START_MAX`)."""
     fuses = getattr(loss, "_fuses", None)
-    return not loss.distributed and fuses is not None and fuses(curvature)
+    return (not loss.distributed and fuses is not None and fuses(curvature)
+            and loss.n_samples * loss.n_params ** 2 <= _NEWTON_FROM_START_MAX)
 
 
 def _newton_passes(loss):

@@ -298,8 +298,9 @@ class GLMLoss:
         inv = 1.0 / self._total
         penalty = 0.0
         if self.alpha:
-            flat = xp.reshape(coef, (-1,))
-            penalty = 0.5 * self.alpha * float(flat @ flat)  # a dot product: an overflow gives inf, judged below
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is judged below
+                flat = xp.reshape(coef, (-1,))
+                penalty = 0.5 * self.alpha * float(flat @ flat)
         value = loss * inv + penalty
         grad = self._join(gcoef * inv + self.alpha * coef, gb * inv, xp.float64)
         if not math.isfinite(value):

@@ -324,7 +324,9 @@ class LogisticRegression(_BaseLogistic):
     n_iter_ : ndarray of shape (1,)
         Iterations, of both methods where ``solver="auto"`` used two.
     solver_ : str
-        The method that ran: ``"lbfgs"`` or ``"lbfgs+trust-region"`` for
+        The method that ran: ``"newton-cholesky"`` (small binary problems
+        on dense ``X``; ``"newton-cholesky+trust-region"`` where it handed
+        over), ``"lbfgs"`` or ``"lbfgs+trust-region"`` for
         ``solver="auto"`` (on Dask data with at most 32 parameters, or
         128 for the binary loss on dense ``X``: ``"trust-region"``), else
         ``solver``.

@@ -242,3 +242,25 @@ def test_bad_input(make, match):
     X, y, _, _, _ = _data()
     with pytest.raises((ValueError, TypeError), match=match):
         make(X, y)
+
+
+def test_the_logistic_kernels_exp_and_log1p_to_a_few_ulps():
+    """The vectorisable exp and log1p of the logistic pass, against libm's
+    (NumPy's), in units in the last place; log1p also where 1 + e rounds."""
+    from secondorder._backend import jit
+    from secondorder._kernels.cpu._fastexp import exact_exp, log1p_unit
+
+    @jit(error_model="numpy")
+    def apply(x, out, which):
+        for i in range(x.shape[0]):
+            out[i] = exact_exp(x[i]) if which == 0 else log1p_unit(x[i])
+        return out
+
+    x = np.linspace(-499.0, 0.0, 400001)
+    ulps = np.abs(apply(x, np.empty_like(x), 0) - np.exp(x)) / np.spacing(np.exp(x))
+    assert ulps.max() <= 2
+    e = np.concatenate([np.linspace(0.0, 1.0, 200001), np.logspace(-300, 0, 3001)])
+    ref = np.log1p(e)
+    got = apply(e, np.empty_like(e), 1)
+    assert got[0] == 0.0
+    assert (np.abs(got - ref)[1:] / np.spacing(ref[1:])).max() <= 4

@@ -14,6 +14,7 @@ from numba import get_num_threads, prange
 
 from ..._backend import jit
 from ..fallback import glm as _fallback
+from ._fastexp import exact_exp, log1p_unit
 
 __all__ = [
     "logistic_grad",
@@ -70,13 +71,29 @@ def _dense_ok(X):
 
 
 # ----------------------------------------------------------------- logistic
-@jit
-def _logistic_row(z, yi, si):
-    # Stable for any margin: everything from e = exp(-|z|) <= 1.
-    e = math.exp(-abs(z))
-    loss = max(z, 0.0) + math.log1p(e) - yi * z
-    p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-    return si * loss, si * (p - yi), si * e / ((1.0 + e) * (1.0 + e))
+# Rows per chunk of the dense logistic pass: their margins, then their losses and weights in one loop that
+# vectorises across the rows, then their gradient sweep, while the chunk is in cache.
+_CHUNK = 64
+
+
+@jit(error_model="numpy")
+def _logistic_chunk(z, y, sw, i0, m, r_out, h_out):
+    # Rows i0 .. i0 + m - 1 at margins z[:m]: r and h into r_out and h_out, and the weighted loss sum.  Only
+    # arithmetic, the vectorisable exp and log1p, and IEEE division (no zero test to branch on): LLVM runs it
+    # several rows per instruction, where libm's exp and log1p took about 13 ns a row.  Stable for any
+    # margin: everything from e = exp(-|z|) <= 1.
+    total = 0.0
+    for t in range(m):
+        zi = z[t]
+        i = i0 + t
+        e = exact_exp(-abs(zi))
+        inv = 1.0 / (1.0 + e)
+        p = inv if zi >= 0.0 else e * inv
+        si = sw[i]
+        total += si * (max(zi, 0.0) + log1p_unit(e) - y[i] * zi)
+        r_out[i] = si * (p - y[i])
+        h_out[i] = si * e * inv * inv
+    return total
 
 
 @_Pass
@@ -93,62 +110,49 @@ def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, grams, nb):
         hi = (blk + 1) * n // nb
         a = acc[blk]
         G = grams[blk]
+        z = np.empty(_CHUNK)
         total = 0.0
-        i = lo
-        # Four rows at a time: four dot products, then one sweep over the
-        # accumulator for all four (its loads and stores are shared).  Each
-        # dot product is a loop of its own: written as one loop over j with
-        # four sums, LLVM vectorises across the rows with strided gathers,
-        # and a pass over an X larger than the caches runs at half speed.
-        while i + 4 <= hi:
-            z0 = b
-            for j in range(d):
-                z0 += X[i, j] * coef[j]
-            z1 = b
-            for j in range(d):
-                z1 += X[i + 1, j] * coef[j]
-            z2 = b
-            for j in range(d):
-                z2 += X[i + 2, j] * coef[j]
-            z3 = b
-            for j in range(d):
-                z3 += X[i + 3, j] * coef[j]
-            l0, r0, h0 = _logistic_row(z0, y[i], sw[i])
-            l1, r1, h1 = _logistic_row(z1, y[i + 1], sw[i + 1])
-            l2, r2, h2 = _logistic_row(z2, y[i + 2], sw[i + 2])
-            l3, r3, h3 = _logistic_row(z3, y[i + 3], sw[i + 3])
-            total += l0 + l1 + l2 + l3
-            r_out[i], r_out[i + 1], r_out[i + 2], r_out[i + 3] = r0, r1, r2, r3
-            h_out[i], h_out[i + 1], h_out[i + 2], h_out[i + 3] = h0, h1, h2, h3
-            for j in range(d):
-                a[j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
-            if gram:
-                # the full square (not the triangle): a loop of fixed length vectorises
+        for c0 in range(lo, hi, _CHUNK):
+            c1 = min(c0 + _CHUNK, hi)
+            # 1. the margins; each dot product a loop of its own (written as one loop over j with several
+            # sums, LLVM vectorises across the rows with strided gathers: half speed on an X beyond the caches)
+            for i in range(c0, c1):
+                zi = b
                 for j in range(d):
-                    g0, g1, g2, g3 = h0 * X[i, j], h1 * X[i + 1, j], h2 * X[i + 2, j], h3 * X[i + 3, j]
-                    for k in range(d):
-                        G[j, k] += g0 * X[i, k] + g1 * X[i + 1, k] + g2 * X[i + 2, k] + g3 * X[i + 3, k]
-                    G[j, d] += g0 + g1 + g2 + g3
-                G[d, d] += h0 + h1 + h2 + h3
-            i += 4
-        while i < hi:
-            z = b
-            for j in range(d):
-                z += X[i, j] * coef[j]
-            li, ri, hi_ = _logistic_row(z, y[i], sw[i])
-            total += li
-            r_out[i] = ri
-            h_out[i] = hi_
-            for j in range(d):
-                a[j] += ri * X[i, j]
-            if gram:
+                    zi += X[i, j] * coef[j]
+                z[i - c0] = zi
+            # 2. the losses, r and h, across the rows
+            total += _logistic_chunk(z, y, sw, c0, c1 - c0, r_out, h_out)
+            # 3. the gradient (and the Hessian), four rows at a time: one sweep over the accumulator for all
+            # four (its loads and stores are shared)
+            i = c0
+            while i + 4 <= c1:
+                r0, r1, r2, r3 = r_out[i], r_out[i + 1], r_out[i + 2], r_out[i + 3]
                 for j in range(d):
-                    gj = hi_ * X[i, j]
-                    for k in range(d):
-                        G[j, k] += gj * X[i, k]
-                    G[j, d] += gj
-                G[d, d] += hi_
-            i += 1
+                    a[j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
+                if gram:
+                    h0, h1, h2, h3 = h_out[i], h_out[i + 1], h_out[i + 2], h_out[i + 3]
+                    # the full square (not the triangle): a loop of fixed length vectorises
+                    for j in range(d):
+                        g0, g1, g2, g3 = h0 * X[i, j], h1 * X[i + 1, j], h2 * X[i + 2, j], h3 * X[i + 3, j]
+                        for k in range(d):
+                            G[j, k] += g0 * X[i, k] + g1 * X[i + 1, k] + g2 * X[i + 2, k] + g3 * X[i + 3, k]
+                        G[j, d] += g0 + g1 + g2 + g3
+                    G[d, d] += h0 + h1 + h2 + h3
+                i += 4
+            while i < c1:
+                ri = r_out[i]
+                for j in range(d):
+                    a[j] += ri * X[i, j]
+                if gram:
+                    hi_ = h_out[i]
+                    for j in range(d):
+                        gj = hi_ * X[i, j]
+                        for k in range(d):
+                            G[j, k] += gj * X[i, k]
+                        G[j, d] += gj
+                    G[d, d] += hi_
+                i += 1
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0)
 
@@ -173,6 +177,7 @@ def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
 
 @_Pass
 def _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out, nb):
+    # In chunks of rows, as the dense pass: margins, then the vectorised losses and weights, then the sweep.
     n = indptr.shape[0] - 1
     acc = np.zeros((nb, d))
     losses = np.zeros(nb)
@@ -180,17 +185,20 @@ def _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out, n
         lo = blk * n // nb
         hi = (blk + 1) * n // nb
         a = acc[blk]
+        z = np.empty(_CHUNK)
         total = 0.0
-        for i in range(lo, hi):
-            z = b
-            for k in range(indptr[i], indptr[i + 1]):
-                z += data[k] * coef[indices[k]]
-            li, ri, hi_ = _logistic_row(z, y[i], sw[i])
-            total += li
-            r_out[i] = ri
-            h_out[i] = hi_
-            for k in range(indptr[i], indptr[i + 1]):
-                a[indices[k]] += ri * data[k]
+        for c0 in range(lo, hi, _CHUNK):
+            c1 = min(c0 + _CHUNK, hi)
+            for i in range(c0, c1):
+                zi = b
+                for k in range(indptr[i], indptr[i + 1]):
+                    zi += data[k] * coef[indices[k]]
+                z[i - c0] = zi
+            total += _logistic_chunk(z, y, sw, c0, c1 - c0, r_out, h_out)
+            for i in range(c0, c1):
+                ri = r_out[i]
+                for k in range(indptr[i], indptr[i + 1]):
+                    a[indices[k]] += ri * data[k]
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0)
 
