@@ -56,6 +56,7 @@ class DiagonalModel(Curvature):
             if not bool(self._xp.all(self._xp.isfinite(d))):
                 raise NonFiniteCurvatureError(f"{type(self).__name__}: the diagonal estimate holds NaN or inf.")
             self._d = d + self.damp if self.damp else d
+            self._dmin = array_min(self._xp, self._d)  # kept: a preconditioner solves once per CG iteration
         return self._d
 
     def _vector(self, v, name="v"):
@@ -68,13 +69,13 @@ class DiagonalModel(Curvature):
     def solve(self, v, shift=0.0):
         shift = check_real(shift, "shift")
         v = self._vector(v)
-        d = self.diagonal() + shift
-        dmin = array_min(self._xp, d)
+        d = self.diagonal()
+        dmin = self._dmin + shift
         if not dmin > 0.0:
             raise NotPositiveDefiniteError(
                 f"diag(d) + {float(shift):g} I is not positive definite (min entry {dmin:g})."
             )
-        return v / d
+        return v / (d + shift) if shift else v / d
 
     def trust_step(self, g, radius):
         radius = check_positive(radius, "radius")
