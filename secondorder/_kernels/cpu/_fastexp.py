@@ -46,11 +46,24 @@ def _bits_f64(typingctx, x):
 # No 'reassoc' here: it would fold (t + MAGIC) - MAGIC back to t and undo the
 # rounding the reduction relies on.  Callers keep their own flags.
 @njit(fastmath={"nsz", "contract"}, cache=True)
-def fast_exp(x):
+def _reduce(x):
+    """``(t, r)``: ``x = k ln2 + r``, ``|r| <= ln2 / 2``, with ``k`` in the low
+    bits of ``t`` (see :func:`_scale`)."""
     x = min(max(x, LOWER), UPPER)
     t = x * _LOG2E + _MAGIC
     k = t - _MAGIC
-    r = (x - k * _LN2_HI) - k * _LN2_LO
+    return t, (x - k * _LN2_HI) - k * _LN2_LO
+
+
+@njit(fastmath={"nsz", "contract"}, cache=True)
+def _scale(p, t):
+    # The low bits of t hold k; shifting them into the exponent field gives 2^k.
+    return p * _bits_f64((_f64_bits(t) + 1023) << 52)
+
+
+@njit(fastmath={"nsz", "contract"}, cache=True)
+def fast_exp(x):
+    t, r = _reduce(x)
     p = 1.0 + r * (
         1.0
         + r
@@ -79,8 +92,7 @@ def fast_exp(x):
             )
         )
     )
-    # The low bits of t hold k; shifting them into the exponent field gives 2^k.
-    return p * _bits_f64((_f64_bits(t) + 1023) << 52)
+    return _scale(p, t)
 
 
 # The same reduction with Taylor terms to degree 13 (the remainder, r^14 / 14!, is below 5e-18 for
@@ -88,10 +100,7 @@ def fast_exp(x):
 # (a loss compared along a line search).
 @njit(fastmath={"nsz", "contract"}, cache=True)
 def exact_exp(x):
-    x = min(max(x, LOWER), UPPER)
-    t = x * _LOG2E + _MAGIC
-    k = t - _MAGIC
-    r = (x - k * _LN2_HI) - k * _LN2_LO
+    t, r = _reduce(x)
     # Horner's rule written out, 1/13! down to 1
     p = 1.0 / 479001600 + r * (1.0 / 6227020800)
     p = 1.0 / 39916800 + r * p
@@ -106,7 +115,7 @@ def exact_exp(x):
     p = 0.5 + r * p
     p = 1.0 + r * p
     p = 1.0 + r * p
-    return p * _bits_f64((_f64_bits(t) + 1023) << 52)
+    return _scale(p, t)
 
 
 @njit(fastmath={"nsz", "contract"}, cache=True, error_model="numpy")  # no zero test before the division
