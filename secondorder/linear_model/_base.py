@@ -535,10 +535,8 @@ class _Buffer:
     trims the heap), so each block's first writes page-fault: on 25,000 x
     40 that made a weighted Gram matrix 2.6x slower (6.6 ms against 2.5).
     About 2**17 numbers: cache-sized, and the faults of one such block per
-    pass are negligible.  The same holds between passes: a block allocated
-    afresh by each pass faults its pages in again each time (1000 x 30, a
-    Newton iteration's weighted Gram matrix: 2 ms instead of 0.1 ms, when
-    the heap had been trimmed), so a loss keeps one
+    pass are negligible.  A block allocated afresh by each pass would fault
+    its pages in at each pass again, so a loss keeps one
     (:meth:`GLMLoss._scratch`), no larger than ``X`` needs (``rows``)."""
 
     def __init__(self, width, numbers=1 << 17, rows=None):
