@@ -70,6 +70,12 @@ def norm(xp, a):
         return scale * float(plain(a / scale))
 
 
+def all_true(xp, a):
+    """``bool(xp.all(a))``; on NumPy through the method, a few microseconds
+    less a call (small problems make many)."""
+    return bool(a.all()) if xp is np else bool(xp.all(a))
+
+
 def array_min(xp, a):
     """The smallest entry of ``a``, as a Python float."""
     return float(xp.min(a))
@@ -237,9 +243,7 @@ def cholesky(xp, A, shift):
     """
     n = A.shape[0]
     if is_cupy(xp):
-        B = A.copy()
-        B[xp.arange(n), xp.arange(n)] += shift
-        L = xp.linalg.cholesky(B)
+        L = xp.linalg.cholesky(add_diagonal(xp, A.copy(), shift))
         # cuSOLVER does not raise on an indefinite matrix; it leaves NaNs.
         if not bool(xp.all(xp.isfinite(xp.diagonal(L)))):
             raise np.linalg.LinAlgError("not positive definite")
@@ -248,10 +252,7 @@ def cholesky(xp, A, shift):
         # LAPACK's potrf directly: scipy.linalg.cho_factor's checks cost ten times the factorisation of the
         # small matrices that Newton methods on few parameters factor at every iteration.  It factors a
         # Fortran-ordered copy of a C-ordered matrix, so only a shift or Fortran order needs a copy here.
-        B = A
-        if shift or not A.flags.c_contiguous:
-            B = A.copy()
-            B[np.arange(n), np.arange(n)] += shift
+        B = add_diagonal(np, A.copy(), shift) if shift or not A.flags.c_contiguous else A
         (potrf,) = _lapack(("potrf",), B.dtype)
         c, info = potrf(B, lower=1, clean=0, overwrite_a=B is not A)
         if info != 0:

@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 
+from ._array_api import all_true as _all_true
 from ._array_api import copy as _copy
 from ._array_api import is_real_floating as _is_real_floating
 from ._backend import get_namespace
@@ -70,7 +71,7 @@ def as_float_vector(a, name, xp=None, dtype=None, copy=True):
 def check_finite(a, name, xp=None):
     """Raise ``ValueError`` when ``a`` holds NaN or inf."""
     xp = xp or get_namespace(a)
-    if not bool(xp.all(xp.isfinite(a))):
+    if not _all_true(xp, xp.isfinite(a)):
         n_nan = int(xp.sum(xp.isnan(a)))
         n_inf = int(xp.sum(xp.isinf(a)))
         raise ValueError(

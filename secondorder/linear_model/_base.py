@@ -14,7 +14,7 @@ import math
 import numpy as np
 import scipy.sparse
 
-from .._array_api import asarray_like, astype, is_real_floating, take, to_numpy
+from .._array_api import all_true, asarray_like, astype, is_real_floating, take, to_numpy
 from .._array_api import copy as copy_array
 from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_finite, check_nonnegative
@@ -210,12 +210,7 @@ class GLMLoss:
         xp = self.xp
         if xp is np:
             w = np.asarray(w)
-            if w.shape != (self.n_params,):
-                raise ValueError(f"`{name}` must have length n_params = {self.n_params}; got shape {w.shape}.")
-            if not np.isfinite(w).all():  # the method: a few µs less a call than check_finite on small problems
-                check_finite(w, name)
-            return w
-        if get_namespace(w) is not get_namespace(self._like):
+        elif get_namespace(w) is not get_namespace(self._like):
             raise TypeError(
                 f"`{name}` must be an array of X's library ({getattr(xp, '__name__', xp)}); got "
                 f"{type(w).__module__}.{type(w).__name__}. Build it with loss.initial_params() or that library."
@@ -288,9 +283,8 @@ class GLMLoss:
         """(value, grad, state) at ``w``, from the cache or one pass."""
         xp = self.xp
         w = self._vector(w, "w")
-        numpy = xp is np
         for entry in self._cache:
-            if (entry[0] == w).all() if numpy else bool(xp.all(entry[0] == w)):
+            if all_true(xp, entry[0] == w):
                 return entry[1:]
         coef, b = self._split(w)
         loss, gcoef, gb, state = self._evaluate(coef, b)
@@ -307,7 +301,7 @@ class GLMLoss:
             # every term is >= 0: finite parameters whose loss is not finite overflowed, to +inf
             # (which minimize treats as a step to reject)
             value = math.inf
-        if not (np.isfinite(grad).all() if numpy else bool(xp.all(xp.isfinite(grad)))):
+        if not all_true(xp, xp.isfinite(grad)):
             raise ValueError(
                 "`w` is too large: the loss's gradient overflows float64 there. Start from smaller parameters "
                 "or scale the features."

@@ -31,13 +31,12 @@ References
    same iteration with the Hessian from a pass of its own.
 """
 
-import math
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from .._array_api import cho_solve, cholesky
-from ..optimize._common import Resolution
+from .._array_api import cho_solve, cholesky, norm
+from ..optimize._common import STATUS, Resolution
 
 __all__ = ["newton_cholesky"]
 
@@ -55,16 +54,16 @@ def newton_cholesky(loss, w, tol, max_iter, kind="exact"):
 
     The loss must be a NumPy binary loss whose gradient's pass sums the
     curvature matrix of ``kind`` (``loss._fuse_gram()`` once asked for)."""
-    loss._prefetch = kind  # every pass sums the matrix too
+    prefetch, loss._prefetch = loss._prefetch, kind  # every pass sums the matrix too
     # the kernels take the parameters in X's precision: f's rounding noise is float32's on float32 data
     resolution = Resolution(loss.dtype, np)
     f, g, _ = loss._point(w)
-    gnorm = math.sqrt(float(g @ g))
+    gnorm = norm(np, g)
     nit = 0
     message = None
     while gnorm > tol:
         if nit >= max_iter:
-            message = "Maximum number of iterations has been exceeded."
+            message = STATUS[1]
             break
         try:
             factor = cholesky(np, loss._dense(w, kind, None), 0.0)
@@ -80,7 +79,7 @@ def newton_cholesky(loss, w, tol, max_iter, kind="exact"):
         for _ in range(_MAX_HALVINGS):
             w_new = w + t * s
             f_new, g_new, _ = loss._point(w_new)
-            gnorm_new = math.sqrt(float(g_new @ g_new))
+            gnorm_new = norm(np, g_new)
             if f_new <= f + _ARMIJO * t * slope:
                 break
             if abs(f - f_new) <= resolution.noise(f, f_new) and gnorm_new < gnorm:
@@ -91,6 +90,5 @@ def newton_cholesky(loss, w, tol, max_iter, kind="exact"):
             break
         nit += 1
         w, f, g, gnorm = w_new, f_new, g_new, gnorm_new
-    loss._prefetch = None
-    return OptimizeResult(x=w, fun=f, jac=g, nit=nit, success=message is None,
-                          message=message or "Optimization terminated successfully.")
+    loss._prefetch = prefetch
+    return OptimizeResult(x=w, fun=f, jac=g, nit=nit, success=message is None, message=message or STATUS[0])
