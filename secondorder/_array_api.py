@@ -288,7 +288,8 @@ def _lapack(names, dtype):
 
 
 def cho_solve(xp, factor, v):
-    """``(A + shift I)^{-1} v`` from :func:`cholesky`'s factor."""
+    """``(A + shift I)^{-1} v`` from :func:`cholesky`'s factor; ``v`` a
+    vector or a matrix of right-hand sides."""
     if is_cupy(xp):
         from cupyx.scipy.linalg import solve_triangular
 
@@ -300,11 +301,14 @@ def cho_solve(xp, factor, v):
         if info != 0:  # pragma: no cover - only for malformed arguments
             raise ValueError(f"LAPACK potrs failed (info={info}).")
         return x
+    B = v[:, None] if v.ndim == 1 else v
     if isinstance(factor, _StandardFactor):
-        return xp.linalg.solve(factor.matrix, v[:, None])[:, 0]
-    import torch
+        x = xp.linalg.solve(factor.matrix, B)
+    else:
+        import torch
 
-    return torch.cholesky_solve(v[:, None], factor)[:, 0]
+        x = torch.cholesky_solve(B, factor)
+    return x[:, 0] if v.ndim == 1 else x
 
 
 def trust_region_eig(xp, w, b, radius):

@@ -19,6 +19,7 @@ NAMES = (
     "softmax_hessp",
     "softmax_hessp_csr",
     "grid_kept",
+    "group_sums",
     "grid_plan",
     "lse_axis",
     "lse_cols",

@@ -115,6 +115,14 @@ class GridProblem(OTProblem):
                                                          threshold, cap)
         return r, c, count, raised, idx, vals
 
+    def cost_rows(self, rows):
+        xp = self.xp
+        T1, T2 = self.T
+        i = xp.take(self.row_cells, rows)
+        j1, j2 = self.col_cells // self.w, self.col_cells % self.w
+        first = xp.take(xp.take(T1, i // self.w, axis=0), j1, axis=1)
+        return first + xp.take(xp.take(T2, i % self.w, axis=0), j2, axis=1)
+
     def plan(self, f, g):
         xp = self.xp
         N1, N2 = self._N()

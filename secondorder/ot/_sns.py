@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from .._array_api import SparseRows, copy, immutable_on_host, norm
-from .._backend import one_blas_thread
+from .._array_api import SparseRows, cho_solve, cholesky, copy, from_host, immutable_on_host, norm
+from .._backend import kernels, one_blas_thread
 from .._validation import check_int, check_positive
 from ._scaling import scaling_iterations
 from ._sinkhorn_log import initial_potentials, solve_log, sweeps
@@ -41,6 +41,10 @@ _FAR = 0.2
 _COARSEN = 4.0
 _STAGE_TOL = 1e-2
 _MAX_DEPTH = 8
+# Groups of columns in the coarse level of the Newton system's preconditioner: about _GROUPS_PER_ROOT * sqrt(m)
+# (clouds, n = 3000 and 10,000: 5x fewer CG iterations than the diagonal alone).
+_GROUPS_PER_ROOT = 1.25
+_MIN_GROUPS = 8
 
 
 @immutable_on_host
@@ -224,7 +228,8 @@ class _Hessian:
         indptr = xp.concat([xp.zeros(1, dtype=count.dtype), xp.cumulative_sum(count)])
         # 32-bit row pointers where they fit, like the column indices: no copy of either when CSR is built
         index = idx.dtype if int(indptr[-1]) < 2**31 else indptr.dtype
-        self.S = SparseRows(xp, vals[keep], None, xp.astype(idx[keep], index), (n, m), indptr=xp.astype(indptr, index))
+        self.csr = (vals[keep], xp.astype(idx[keep], index), xp.astype(indptr, index))
+        self.S = SparseRows(xp, self.csr[0], None, self.csr[1], (n, m), indptr=self.csr[2])
         self.nnz = self.S.nnz
         u = xp.clip(point.r - self.S.matvec(xp.ones(m, dtype=point.r.dtype)), min=0.0)
         w = xp.clip(point.c - self.S.rmatvec(xp.ones(n, dtype=point.c.dtype)), min=0.0)
@@ -248,6 +253,85 @@ class _Hessian:
     def schur_diagonal(self):
         """The diagonal of :math:`\tilde P^T D_r^{-1} \tilde P`."""
         return self.S.squared().rmatvec(self.inv_r) + 2.0 * self.w * self.q + self.w * self.w * self.uu
+
+
+class _Coarse:
+    r"""The coarse level of the Schur complement's preconditioner.
+
+    The Schur complement :math:`S = D_c - \tilde P^T D_r^{-1} \tilde P`
+    couples the columns that share rows of the plan: at small ``reg`` a
+    graph Laplacian over neighbourhoods of a few ``sqrt(reg)``, whose smooth
+    modes (the mass that must shift across the whole support, the modes
+    that make Sinkhorn slow) the diagonal preconditioner leaves to CG, one
+    neighbourhood per iteration.  A coarse space of column groups carries
+    them: with :math:`R` the groups' indicator (:math:`R v` sums ``v`` over
+    each group), the preconditioner is additive,
+    :math:`z = D^{-1} r + R^T (R S R^T)^{-1} R r`, with :math:`R S R^T`
+    (``k x k``) inverted once per Newton step.
+
+    The groups are Laguerre cells: ``k`` rows picked at random are the
+    seeds, and column ``j`` joins the seed ``s`` with the smallest
+    :math:`M_{sj} - f_s`, the row that the plan, at its current
+    potentials, would favour for it among the seeds.  This needs ``k`` rows
+    of the cost and no coordinates, so it serves any cost; where the cost
+    has no geometry (random costs) the groups are random and the level
+    changes little.  The gauge's column (the last, held fixed) is in no
+    group.
+
+    Computed on the kept entries: :math:`Q = P_s R^T` (``n x k``, one pass),
+    then :math:`R S R^T = \operatorname{diag}(R c) - Q^T D_r^{-1} Q -
+    (Rq)(Rw)^T - (Rw)(Rq)^T - (u^T D_r^{-1} u)(Rw)(Rw)^T` for the rank-one
+    term (:class:`_Hessian`).
+    """
+
+    def __init__(self, xp, point, H, groups, k):
+        self.xp, self.groups, self.k = xp, groups, k
+        # each column's group, the one outside any group in an extra one (k) that is dropped
+        self.places = xp.where(groups < 0, k, groups)
+        table = kernels(xp)
+        data, indices, indptr = H.csr
+        Q = table.group_sums(data, indices, indptr, groups, k)
+        Rc, Rw, Rq = (self.restrict(v) for v in (point.c, H.w, H.q))
+        Sc = -(xp.matrix_transpose(Q) @ (Q * H.inv_r[:, None]))
+        Sc = Sc - Rq[:, None] * Rw[None, :] - Rw[:, None] * Rq[None, :] - H.uu * (Rw[:, None] * Rw[None, :])
+        # an empty group (no column joined its seed) gets a 1 on the diagonal: nothing reaches it
+        diag = xp.where(Rc > 0.0, Rc, 1.0)
+        Sc = Sc + diag[:, None] * xp.eye(k, dtype=Sc.dtype)
+        # its inverse, formed once: a k x k product per CG iteration costs less than two triangular solves
+        self.inverse = cho_solve(xp, cholesky(xp, Sc, 0.0), xp.eye(k, dtype=Sc.dtype))
+
+    def restrict(self, v):
+        """:math:`R v`: the sums of ``v`` over each group."""
+        xp = self.xp
+        if xp is np:  # once per CG iteration: NumPy's serial count, no parallel launch
+            return np.bincount(self.places, weights=v, minlength=self.k + 1)[: self.k]
+        m = v.shape[0]
+        bounds = xp.asarray([0, m], dtype=xp.int64)
+        return kernels(xp).group_sums(v, xp.arange(m, dtype=xp.int64), bounds, self.groups, self.k)[0, :]
+
+    def __call__(self, r):
+        """:math:`R^T (R S R^T)^{-1} R r`."""
+        xp = self.xp
+        y = self.inverse @ self.restrict(r)
+        return xp.take(xp.concat([y, xp.zeros(1, dtype=y.dtype)]), self.places)
+
+
+def _seeds(problem, k):
+    """``k`` distinct rows of the cost, picked at random (the same for a
+    given size), and those rows of the cost, (k, m)."""
+    xp = problem.xp
+    n = problem.dims[0]
+    rows = np.sort(np.random.default_rng(0).choice(n, size=k, replace=False))
+    rows = from_host(xp, rows, problem.a)
+    return rows, problem.cost_rows(rows)
+
+
+def _groups(xp, seeds, f, m):
+    """Each column's Laguerre cell among the seed rows (see :class:`_Coarse`);
+    the gauge's column, the last, in none (-1)."""
+    rows, C = seeds
+    groups = xp.argmin(C - xp.take(f, rows)[:, None], axis=0)
+    return xp.where(xp.arange(m) == m - 1, -1, groups)
 
 
 def _finite(xp, sol):
@@ -275,12 +359,13 @@ def _sinkhorn_iterations_left(errs, stopThr, window=10):
     return math.log(stopThr / errs[-1]) / math.log(rate)
 
 
-def _newton_direction(point, H, rhs, rtol, maxiter, xp):
+def _newton_direction(point, H, rhs, rtol, maxiter, xp, coarse=None):
     r"""Solve :math:`\begin{pmatrix} D_r & \tilde P \\ \tilde P^T & D_c
     \end{pmatrix} \Delta = \rho` (``rhs``) with the last column potential
     held fixed (gauge), through the Schur complement on the column block,
     :math:`S = D_c - \tilde P^T D_r^{-1} \tilde P`, by conjugate gradients
-    preconditioned with :math:`S`'s diagonal; then :math:`\Delta_f = D_r^{-1}
+    preconditioned with :math:`S`'s diagonal and ``coarse`` (a
+    :class:`_Coarse`, or None); then :math:`\Delta_f = D_r^{-1}
     (\rho_f - \tilde P \Delta_g)`.  Returns (Delta, iterations)."""
     n = point.r.shape[0]
     r, c = point.r, point.c
@@ -296,9 +381,13 @@ def _newton_direction(point, H, rhs, rtol, maxiter, xp):
     inv_diag[-1] = 0.0
     b = rho_g - H.rmatvec(rho_f / r)
     b[-1] = 0.0
+
+    def precondition(res):
+        return inv_diag * res if coarse is None else inv_diag * res + coarse(res)
+
     x = xp.zeros_like(b)
     res = copy(xp, b)
-    z = inv_diag * res
+    z = precondition(res)
     p = copy(xp, z)
     rz = float(res @ z)
     tol = rtol * norm(xp, b)
@@ -313,7 +402,7 @@ def _newton_direction(point, H, rhs, rtol, maxiter, xp):
         res -= alpha * Ap
         if norm(xp, res) <= tol:
             break
-        z = inv_diag * res
+        z = precondition(res)
         rz_new = float(res @ z)
         p = z + (rz_new / rz) * p
         rz = rz_new
@@ -447,6 +536,8 @@ def solve_sns(
         print(f"{'It.':>5}|{'Err':>12}|{'step':>8}|{'CG':>6}   (Newton)")
     point = _Point(problem, warm.f, warm.g, threshold, cap)
     passes_newton = 1
+    k = min(n, m - 1, max(_MIN_GROUPS, round(_GROUPS_PER_ROOT * math.sqrt(m))))
+    seeds = _seeds(problem, k) if k >= _MIN_GROUPS else None
     cg_total = 0
     nnz = 0
     # The Newton stage alternates numba passes with small BLAS calls (dot products): BLAS on one thread, or its
@@ -461,7 +552,13 @@ def solve_sns(
             # Inexact Newton: the next error is about rtol * err (+ err^2), so rtol = err keeps the quadratic
             # rate, and no solve needs to be tighter than what brings the next error to a tenth of stopThr.
             rtol = max(1e-12, min(0.1, max(point.err, 0.1 * stopThr / point.err)))
-            delta, cg_it = _newton_direction(point, H, reg * grad, rtol, cg_maxiter, xp)
+            level = None
+            if seeds is not None:
+                try:
+                    level = _Coarse(xp, point, H, _groups(xp, seeds, point.f, m), k)
+                except np.linalg.LinAlgError:  # a coarse matrix that rounding left indefinite: the diagonal alone
+                    level = None
+            delta, cg_it = _newton_direction(point, H, reg * grad, rtol, cg_maxiter, xp, level)
             cg_total += cg_it
             slope = float(grad @ delta)
             step = 1.0

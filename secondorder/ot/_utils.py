@@ -60,6 +60,10 @@ class OTProblem:
         ``sns_eval``)."""
         return kernels(self.xp).sns_eval(self.M, f, g, self.reg, threshold, cap)
 
+    def cost_rows(self, rows):
+        """The rows ``rows`` of the cost on the supports, (len(rows), m)."""
+        return self.xp.take(self.M, rows, axis=0)
+
     def plan(self, f, g):
         """The plan on the full (n, m) grid, in the problem's dtype (written
         in it: a float32 problem gets no float64 n x m buffer)."""

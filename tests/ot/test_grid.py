@@ -178,3 +178,15 @@ def test_grid_cost_matches_pot():
     assert_allclose(P, ref, rtol=1e-6, atol=1e-12)
     assert float(ot.sinkhorn2(a, b, ot.GridCost((9, 11)), 1e-2, stopThr=1e-11)) == pytest.approx(
         float(np.sum(ref * M)), rel=1e-8)
+
+
+def test_cost_rows_on_grid_equal_the_dense_cost():
+    # the coarse level of SNS's preconditioner reads rows of the cost; on a grid they come from the tables
+    from secondorder.ot._utils import prepare
+
+    a, b = _images((9, 7), seed=12, empty=0.4)
+    rows = np.array([0, 3, 10, 11])
+    for cost in (ot.GridCost((9, 7)), ot.GridCost((9, 7), metric="cityblock")):
+        grid = prepare(a, b, cost, 1e-2, 10, 1e-9, grid=True)
+        dense = prepare(a, b, cost.toarray(), 1e-2, 10, 1e-9)
+        assert_allclose(grid.cost_rows(rows), dense.cost_rows(rows), rtol=1e-14, atol=1e-15)

@@ -1,6 +1,7 @@
 """secondorder.ot against POT: plans, costs, marginals, odd inputs, bad inputs."""
 
 import numpy as np
+import scipy.sparse
 import ot as pot
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -531,3 +532,49 @@ def test_sns_adds_one_array_the_size_of_the_cost(dtype, monkeypatch):
     assert [kind for _, kind in buffers] == [np.float32, dtype]
     assert all(shape == M.shape for shape, _ in buffers)
     assert peak < M.nbytes + 2 * 1200 * 256 * 12 + 2**20
+
+
+def test_group_sums_kernels_equal_a_dense_sum():
+    rng = np.random.default_rng(13)
+    n, m, k = 40, 30, 6
+    S = scipy.sparse.random(n, m, density=0.3, random_state=rng, format="csr")
+    groups = rng.integers(-1, k, size=m)  # -1: the column is in no group
+    want = np.stack([(S.toarray()[:, groups == a]).sum(axis=1) for a in range(k)], axis=1)
+    for table in (kernels(name="cpu"), kernels(name="fallback")):
+        got = table.group_sums(S.data, S.indices, S.indptr, groups, k)
+        assert got.shape == (n, k)
+        assert_allclose(got, want, rtol=1e-12, atol=1e-13)  # the fallback differences a cumulative sum
+    empty = scipy.sparse.csr_matrix((n, m))
+    assert not kernels(name="fallback").group_sums(empty.data, empty.indices, empty.indptr, groups, k).any()
+
+
+@pytest.mark.parametrize("kind", ["clouds", "random"])
+def test_sns_coarse_level_keeps_the_newton_direction(kind):
+    # The coarse level only preconditions: CG reaches the same solution of the sparsified system, in fewer
+    # iterations where the cost has a geometry.
+    from secondorder.ot import _sns
+    from secondorder.ot._sinkhorn_log import initial_potentials
+    from secondorder.ot._utils import prepare
+
+    n = 600
+    rng = np.random.default_rng(14)
+    M = _clouds(n, n, seed=14) if kind == "clouds" else rng.random((n, n))
+    problem = prepare(None, None, M, 1e-3, 100, 1e-9)
+    f, g = initial_potentials(problem, None)
+    sol = _sns.scaling_iterations(problem, f, g, 20, 1e-9)
+    point = _sns._Point(problem, sol.f, sol.g, 1e-5, n // 4)
+    H = _sns._Hessian(np, point, n, n)
+    rhs = problem.reg * np.concatenate([problem.a - point.r, problem.b - point.c])
+    k = 25
+    level = _sns._Coarse(np, point, H, _sns._groups(np, _sns._seeds(problem, k), point.f, n), k)
+    plain, it_plain = _sns._newton_direction(point, H, rhs, 1e-12, 5000, np)
+    coarse, it_coarse = _sns._newton_direction(point, H, rhs, 1e-12, 5000, np, level)
+    assert_allclose(coarse, plain, rtol=1e-7, atol=1e-9 * np.abs(plain).max())
+    # the system itself, dense: [[D_r, P~], [P~^T, D_c]] delta = rhs with the last column potential held
+    Pt = H.S._S.toarray() + np.outer(H.u, H.w)
+    A = np.block([[np.diag(point.r), Pt], [Pt.T, np.diag(point.c)]])[:-1, :-1]
+    assert_allclose(coarse[:-1], np.linalg.solve(A, rhs[:-1]), rtol=1e-6, atol=1e-9 * np.abs(plain).max())
+    assert coarse[-1] == 0.0
+    if kind == "clouds":  # at the tolerances of the Newton steps
+        its = [_sns._newton_direction(point, H, rhs, rtol, 5000, np, lv)[1] for rtol in (1e-2, 1e-4) for lv in (None, level)]
+        assert its[1] < 0.6 * its[0] and its[3] < 0.6 * its[2], its

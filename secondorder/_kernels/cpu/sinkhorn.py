@@ -161,6 +161,18 @@ def _sns_eval(M, f, g, reg, delta, cap, nb):
     return r, c, count, raised, idx, vals
 
 
+@jit(parallel=True)
+def group_sums(data, indices, indptr, groups, k):
+    n = indptr.shape[0] - 1
+    Q = np.zeros((n, k), dtype=data.dtype)
+    for i in prange(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            a = groups[indices[p]]
+            if a >= 0:
+                Q[i, a] += data[p]
+    return Q
+
+
 # Separable costs on a grid; see the fallback module for the definitions.
 
 

@@ -95,6 +95,28 @@ def _kept(xp, P, delta, cap):
     return count, raised, xp.astype(order, xp.int32), xp.take_along_axis(P, order, axis=1)
 
 
+def group_sums(data, indices, indptr, groups, k):
+    """``Q[i, a] = sum of the entries of row i whose column j has
+    groups[j] == a``, an (n, k) array, for the sparse rows ``(data,
+    indices, indptr)`` (CSR); columns with ``groups[j] < 0`` are left out.
+    Each row's entries go into a segment of their own per group: a sorted
+    key, a cumulative sum and its differences at the segments' bounds (the
+    standard has no scatter-add)."""
+    xp = get_namespace(data)
+    n = indptr.shape[0] - 1
+    nnz = data.shape[0]
+    if nnz == 0:
+        return xp.zeros((n, k), dtype=data.dtype)
+    rows = xp.searchsorted(indptr[1:], xp.arange(nnz, dtype=indptr.dtype), side="right")
+    g = xp.take(groups, xp.astype(indices, xp.int64))
+    key = xp.astype(rows, xp.int64) * (k + 1) + xp.astype(xp.where(g < 0, k, g), xp.int64)
+    order = xp.argsort(key, stable=True)
+    sums = xp.concat([xp.zeros(1, dtype=data.dtype), xp.cumulative_sum(xp.take(data, order))])
+    bounds = xp.searchsorted(xp.take(key, order), xp.arange(n * (k + 1) + 1, dtype=xp.int64))
+    Q = xp.take(sums, bounds[1:]) - xp.take(sums, bounds[:-1])
+    return xp.reshape(Q, (n, k + 1))[:, :k]
+
+
 # Separable costs on a grid (:class:`~secondorder.ot.GridCost`).  A cell of an
 # (h, w) grid is i = i1 * w + i2; the cost is C_ij = T1[i1, j1] + T2[i2, j2],
 # so in log units, with N = -T / reg, P_ij = exp(F_i + G_j + N1[i1, j1] +
