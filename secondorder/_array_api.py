@@ -486,10 +486,20 @@ class SparseRows:
 
     def matvec(self, x):
         """:math:`S x`."""
+        if self.xp is np and x.ndim == 1:  # over numba's threads: SciPy's products run on one
+            from ._backend import kernels
+
+            S = self._S
+            return kernels(np).csr_matvec(S.data, S.indices, S.indptr, self.shape[1], x)
         return self._product(self._S, x)
 
     def rmatvec(self, x):
         """:math:`S^T x`."""
+        if self.xp is np and x.ndim == 1:
+            from ._backend import kernels
+
+            S = self._S
+            return kernels(np).csr_rmatvec(S.data, S.indices, S.indptr, self.shape[1], x)
         return self._product(self._ST, x)
 
 

@@ -9,6 +9,8 @@ Nothing here is imported eagerly.
 
 NAMES = (
     "chol_drop_first_upper",
+    "csr_matvec",
+    "csr_rmatvec",
     "gram_matvec",
     "gram_matvec_csr",
     "logistic_grad",

@@ -578,3 +578,20 @@ def test_sns_coarse_level_keeps_the_newton_direction(kind):
     if kind == "clouds":  # at the tolerances of the Newton steps
         its = [_sns._newton_direction(point, H, rhs, rtol, 5000, np, lv)[1] for rtol in (1e-2, 1e-4) for lv in (None, level)]
         assert its[1] < 0.6 * its[0] and its[3] < 0.6 * its[2], its
+
+
+@pytest.mark.parametrize("n", [30, 3000])  # one block, and a pass over the threads
+def test_csr_products_equal_scipy(n):
+    from secondorder._array_api import SparseRows
+
+    rng = np.random.default_rng(15)
+    m = 40
+    S = scipy.sparse.random(n, m, density=0.6, random_state=rng, format="csr")
+    x, y = rng.standard_normal(m), rng.standard_normal(n)
+    for table in (kernels(name="cpu"), kernels(name="fallback")):
+        assert_allclose(table.csr_matvec(S.data, S.indices, S.indptr, m, x), S @ x, rtol=1e-13)
+        assert_allclose(table.csr_rmatvec(S.data, S.indices, S.indptr, m, y), S.T @ y, rtol=1e-12)
+    rows = SparseRows(np, S.data, None, S.indices, (n, m), indptr=S.indptr)
+    assert_allclose(rows.matvec(x), S @ x, rtol=1e-13)
+    assert_allclose(rows.rmatvec(y), S.T @ y, rtol=1e-12)
+    assert_allclose(rows.squared().rmatvec(y), S.power(2).T @ y, rtol=1e-12)

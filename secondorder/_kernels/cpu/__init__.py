@@ -2,6 +2,8 @@
 
 from .cholesky import chol_drop_first_upper
 from .glm import (
+    csr_matvec,
+    csr_rmatvec,
     gram_matvec,
     gram_matvec_csr,
     logistic_grad,
@@ -16,6 +18,8 @@ from .sinkhorn import grid_kept, grid_plan, group_sums, lse_axis, lse_cols, lse_
 from .trust import trust_region_eig
 
 __all__ = [
+    "csr_matvec",
+    "csr_rmatvec",
     "gram_matvec",
     "gram_matvec_csr",
     "logistic_grad",

@@ -284,6 +284,40 @@ def gram_matvec_csr(data, indices, indptr, d, w, v, vb):
     return _gram_matvec_csr(data, _unsigned(indices), _unsigned(indptr), d, w, v, float(vb), _blocks(indptr.shape[0] - 1, data.shape[0]))
 
 
+@_Pass
+def _csr_matvec(data, indices, indptr, x, out, nb):
+    n = indptr.shape[0] - 1
+    for blk in prange(nb):
+        for i in range(blk * n // nb, (blk + 1) * n // nb):
+            s = 0.0
+            for k in range(indptr[i], indptr[i + 1]):
+                s += data[k] * x[indices[k]]
+            out[i] = s
+    return out
+
+
+def csr_matvec(data, indices, indptr, d, x):
+    n = indptr.shape[0] - 1
+    return _csr_matvec(data, _unsigned(indices), _unsigned(indptr), x, np.empty(n), _blocks(n, data.shape[0]))
+
+
+@_Pass
+def _csr_rmatvec(data, indices, indptr, d, y, nb):
+    n = indptr.shape[0] - 1
+    acc = np.zeros((nb, d))
+    for blk in prange(nb):
+        a = acc[blk]
+        for i in range(blk * n // nb, (blk + 1) * n // nb):
+            yi = y[i]
+            for k in range(indptr[i], indptr[i + 1]):
+                a[indices[k]] += data[k] * yi
+    return acc.sum(axis=0)
+
+
+def csr_rmatvec(data, indices, indptr, d, y):
+    return _csr_rmatvec(data, _unsigned(indices), _unsigned(indptr), d, y, _blocks(indptr.shape[0] - 1, data.shape[0]))
+
+
 # ------------------------------------------------------------------ softmax
 @jit
 def _softmax_row(z, yi, si, p_row, r):

@@ -93,6 +93,16 @@ def gram_matvec_csr(data, indices, indptr, d, w, v, vb):
     return gram_matvec(_csr(data, indices, indptr, d), w, v, vb)
 
 
+def csr_matvec(data, indices, indptr, d, x):
+    """``S x`` for the CSR matrix ``S`` (n x d) of ``(data, indices, indptr)``."""
+    return _csr(data, indices, indptr, d) @ x
+
+
+def csr_rmatvec(data, indices, indptr, d, y):
+    """``S^T y`` (length d) for the CSR matrix ``S`` of ``csr_matvec``."""
+    return _csr(data, indices, indptr, d).T @ y
+
+
 def softmax_grad(X, y, sw, coef, b, P_out):
     """Loss sum and gradient sum ``R^T X`` (shape ``coef``), ``R = sw (P - Y)``;
     fills ``P``.  Returns ``(loss, grad, grad_b)``."""
