@@ -10,7 +10,7 @@ import numpy as np
 from numba import get_num_threads, prange
 
 from ..._backend import jit
-from ._fastexp import fast_exp
+from ._fastexp import _bits_f64, _f64_bits, fast_exp
 from ..fallback.sinkhorn import RAISES
 
 
@@ -105,13 +105,10 @@ def sns_eval(M, f, g, reg, delta, cap):
 
 
 @jit
-def _row_threshold(row, delta, cap, raises):
-    """The row's keep threshold, ``max * delta * 10**s`` for the first
-    ``s <= raises`` that keeps at most ``cap`` entries (else the max), and
-    that ``s``."""
-    mx = 0.0
-    for j in range(row.shape[0]):
-        mx = max(mx, row[j])
+def _row_threshold(row, mx, delta, cap, raises):
+    """The row's keep threshold, ``mx * delta * 10**s`` for the first
+    ``s <= raises`` that keeps at most ``cap`` entries (else ``mx``, the
+    row's largest entry), and that ``s``."""
     d = delta
     for s in range(raises + 1):
         if not d < 1.0:
@@ -142,14 +139,18 @@ def _sns_eval(M, f, g, reg, delta, cap, nb, idx, vals):
         for i in range(lo, hi):
             fi = f[i]
             s = 0.0
+            # The row's largest entry through its bits: for non-negative floats their order is the integers',
+            # and an integer max vectorises where a float max (NaN-aware) would not.
+            top = 0
             for j in range(m):
                 p = fast_exp((fi + g[j] - M[i, j]) * inv)
                 row[j] = p
                 s += p
                 cs[j] += p
+                top = max(top, _f64_bits(p))
             r[i] = s
             # the kept entries, from the row still in cache
-            t, raised[i] = _row_threshold(row, delta, cap, RAISES)
+            t, raised[i] = _row_threshold(row, _bits_f64(top), delta, cap, RAISES)
             q = 0
             for j in range(m):
                 if row[j] >= t and q < cap:
