@@ -22,6 +22,7 @@ NAMES = (
     "softmax_hessp_csr",
     "grid_kept",
     "group_sums",
+    "kept_csr",
     "grid_plan",
     "lse_axis",
     "lse_cols",

@@ -232,13 +232,10 @@ class _Hessian:
     u`."""
 
     def __init__(self, xp, point, n, m):
-        count, idx, vals = point.pattern
-        cap = idx.shape[1]
-        keep = xp.arange(cap, dtype=count.dtype)[None, :] < count[:, None]
-        indptr = xp.concat([xp.zeros(1, dtype=count.dtype), xp.cumulative_sum(count)])
+        data, indices, indptr = kernels(xp).kept_csr(*point.pattern)
         # 32-bit row pointers where they fit, like the column indices: no copy of either when CSR is built
-        index = idx.dtype if int(indptr[-1]) < 2**31 else indptr.dtype
-        self.csr = (vals[keep], xp.astype(idx[keep], index), xp.astype(indptr, index))
+        index = indices.dtype if int(indptr[-1]) < 2**31 else indptr.dtype
+        self.csr = (data, xp.astype(indices, index), xp.astype(indptr, index))
         self.S = SparseRows(xp, self.csr[0], None, self.csr[1], (n, m), indptr=self.csr[2])
         self.nnz = self.S.nnz
         u = xp.clip(point.r - self.S.matvec(xp.ones(m, dtype=point.r.dtype)), min=0.0)

@@ -595,3 +595,18 @@ def test_csr_products_equal_scipy(n):
     assert_allclose(rows.matvec(x), S @ x, rtol=1e-13)
     assert_allclose(rows.rmatvec(y), S.T @ y, rtol=1e-12)
     assert_allclose(rows.squared().rmatvec(y), S.power(2).T @ y, rtol=1e-12)
+
+
+def test_kept_csr_kernels_equal_the_mask():
+    rng = np.random.default_rng(16)
+    n, cap = 50, 7
+    count = rng.integers(0, cap + 1, size=n)
+    idx = rng.integers(0, 100, size=(n, cap)).astype(np.int32)
+    vals = rng.random((n, cap))
+    keep = np.arange(cap)[None, :] < count[:, None]
+    for table in (kernels(name="cpu"), kernels(name="fallback")):
+        data, indices, indptr = table.kept_csr(count, idx, vals)
+        assert_array_equal(data, vals[keep])
+        assert_array_equal(indices, idx[keep])
+        assert indices.dtype == np.int32
+        assert_array_equal(indptr, np.concatenate([[0], np.cumsum(count)]))

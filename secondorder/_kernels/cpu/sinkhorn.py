@@ -165,6 +165,25 @@ def _sns_eval(M, f, g, reg, delta, cap, nb, idx, vals):
     return r, c, count, raised, idx, vals
 
 
+def kept_csr(count, idx, vals):
+    n = count.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(count, out=indptr[1:])
+    nnz = int(indptr[-1])
+    data, indices = np.empty(nnz, dtype=vals.dtype), np.empty(nnz, dtype=idx.dtype)
+    _copy_kept(count, idx, vals, indptr, data, indices)
+    return data, indices, indptr
+
+
+@jit(parallel=True)
+def _copy_kept(count, idx, vals, indptr, data, indices):
+    for i in prange(count.shape[0]):
+        start = indptr[i]
+        for q in range(count[i]):
+            data[start + q] = vals[i, q]
+            indices[start + q] = idx[i, q]
+
+
 @jit(parallel=True)
 def group_sums(data, indices, indptr, groups, k):
     n = indptr.shape[0] - 1

@@ -95,6 +95,17 @@ def _kept(xp, P, delta, cap):
     return count, raised, xp.astype(order, xp.int32), xp.take_along_axis(P, order, axis=1)
 
 
+def kept_csr(count, idx, vals):
+    """The kept entries of :func:`sns_eval` as CSR arrays ``(data,
+    indices, indptr)``: row ``i``'s first ``count[i]`` of ``idx`` and
+    ``vals``, rows one after the other."""
+    xp = get_namespace(vals)
+    cap = idx.shape[1]
+    keep = xp.arange(cap, dtype=count.dtype)[None, :] < count[:, None]
+    indptr = xp.concat([xp.zeros(1, dtype=count.dtype), xp.cumulative_sum(count)])
+    return vals[keep], idx[keep], indptr
+
+
 def group_sums(data, indices, indptr, groups, k):
     """``Q[i, a] = sum of the entries of row i whose column j has
     groups[j] == a``, an (n, k) array, for the sparse rows ``(data,
