@@ -29,6 +29,7 @@ NAMES = (
     "lse_rows",
     "scaled_kernel",
     "sns_eval",
+    "sns_eval_sparse",
     "transport_cost",
     "trust_region_eig",
 )

@@ -101,7 +101,7 @@ class GridProblem(OTProblem):
         out[...] = self._on(self._lse(self._full(f / self.reg, self.row_map), N1, N2)[0], self.cols)
         return out
 
-    def sns_eval(self, f, g, threshold, cap):
+    def sns_eval(self, f, g, threshold, cap, out=None):
         xp = self.xp
         N1, N2 = self._N()
         F, G = f / self.reg, self._full(g / self.reg, self.col_map)

@@ -45,6 +45,16 @@ _MAX_DEPTH = 8
 # (clouds, n = 3000 and 10,000: 5x fewer CG iterations than the diagonal alone).
 _GROUPS_PER_ROOT = 1.25
 _MIN_GROUPS = 8
+# Newton's trial points are evaluated on the plan's entries at least _CANDIDATE times their row's largest where
+# Newton starts (_Candidates), with room for _CANDIDATE_ROOM times the Hessian's kept entries per row; a row with
+# more raises its threshold tenfold, and more than _CANDIDATE_RAISES raises anywhere mean the whole plan instead.
+# Where the candidates converge and the whole plan has not, at most _MAX_CHECKS rounds of new candidates.
+_CANDIDATE = 1e-16
+_CANDIDATE_ROOM = 2
+_CANDIDATE_RAISES = 3
+_MAX_CHECKS = 3
+# An evaluation on the candidates stands where the mass they may leave out is at most _TRUST times its error.
+_TRUST = 0.1
 
 
 @immutable_on_host
@@ -217,6 +227,91 @@ class _Point:
             total = float(xp.sum(r))
             self.value = float(problem.a @ f + problem.b @ g) - problem.reg * total
         self.finite = math.isfinite(self.err) and math.isfinite(self.value)
+        # evaluated on candidates: a bound on the mass they leave out (so err is within 2 * left_out)
+        self.left_out = problem.left_out(f, g) if isinstance(problem, _Candidates) else 0.0
+
+
+def _row_max(xp, count, vals, block=1024):
+    """The largest of each row's first ``count`` entries of ``vals``, by
+    blocks of rows (bounded temporaries)."""
+    n, width = vals.shape
+    slots = xp.arange(width, dtype=count.dtype)[None, :]
+    parts = []
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        parts.append(xp.max(xp.where(slots < count[lo:hi, None], vals[lo:hi, ...], 0.0), axis=1))
+    return xp.concat(parts)
+
+
+class _Candidates:
+    r"""The entries of the plan that can carry mass near the solution, for
+    the evaluations of Newton's trial points.
+
+    One pass over the cost at potentials :math:`(f_0, g_0)` keeps each
+    row's entries at least ``_CANDIDATE`` (1e-14) times its largest (at
+    most ``room`` of them: a row with more raises its threshold tenfold, as
+    :func:`sns_eval` does); the plan at :math:`(f, g)` is then, on them,
+    :math:`P^0_{ij} e^{(f_i - f_{0,i})/\varepsilon} e^{(g_j -
+    g_{0,j})/\varepsilon}`: a pass over the candidates with two
+    multiplications per entry instead of a pass over the cost with an exp
+    per entry (uniform clouds: a sixth of the entries).  The entries left
+    out are below 1e-14 of their row's largest where Newton starts, and the
+    steps that follow move the potentials by a few ``reg`` at most; the
+    solver still checks the whole plan where the candidates converge, and
+    carries on from new candidates if it has not converged.
+
+    The same pass gives the whole plan's marginal error at
+    :math:`(f_0, g_0)` (``err``).  ``complete``: no row raised its
+    threshold more than ``_CANDIDATE_RAISES`` times.
+    """
+
+    def __init__(self, problem, f, g, room, previous=None):
+        xp = problem.xp
+        self.xp, self.a, self.b, self.reg = xp, problem.a, problem.b, problem.reg
+        self.f0, self.g0, self.m = f, g, problem.dims[1]
+        # the arrays of the candidates these replace, written over: no new pages (on this machine new pages
+        # cost up to a millisecond per MB once the process has grown)
+        out = None if previous is None else previous.entries[1:]
+        r, c, count, raised, idx, vals = problem.sns_eval(f, g, _CANDIDATE, room, out=out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.err = marginal_error(problem, r, c)
+        self.complete = math.isfinite(self.err) and int(xp.max(raised)) <= _CANDIDATE_RAISES
+        self.entries = (count, idx, vals)
+        # Each row's entries left out are below its threshold: _CANDIDATE 10^raised times its largest entry.
+        self.slack = _CANDIDATE * 10.0 ** xp.astype(raised, xp.float64) * _row_max(xp, count, vals)
+        self._rooms = {} if previous is None else previous._rooms
+        self._calls = 0
+
+    def left_out(self, f, g):
+        """A bound on the plan's mass outside the candidates at ``(f, g)``:
+        an entry left out at :math:`(i, j)`, below the row's threshold
+        :math:`t_i` at the candidates' potentials, is now below :math:`t_i
+        e^{(f_i - f_{0,i})/\varepsilon} e^{(g_j - g_{0,j})/\varepsilon}`;
+        summed over every (i, j)."""
+        xp = self.xp
+        with np.errstate(over="ignore", invalid="ignore"):
+            ef = xp.exp((f - self.f0) / self.reg)
+            return float(self.slack @ ef) * float(xp.sum(xp.exp((g - self.g0) / self.reg)))
+
+    def sns_eval(self, f, g, threshold, cap):
+        """:meth:`OTProblem.sns_eval` on the candidates.  The kept entries go
+        into two pairs of arrays in turn (NumPy), not new ones: each
+        evaluation's are read once, by the Hessian built before the next
+        evaluation (their pages, new at every call, cost as much as the
+        evaluation itself at n = 10,000)."""
+        xp = self.xp
+        with np.errstate(over="ignore"):  # a trial far out: inf sums, rejected as not finite
+            ef = xp.exp((f - self.f0) / self.reg)
+            eg = xp.exp((g - self.g0) / self.reg)
+        out = None
+        if xp is np:
+            n = ef.shape[0]
+            rooms = self._rooms.setdefault(cap, [])
+            if len(rooms) < 2:
+                rooms.append((np.empty((n, cap), dtype=np.int32), np.empty((n, cap))))
+            out = rooms[self._calls % 2]
+            self._calls += 1
+        return kernels(xp).sns_eval_sparse(*self.entries, ef, eg, threshold, cap, self.m, out=out)
 
 
 class _Hessian:
@@ -541,59 +636,100 @@ def solve_sns(
         coarse = {"cg_iters": 0, "n_passes_newton": 0}
     if verbose:
         print(f"{'It.':>5}|{'Err':>12}|{'step':>8}|{'CG':>6}   (Newton)")
-    point = _Point(problem, warm.f, warm.g, threshold, cap)
-    passes_newton = 1
+    # Where the plan is concentrated, Newton's trial points are evaluated on the entries that can carry mass
+    # (_Candidates), and the whole plan is checked where they converge.
+    room = min(m, max(_CANDIDATE_ROOM * cap, 256))
+    evaluator = candidates = problem
+    passes_newton = 0
+    if problem.dense and not errs[-1:] < [stopThr]:
+        candidates = _Candidates(problem, warm.f, warm.g, room)
+        evaluator = candidates if candidates.complete else problem
+        passes_newton += 1
+
+    def evaluate(f, g):
+        """The dual at ``(f, g)``: on the candidates while the mass they may
+        leave out is small against the error, else on new candidates
+        collected there (a pass over M), or on the whole plan."""
+        nonlocal evaluator, candidates, passes_newton
+        if evaluator is not problem:
+            at = _Point(evaluator, f, g, threshold, cap)
+            if not at.finite or at.left_out <= _TRUST * max(at.err, stopThr):
+                return at
+            candidates = _Candidates(problem, f, g, room, previous=candidates)
+            passes_newton += 1
+            evaluator = candidates if candidates.complete else problem
+            if evaluator is not problem:
+                return _Point(evaluator, f, g, threshold, cap)
+        passes_newton += 1
+        return _Point(problem, f, g, threshold, cap)
+
+    point = evaluate(warm.f, warm.g)
     k = min(n, m - 1, max(_MIN_GROUPS, round(_GROUPS_PER_ROOT * math.sqrt(m))))
     seeds = _seeds(problem, k) if k >= _MIN_GROUPS else None
     cg_total = 0
     nnz = 0
+    checks = 0
     # The Newton stage alternates numba passes with small BLAS calls (dot products): BLAS on one thread, or its
     # spinning threads take the cores from the numba threads.
     with one_blas_thread() if xp is np else contextlib.nullcontext():
-        while point.err >= stopThr and n_sweeps + n_newton < numItermax:
-            H = _Hessian(xp, point, n, m)
-            nnz = H.nnz
-            if cap < max_per_row and int(xp.sum(xp.astype(point.raised > 0, xp.int64))) > 0.01 * n:
-                cap = min(max_per_row, 2 * cap)
-            grad = xp.concat([problem.a - point.r, problem.b - point.c])
-            # Inexact Newton: the next error is about rtol * err (+ err^2), so rtol = err keeps the quadratic
-            # rate, and no solve needs to be tighter than what brings the next error to a tenth of stopThr.
-            rtol = max(1e-12, min(0.1, max(point.err, 0.1 * stopThr / point.err)))
-            level = None
-            if seeds is not None:
-                try:
-                    level = _Coarse(xp, point, H, _groups(xp, seeds, point.f, m), k)
-                except np.linalg.LinAlgError:  # a coarse matrix that rounding left indefinite: the diagonal alone
-                    level = None
-            delta, cg_it = _newton_direction(point, H, reg * grad, rtol, cg_maxiter, xp, level)
-            cg_total += cg_it
-            slope = float(grad @ delta)
-            step = 1.0
-            accepted = None
-            if all(math.isfinite(v) for v in (slope, float(xp.max(xp.abs(delta))))):
-                for _ in range(max_linesearch + 1):
-                    trial = _Point(problem, point.f + step * delta[:n], point.g + step * delta[n:], threshold, cap)
-                    passes_newton += 1
-                    if trial.finite and (trial.err < point.err or trial.value >= point.value + 1e-4 * step * slope):
-                        accepted = trial
-                        break
-                    step *= 0.5
-            if accepted is not None:
-                point = accepted
-                n_newton += 1
+        while True:
+            while point.err >= stopThr and n_sweeps + n_newton < numItermax:
+                H = _Hessian(xp, point, n, m)
+                nnz = H.nnz
+                if cap < max_per_row and int(xp.sum(xp.astype(point.raised > 0, xp.int64))) > 0.01 * n:
+                    cap = min(max_per_row, 2 * cap)
+                grad = xp.concat([problem.a - point.r, problem.b - point.c])
+                # Inexact Newton: the next error is about rtol * err (+ err^2), so rtol = err keeps the quadratic
+                # rate, and no solve needs to be tighter than what brings the next error to a tenth of stopThr.
+                rtol = max(1e-12, min(0.1, max(point.err, 0.1 * stopThr / point.err)))
+                level = None
+                if seeds is not None:
+                    try:
+                        level = _Coarse(xp, point, H, _groups(xp, seeds, point.f, m), k)
+                    except np.linalg.LinAlgError:  # a coarse matrix that rounding left indefinite: the diagonal
+                        level = None
+                delta, cg_it = _newton_direction(point, H, reg * grad, rtol, cg_maxiter, xp, level)
+                cg_total += cg_it
+                slope = float(grad @ delta)
+                step = 1.0
+                accepted = None
+                if all(math.isfinite(v) for v in (slope, float(xp.max(xp.abs(delta))))):
+                    for _ in range(max_linesearch + 1):
+                        trial = evaluate(point.f + step * delta[:n], point.g + step * delta[n:])
+                        if trial.finite and (trial.err < point.err or trial.value >= point.value + 1e-4 * step * slope):
+                            accepted = trial
+                            break
+                        step *= 0.5
+                if accepted is not None:
+                    point = accepted
+                    n_newton += 1
+                    errs.append(point.err)
+                    if verbose:
+                        print(f"{len(errs):>5}|{point.err:>12.6e}|{step:>8.3g}|{cg_it:>6}")
+                    continue
+                # Newton made no progress here: a few Sinkhorn sweeps, then resume.
+                f, g = sweeps(problem, point.f, point.g, fallback_sweeps)
+                passes += 2 * fallback_sweeps
+                point = evaluate(f, g)
+                n_sweeps += fallback_sweeps
                 errs.append(point.err)
                 if verbose:
-                    print(f"{len(errs):>5}|{point.err:>12.6e}|{step:>8.3g}|{cg_it:>6}")
-                continue
-            # Newton made no progress here: a few Sinkhorn sweeps, then resume.
-            f, g = sweeps(problem, point.f, point.g, fallback_sweeps)
-            passes += 2 * fallback_sweeps
-            point = _Point(problem, f, g, threshold, cap)
+                    print(f"{len(errs):>5}|{point.err:>12.6e}|{'sinkhorn':>8}|{'':>6}")
+            # On the candidates, the whole plan's error is within twice the mass they leave out: below stopThr,
+            # the point has converged.
+            if evaluator is problem or point.err + 2.0 * point.left_out < stopThr:
+                break
+            # Else the whole plan at the point reached: its error is the one reported.  Where the mass outside
+            # the candidates keeps it above stopThr, Newton goes on from here on the candidates of this point (on
+            # the whole plan after _MAX_CHECKS such rounds).
+            checks += 1
             passes_newton += 1
-            n_sweeps += fallback_sweeps
-            errs.append(point.err)
-            if verbose:
-                print(f"{len(errs):>5}|{point.err:>12.6e}|{'sinkhorn':>8}|{'':>6}")
+            candidates = _Candidates(problem, point.f, point.g, room, previous=candidates)
+            errs[-1] = candidates.err
+            if candidates.err < stopThr or n_sweeps + n_newton >= numItermax:
+                break
+            evaluator = candidates if candidates.complete and checks < _MAX_CHECKS else problem
+            point = evaluate(point.f, point.g)
     extra = {
         "niter": n_sweeps + n_newton,
         "n_sinkhorn": n_sweeps,

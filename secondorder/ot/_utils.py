@@ -55,10 +55,10 @@ class OTProblem:
         """``out[j] = LSE_i((f_i - M_ij)/reg)``."""
         return kernels(self.xp).lse_cols(self.M, f, self.reg, out)
 
-    def sns_eval(self, f, g, threshold, cap):
+    def sns_eval(self, f, g, threshold, cap, out=None):
         """P's row and column sums and each row's large entries (the kernel
-        ``sns_eval``)."""
-        return kernels(self.xp).sns_eval(self.M, f, g, self.reg, threshold, cap)
+        ``sns_eval``; ``out``: arrays it may write them into)."""
+        return kernels(self.xp).sns_eval(self.M, f, g, self.reg, threshold, cap, out=out)
 
     def cost_rows(self, rows):
         """The rows ``rows`` of the cost on the supports, (len(rows), m)."""

@@ -610,3 +610,80 @@ def test_kept_csr_kernels_equal_the_mask():
         assert_array_equal(indices, idx[keep])
         assert indices.dtype == np.int32
         assert_array_equal(indptr, np.concatenate([[0], np.cumsum(count)]))
+
+
+def test_sns_eval_sparse_equals_the_dense_pass_on_its_entries():
+    # Entries of the plan at (f0, g0), moved to (f, g) by the scalings: the dense pass's outputs where every
+    # entry is given, and on a subset the same rule over the entries given.
+    rng = np.random.default_rng(17)
+    n, m, reg = 60, 45, 3e-3
+    M = rng.random((n, m))
+    f0, g0 = rng.standard_normal(n) * 0.01, rng.standard_normal(m) * 0.01
+    f, g = f0 + rng.standard_normal(n) * 1e-3, g0 + rng.standard_normal(m) * 1e-3
+    ef, eg = np.exp((f - f0) / reg), np.exp((g - g0) / reg)
+    cpu, ref = kernels(name="cpu"), kernels(name="fallback")
+
+    def entries(delta, cap):
+        _, _, count, _, idx, vals = cpu.sns_eval(M, f0, g0, reg, delta, cap)
+        return count, idx, vals
+
+    full = entries(1e-300, m)
+    assert full[0].sum() == n * m
+    for delta, cap in [(1e-3, m), (1e-2, 8), (0.9, 3)]:
+        want = cpu.sns_eval(M, f, g, reg, delta, cap)
+        for table in (cpu, ref):
+            got = table.sns_eval_sparse(*full, ef, eg, delta, cap, m)
+            assert_allclose(got[0], want[0], rtol=1e-12)
+            # (the fallback's column sums difference a cumulative sum: exact to round-off of the total)
+            assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-14 * want[1].sum())
+            assert_array_equal(got[2], want[2])
+            assert_array_equal(got[3], want[3])
+            keep = np.arange(cap)[None, :] < got[2][:, None]
+            assert_array_equal(got[4][:, :cap][keep], want[4][keep])
+            assert_allclose(got[5][:, :cap][keep], want[5][keep], rtol=1e-12)
+    # a subset: rows with a few entries; the others are zeros of the plan
+    count, idx0, vals0 = entries(1e-2, 10)
+    data, indices, indptr = cpu.kept_csr(count, idx0, vals0)
+    S = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, m)).toarray() * ef[:, None] * eg[None, :]
+    for table in (cpu, ref):
+        r, c, kept, raised, idx, vals = table.sns_eval_sparse(count, idx0, vals0, ef, eg, 1e-1, 4, m)
+        assert_allclose(r, S.sum(axis=1), rtol=1e-12)
+        assert_allclose(c, S.sum(axis=0), rtol=1e-12, atol=1e-14 * S.sum())
+        for i in range(n):
+            s = raised[i]
+            t = S[i].max() * (0.1 * 10.0**s if s <= 6 and 0.1 * 10.0**s < 1 else 1.0)
+            cols = np.nonzero(S[i] >= t * (1 - 1e-12))[0][:4]
+            assert_array_equal(idx[i, : kept[i]], cols)
+
+
+def test_sns_candidates_bound_the_mass_they_leave_out():
+    # Newton's trial points are evaluated on the candidates; their bound on the mass left out holds at points
+    # away from where they were collected, and the solve ends with the whole plan's error below stopThr.
+    from secondorder.ot import _sns
+    from secondorder.ot._utils import prepare
+
+    n = 500
+    M = _clouds(n, n, seed=18)
+    problem = prepare(None, None, M, 1e-3, 100, 1e-9)
+    _, log = ot.sinkhorn(None, None, M, 1e-3, method="sinkhorn_log", log=True, numItermax=30, warn=False)
+    f0, g0 = log["f"], log["g"]
+    cands = _sns._Candidates(problem, f0, g0, n // 2)
+    assert cands.complete
+    rng = np.random.default_rng(18)
+    for scale in (0.0, 1e-4, 1e-3, 3e-3):
+        f = f0 + scale * rng.standard_normal(n)
+        g = g0 + scale * rng.standard_normal(n)
+        P = np.exp((f[:, None] + g[None, :] - M) / 1e-3)
+        count, idx, _ = cands.entries
+        inside = np.zeros_like(P, dtype=bool)
+        for i in range(n):
+            inside[i, idx[i, : count[i]]] = True
+        outside = P[~inside].sum()
+        assert outside <= cands.left_out(f, g) * (1 + 1e-12)
+        r, c = cands.sns_eval(f, g, 1e-5, 50)[:2]
+        assert_allclose(r, np.where(inside, P, 0.0).sum(axis=1), rtol=1e-11)
+        assert_allclose(c, np.where(inside, P, 0.0).sum(axis=0), rtol=1e-11, atol=1e-300)
+    P, log = ot.sinkhorn(None, None, M, 1e-3, log=True)
+    a = np.full(n, 1.0 / n)
+    assert _marginal_error(P, a, a) < 1e-9
+    assert log["n_passes_newton"] <= 2  # the candidates' pass, and at most one check of the whole plan

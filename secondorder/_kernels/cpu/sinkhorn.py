@@ -95,12 +95,11 @@ def transport_cost(M, f, g, reg):
     return total
 
 
-def sns_eval(M, f, g, reg, delta, cap):
+def sns_eval(M, f, g, reg, delta, cap, out=None):
     # The kept entries' room is allocated by NumPy, which asks the system for huge pages: at n = 10,000 the
     # 150 MB that numba's own allocator would get in small pages took 40 ms of page faults a pass.
     n = M.shape[0]
-    idx = np.empty((n, cap), dtype=np.int32)
-    vals = np.empty((n, cap))
+    idx, vals = out if out is not None else (np.empty((n, cap), dtype=np.int32), np.empty((n, cap)))
     return _sns_eval(M, f, g, reg, delta, cap, _blocks(n), idx, vals)
 
 
@@ -123,6 +122,26 @@ def _row_threshold(row, mx, delta, cap, raises):
     return mx, raises + 1
 
 
+@jit
+def _keep(row, cols, t, cap, col_buf, val_buf, idx_out, vals_out):
+    """Writes the first ``cap`` entries of ``row`` at or above ``t``, and
+    their ``cols``, into ``vals_out`` and ``idx_out``; returns how many.
+    Branch-free: every entry is written at the next free slot of the
+    buffers (of ``row``'s length), which advances only for a kept one; a
+    branch on each entry mispredicts where rows keep a large share."""
+    q = 0
+    for k in range(row.shape[0]):
+        v = row[k]
+        col_buf[q] = cols[k]
+        val_buf[q] = v
+        q += v >= t
+    q = min(q, cap)
+    for k in range(q):
+        idx_out[k] = col_buf[k]
+        vals_out[k] = val_buf[k]
+    return q
+
+
 @jit(parallel=True)
 def _sns_eval(M, f, g, reg, delta, cap, nb, idx, vals):
     n, m = M.shape
@@ -131,10 +150,13 @@ def _sns_eval(M, f, g, reg, delta, cap, nb, idx, vals):
     count = np.empty(n, dtype=np.int64)
     raised = np.empty(n, dtype=np.int64)
     csum = np.zeros((nb, m))
+    cols = np.arange(m).astype(np.int32)
     for b in prange(nb):
         lo = b * n // nb
         hi = (b + 1) * n // nb
         row = np.empty(m)
+        col_buf = np.empty(m + 1, dtype=np.int32)
+        val_buf = np.empty(m + 1)
         cs = csum[b]
         for i in range(lo, hi):
             fi = f[i]
@@ -151,13 +173,49 @@ def _sns_eval(M, f, g, reg, delta, cap, nb, idx, vals):
             r[i] = s
             # the kept entries, from the row still in cache
             t, raised[i] = _row_threshold(row, _bits_f64(top), delta, cap, RAISES)
-            q = 0
-            for j in range(m):
-                if row[j] >= t and q < cap:
-                    idx[i, q] = j
-                    vals[i, q] = row[j]
-                    q += 1
-            count[i] = q
+            count[i] = _keep(row, cols, t, cap, col_buf, val_buf, idx[i], vals[i])
+    c = np.zeros(m)
+    for b in range(nb):
+        for j in range(m):
+            c[j] += csum[b, j]
+    return r, c, count, raised, idx, vals
+
+
+def sns_eval_sparse(count, cols, entries, ef, eg, delta, cap, m, out=None):
+    n = count.shape[0]
+    idx, vals = out if out is not None else (np.empty((n, cap), dtype=np.int32), np.empty((n, cap)))
+    return _sns_eval_sparse(count, cols, entries, ef, eg, delta, cap, m, _blocks(n), idx, vals)
+
+
+@jit(parallel=True)
+def _sns_eval_sparse(count_in, cols, entries, ef, eg, delta, cap, m, nb, idx, vals):
+    n, width = cols.shape
+    r = np.empty(n)
+    count = np.empty(n, dtype=np.int64)
+    raised = np.empty(n, dtype=np.int64)
+    csum = np.zeros((nb, m))
+    for b in prange(nb):
+        lo = b * n // nb
+        hi = (b + 1) * n // nb
+        row = np.empty(width)
+        col_buf = np.empty(width + 1, dtype=np.int32)
+        val_buf = np.empty(width + 1)
+        cs = csum[b]
+        for i in range(lo, hi):
+            length = count_in[i]
+            ei = ef[i]
+            s = 0.0
+            top = 0
+            for k in range(length):
+                j = cols[i, k]
+                p = entries[i, k] * ei * eg[j]
+                row[k] = p
+                s += p
+                cs[j] += p
+                top = max(top, _f64_bits(p))
+            r[i] = s
+            t, raised[i] = _row_threshold(row[:length], _bits_f64(top), delta, cap, RAISES)
+            count[i] = _keep(row[:length], cols[i, :length], t, cap, col_buf, val_buf, idx[i], vals[i])
     c = np.zeros(m)
     for b in range(nb):
         for j in range(m):

@@ -53,7 +53,7 @@ def transport_cost(M, f, g, reg):
     return float(xp.sum(_exp(xp, (f[:, None] + g[None, :] - M) / reg) * M))
 
 
-def sns_eval(M, f, g, reg, delta, cap):
+def sns_eval(M, f, g, reg, delta, cap, out=None):
     """One pass over ``P``: its row sums ``r`` and column sums ``c``, and
     each row's large entries, those at least ``t_i = d * max_j P_ij`` with
     ``d = delta * 10**s`` for the first ``s <= RAISES`` (``s = raised[i]``)
@@ -62,7 +62,8 @@ def sns_eval(M, f, g, reg, delta, cap):
     ``idx[i, :count[i]]`` (ascending; int32) and values
     ``vals[i, :count[i]]``; beyond ``count[i]`` the contents are
     unspecified.  Where more than ``cap`` entries tie at the row's largest,
-    the first ``cap`` columns."""
+    the first ``cap`` columns.  ``out``: ``(idx, vals)`` arrays of shape
+    (n, cap) that a kernel may write into (this one makes new ones)."""
     xp = get_namespace(M)
     P = _exp(xp, (f[:, None] + g[None, :] - M) / reg)
     r = xp.sum(P, axis=1)
@@ -93,6 +94,31 @@ def _kept(xp, P, delta, cap):
     order = xp.argsort(xp.where(mask, columns[None, :], columns[None, :] + m), axis=1, stable=True)[:, :cap]
     count = xp.minimum(xp.sum(xp.astype(mask, xp.int64), axis=1), cap)
     return count, raised, xp.astype(order, xp.int32), xp.take_along_axis(P, order, axis=1)
+
+
+def sns_eval_sparse(count, cols, entries, ef, eg, delta, cap, m, out=None):
+    """:func:`sns_eval` for a plan given by some of its entries, in the
+    layout :func:`sns_eval` keeps them: row ``i`` holds ``entries[i, k] *
+    ef[i] * eg[cols[i, k]]`` at column ``cols[i, k]`` for ``k <
+    count[i]`` (columns ascending) and zeros elsewhere.  Entries of a plan
+    at potentials ``(f0, g0)`` so give the plan at ``(f, g)``, with ``ef =
+    exp((f - f0)/reg)`` and ``eg = exp((g - g0)/reg)``, without an exp per
+    entry.  Same outputs and contract as :func:`sns_eval`; ``m`` columns.
+    ``out``: ``(idx, vals)`` arrays of shape (n, cap) that a kernel may
+    write the kept entries into (this one makes new ones)."""
+    xp = get_namespace(entries)
+    n, width = cols.shape
+    valid = xp.arange(width, dtype=count.dtype)[None, :] < count[:, None]
+    safe = xp.where(valid, xp.astype(cols, xp.int64), 0)
+    flat = xp.reshape(safe, (-1,))
+    P = xp.where(valid, entries, 0.0) * ef[:, None] * xp.reshape(xp.take(eg, flat), (n, width))
+    r = xp.sum(P, axis=1)
+    # the column sums: one "row" of every entry, each column its own group (the padding adds zeros to column 0)
+    bounds = xp.asarray([0, n * width], dtype=xp.int64)
+    c = group_sums(xp.reshape(P, (-1,)), flat, bounds, xp.arange(m, dtype=xp.int64), m)[0, :]
+    count, raised, order, vals = _kept(xp, P, delta, cap)
+    idx = xp.take_along_axis(safe, xp.astype(order, xp.int64), axis=1)
+    return r, c, count, raised, xp.astype(idx, xp.int32), vals
 
 
 def kept_csr(count, idx, vals):

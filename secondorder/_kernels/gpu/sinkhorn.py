@@ -224,7 +224,7 @@ def _sns_cols(M, f, g, inv, c):
     c[j] = s
 
 
-def sns_eval(M, f, g, reg, delta, cap):
+def sns_eval(M, f, g, reg, delta, cap, out=None):
     """Row and column sums of ``P`` and each row's large entries (three
     scans of the rows, one of the columns)."""
     xp = get_namespace(M)
