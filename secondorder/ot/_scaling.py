@@ -19,7 +19,7 @@ _TAU = 50.0
 
 
 def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=None, tau=None, print_period=10,
-                       dtype=None, omega=1.0):
+                       dtype=None, omega=1.0, kernel=None):
     r"""Sinkhorn's scaling iterations with absorption (Schmitzer 2019).
 
     With :math:`\tilde K = \exp((f \oplus g - M)/\varepsilon)` built from
@@ -48,6 +48,9 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
     update, so the error counts both marginals; and where the error has not
     decreased over 20 iterations, the iterations go on plain.
 
+    ``kernel``: an (n, m) array of ``dtype`` to build :math:`\tilde K` in
+    (default: a new one).
+
     Returns a :class:`Solution` whose potentials include the last scalings.
     """
     xp = problem.xp
@@ -59,7 +62,7 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
         f = reg * (problem.log_a - problem.lse_rows(g, xp.empty(M.shape[0], dtype=xp.float64)))
         passes += 1
     dtype = xp.float64 if dtype is None else dtype
-    K = k.scaled_kernel(M, f, g, reg, xp.empty(M.shape, dtype=dtype))
+    K = k.scaled_kernel(M, f, g, reg, xp.empty(M.shape, dtype=dtype) if kernel is None else kernel)
     passes += 1
     # the marginals and scalings in K's dtype: a product of float32 K with a float64 vector would copy K
     a, b = astype(xp, a, dtype), astype(xp, b, dtype)

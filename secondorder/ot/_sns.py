@@ -231,6 +231,17 @@ class _Point:
         self.left_out = problem.left_out(f, g) if isinstance(problem, _Candidates) else 0.0
 
 
+def _carve(memory, n, room):
+    """``(idx, vals)``, int32 and float64 arrays of shape (n, room), laid
+    in the bytes of the C-contiguous NumPy array ``memory``; None where
+    they do not fit (or no memory is given)."""
+    size = n * room
+    if memory is None or 12 * size > memory.nbytes:
+        return None
+    raw = memory.reshape(-1).view(np.uint8)
+    return raw[8 * size : 12 * size].view(np.int32).reshape(n, room), raw[: 8 * size].view(np.float64).reshape(n, room)
+
+
 def _row_max(xp, count, vals, block=1024):
     """The largest of each row's first ``count`` entries of ``vals``, by
     blocks of rows (bounded temporaries)."""
@@ -265,13 +276,14 @@ class _Candidates:
     threshold more than ``_CANDIDATE_RAISES`` times.
     """
 
-    def __init__(self, problem, f, g, room, previous=None):
+    def __init__(self, problem, f, g, room, previous=None, memory=None):
         xp = problem.xp
         self.xp, self.a, self.b, self.reg = xp, problem.a, problem.b, problem.reg
         self.f0, self.g0, self.m = f, g, problem.dims[1]
-        # the arrays of the candidates these replace, written over: no new pages (on this machine new pages
-        # cost up to a millisecond per MB once the process has grown)
-        out = None if previous is None else previous.entries[1:]
+        # The candidates' arrays in those of the candidates these replace, or in ``memory`` (a NumPy array no
+        # longer needed), where they fit: no new pages (on this machine new pages cost up to a millisecond per
+        # MB once the process has grown).
+        out = previous.entries[1:] if previous is not None else _carve(memory, problem.dims[0], room)
         r, c, count, raised, idx, vals = problem.sns_eval(f, g, _CANDIDATE, room, out=out)
         with np.errstate(over="ignore", invalid="ignore"):
             self.err = marginal_error(problem, r, c)
@@ -527,10 +539,11 @@ def solve_sns(
     print_period=10,
     potentials=None,
     depth=0,
+    scratch=None,
     **unknown,
 ):
     # ``potentials``: (f, g) to start from, from a solve at a larger reg; ``depth``: how many such solves this
-    # one is nested in.
+    # one is nested in; ``scratch``: the warm-up's float32 kernel array, shared with them.
     if unknown:
         raise TypeError(f"sinkhorn_newton_sparse got unexpected keyword arguments: {', '.join(sorted(unknown))}.")
     xp = problem.xp
@@ -570,6 +583,10 @@ def solve_sns(
     # are float64, takes the error below it.  Where Sinkhorn goes on to finish the solve itself, it does so on
     # a kernel in M's dtype.
     kernel_dtype = xp.float32 if problem.dtype == xp.float32 else xp.float64
+    # That float32 kernel is made once and, after the warm-up, holds the candidates' arrays (_Candidates): no
+    # new pages for them (on this machine new pages cost up to a millisecond per MB once the process has grown).
+    if scratch is None and xp is np and problem.dense:
+        scratch = np.empty((n, m), dtype=np.float32)
 
     def warm_up(f, g, budget):
         """Sinkhorn from (f, g) until it hands over (or converges): a Solution."""
@@ -585,17 +602,17 @@ def solve_sns(
                 handed.append(True)
             return bool(handed)
 
-        def iterations(f, g, count, stop=None, dtype=kernel_dtype, omega=1.0):
+        def iterations(f, g, count, stop=None, dtype=kernel_dtype, omega=1.0, kernel=None):
             if not problem.dense:
                 # a grid cost has no kernel matrix for BLAS: log-domain sweeps, each O(n^1.5)
                 return solve_log(problem, count, stopThr, verbose, print_period=print_period, potentials=(f, g),
                                  stop=stop, omega=omega)
             return scaling_iterations(problem, f, g, count, stopThr, verbose, stop=stop, print_period=print_period,
-                                      dtype=dtype, omega=omega)
+                                      dtype=dtype, omega=omega, kernel=kernel)
 
         with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
             with np.errstate(all="ignore"):
-                warm = iterations(f, g, first, stop, dtype=xp.float32)
+                warm = iterations(f, g, first, stop, dtype=xp.float32, kernel=scratch)
             if problem.dense and kernel_dtype != xp.float32 and not _finite(xp, warm):
                 # a row or column of the float32 kernel underflowed to zero (reg tiny against M's range): again
                 # on M's dtype, whose kernel entries stay normal numbers down to exp(-500)
@@ -625,7 +642,7 @@ def solve_sns(
         # where it pays.
         sol = solve_sns(problem.at_reg(_COARSEN * reg), numItermax - len(errs), max(stopThr, _STAGE_TOL), verbose,
                         None, n_sinkhorn, threshold, max_per_row, cg_maxiter, max_linesearch, fallback_sweeps,
-                        adaptive, print_period, potentials=(warm.f, warm.g), depth=depth + 1)
+                        adaptive, print_period, potentials=(warm.f, warm.g), depth=depth + 1, scratch=scratch)
         warm = warm_up(sol.f, sol.g, max(numItermax - len(errs) - len(sol.errs), 1))
         errs += sol.errs + list(warm.errs)
         passes += sol.passes + warm.passes
@@ -641,10 +658,6 @@ def solve_sns(
     room = min(m, max(_CANDIDATE_ROOM * cap, 256))
     evaluator = candidates = problem
     passes_newton = 0
-    if problem.dense and not errs[-1:] < [stopThr]:
-        candidates = _Candidates(problem, warm.f, warm.g, room)
-        evaluator = candidates if candidates.complete else problem
-        passes_newton += 1
 
     def evaluate(f, g):
         """The dual at ``(f, g)``: on the candidates while the mass they may
@@ -663,7 +676,6 @@ def solve_sns(
         passes_newton += 1
         return _Point(problem, f, g, threshold, cap)
 
-    point = evaluate(warm.f, warm.g)
     k = min(n, m - 1, max(_MIN_GROUPS, round(_GROUPS_PER_ROOT * math.sqrt(m))))
     seeds = _seeds(problem, k) if k >= _MIN_GROUPS else None
     cg_total = 0
@@ -672,6 +684,11 @@ def solve_sns(
     # The Newton stage alternates numba passes with small BLAS calls (dot products): BLAS on one thread, or its
     # spinning threads take the cores from the numba threads.
     with one_blas_thread() if xp is np else contextlib.nullcontext():
+        if problem.dense and not errs[-1:] < [stopThr]:
+            candidates = _Candidates(problem, warm.f, warm.g, room, memory=scratch)
+            evaluator = candidates if candidates.complete else problem
+            passes_newton += 1
+        point = evaluate(warm.f, warm.g)
         while True:
             while point.err >= stopThr and n_sweeps + n_newton < numItermax:
                 H = _Hessian(xp, point, n, m)
