@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .._array_api import SparseRows, cho_solve, cholesky, copy, from_host, immutable_on_host, norm
+from .._array_api import SparseRows, astype, cho_solve, cholesky, copy, from_host, immutable_on_host, norm
 from .._backend import kernels, one_blas_thread
 from .._validation import check_int, check_positive
 from ._scaling import scaling_iterations
@@ -46,11 +46,12 @@ _MAX_DEPTH = 8
 _GROUPS_PER_ROOT = 1.25
 _MIN_GROUPS = 8
 # Newton's trial points are evaluated on the plan's entries at least _CANDIDATE times their row's largest where
-# Newton starts (_Candidates), with room for _CANDIDATE_ROOM times the Hessian's kept entries per row; a row with
-# more raises its threshold tenfold, and more than _CANDIDATE_RAISES raises anywhere mean the whole plan instead.
+# Newton starts (_Candidates), with room for a _CANDIDATE_SHARE-th of the row (its arrays and the kept entries'
+# then fit in the warm-up's float32 kernel, 4 bytes an entry); a row with more raises its threshold tenfold, and
+# more than _CANDIDATE_RAISES raises anywhere mean the whole plan instead.
 # Where the candidates converge and the whole plan has not, at most _MAX_CHECKS rounds of new candidates.
 _CANDIDATE = 1e-16
-_CANDIDATE_ROOM = 2
+_CANDIDATE_SHARE = 5
 _CANDIDATE_RAISES = 3
 _MAX_CHECKS = 3
 # An evaluation on the candidates stands where the mass they may leave out is at most _TRUST times its error.
@@ -71,7 +72,7 @@ def sinkhorn_newton_sparse(
     warmstart=None,
     n_sinkhorn=10,
     threshold=1e-5,
-    max_per_row=1024,
+    max_per_row=4096,
     cg_maxiter=1000,
     max_linesearch=8,
     fallback_sweeps=10,
@@ -164,7 +165,7 @@ def sinkhorn_newton_sparse(
         Entries of ``P`` kept in the Hessian: those at least ``threshold``
         times their row's largest (default 1e-5).
     max_per_row : int
-        At most this many entries kept per row (default 1024): a row with
+        At most this many entries kept per row (default 4096): a row with
         more above ``threshold`` raises its own threshold tenfold until
         they fit.
     cg_maxiter : int
@@ -231,15 +232,32 @@ class _Point:
         self.left_out = problem.left_out(f, g) if isinstance(problem, _Candidates) else 0.0
 
 
-def _carve(memory, n, room):
-    """``(idx, vals)``, int32 and float64 arrays of shape (n, room), laid
-    in the bytes of the C-contiguous NumPy array ``memory``; None where
-    they do not fit (or no memory is given)."""
-    size = n * room
-    if memory is None or 12 * size > memory.nbytes:
-        return None
-    raw = memory.reshape(-1).view(np.uint8)
-    return raw[8 * size : 12 * size].view(np.int32).reshape(n, room), raw[: 8 * size].view(np.float64).reshape(n, room)
+class _Arena:
+    """Arrays laid one after another in the bytes of a C-contiguous NumPy
+    array no longer needed (the warm-up's kernel): no new pages for them
+    (on this machine new pages cost up to a millisecond per MB once the
+    process has grown).  ``take`` gives None where nothing is given or the
+    array does not fit."""
+
+    def __init__(self, memory):
+        self.raw = None if memory is None else memory.reshape(-1).view(np.uint8)
+        self.used = 0
+
+    def take(self, shape, dtype):
+        if self.raw is None:
+            return None
+        start = -(-self.used // 8) * 8
+        stop = start + math.prod(shape) * np.dtype(dtype).itemsize
+        if stop > self.raw.shape[0]:
+            return None
+        self.used = stop
+        return self.raw[start:stop].view(dtype).reshape(shape)
+
+    def pair(self, n, width):
+        """int32 and float64 arrays of shape (n, width), or None."""
+        idx = self.take((n, width), np.int32)
+        vals = None if idx is None else self.take((n, width), np.float64)
+        return None if vals is None else (idx, vals)
 
 
 def _row_max(xp, count, vals, block=1024):
@@ -276,14 +294,13 @@ class _Candidates:
     threshold more than ``_CANDIDATE_RAISES`` times.
     """
 
-    def __init__(self, problem, f, g, room, previous=None, memory=None):
+    def __init__(self, problem, f, g, room, previous=None, arena=None):
         xp = problem.xp
         self.xp, self.a, self.b, self.reg = xp, problem.a, problem.b, problem.reg
         self.f0, self.g0, self.m = f, g, problem.dims[1]
-        # The candidates' arrays in those of the candidates these replace, or in ``memory`` (a NumPy array no
-        # longer needed), where they fit: no new pages (on this machine new pages cost up to a millisecond per
-        # MB once the process has grown).
-        out = previous.entries[1:] if previous is not None else _carve(memory, problem.dims[0], room)
+        # The candidates' arrays in those of the candidates these replace, or in the arena where they fit.
+        self.arena = arena if previous is None else previous.arena
+        out = previous.entries[1:] if previous is not None else arena.pair(problem.dims[0], room) if arena else None
         r, c, count, raised, idx, vals = problem.sns_eval(f, g, _CANDIDATE, room, out=out)
         with np.errstate(over="ignore", invalid="ignore"):
             self.err = marginal_error(problem, r, c)
@@ -291,8 +308,7 @@ class _Candidates:
         self.entries = (count, idx, vals)
         # Each row's entries left out are below its threshold: _CANDIDATE 10^raised times its largest entry.
         self.slack = _CANDIDATE * 10.0 ** xp.astype(raised, xp.float64) * _row_max(xp, count, vals)
-        self._rooms = {} if previous is None else previous._rooms
-        self._calls = 0
+        self._room = None if previous is None else previous._room
 
     def left_out(self, f, g):
         """A bound on the plan's mass outside the candidates at ``(f, g)``:
@@ -307,10 +323,10 @@ class _Candidates:
 
     def sns_eval(self, f, g, threshold, cap):
         """:meth:`OTProblem.sns_eval` on the candidates.  The kept entries go
-        into two pairs of arrays in turn (NumPy), not new ones: each
-        evaluation's are read once, by the Hessian built before the next
-        evaluation (their pages, new at every call, cost as much as the
-        evaluation itself at n = 10,000)."""
+        into the same arrays at every call (NumPy; in the arena where they
+        fit), not new ones: each evaluation's are read once, by the Hessian
+        built before the next evaluation (their pages, new at every call,
+        cost as much as the evaluation itself at n = 10,000)."""
         xp = self.xp
         with np.errstate(over="ignore"):  # a trial far out: inf sums, rejected as not finite
             ef = xp.exp((f - self.f0) / self.reg)
@@ -318,11 +334,10 @@ class _Candidates:
         out = None
         if xp is np:
             n = ef.shape[0]
-            rooms = self._rooms.setdefault(cap, [])
-            if len(rooms) < 2:
-                rooms.append((np.empty((n, cap), dtype=np.int32), np.empty((n, cap))))
-            out = rooms[self._calls % 2]
-            self._calls += 1
+            if self._room is None or self._room[0].shape[1] != cap:
+                held = self.arena.pair(n, cap) if self.arena else None
+                self._room = held or (np.empty((n, cap), dtype=np.int32), np.empty((n, cap)))
+            out = self._room
         return kernels(xp).sns_eval_sparse(*self.entries, ef, eg, threshold, cap, self.m, out=out)
 
 
@@ -342,7 +357,7 @@ class _Hessian:
         data, indices, indptr = kernels(xp).kept_csr(*point.pattern)
         # 32-bit row pointers where they fit, like the column indices: no copy of either when CSR is built
         index = indices.dtype if int(indptr[-1]) < 2**31 else indptr.dtype
-        self.csr = (data, xp.astype(indices, index), xp.astype(indptr, index))
+        self.csr = (data, astype(xp, indices, index), astype(xp, indptr, index))
         self.S = SparseRows(xp, self.csr[0], None, self.csr[1], (n, m), indptr=self.csr[2])
         self.nnz = self.S.nnz
         u = xp.clip(point.r - self.S.matvec(xp.ones(m, dtype=point.r.dtype)), min=0.0)
@@ -531,7 +546,7 @@ def solve_sns(
     warmstart=None,
     n_sinkhorn=10,
     threshold=1e-5,
-    max_per_row=1024,
+    max_per_row=4096,
     cg_maxiter=1000,
     max_linesearch=8,
     fallback_sweeps=10,
@@ -655,7 +670,7 @@ def solve_sns(
         print(f"{'It.':>5}|{'Err':>12}|{'step':>8}|{'CG':>6}   (Newton)")
     # Where the plan is concentrated, Newton's trial points are evaluated on the entries that can carry mass
     # (_Candidates), and the whole plan is checked where they converge.
-    room = min(m, max(_CANDIDATE_ROOM * cap, 256))
+    room = min(m, max(m // _CANDIDATE_SHARE, 256))
     evaluator = candidates = problem
     passes_newton = 0
 
@@ -685,7 +700,7 @@ def solve_sns(
     # spinning threads take the cores from the numba threads.
     with one_blas_thread() if xp is np else contextlib.nullcontext():
         if problem.dense and not errs[-1:] < [stopThr]:
-            candidates = _Candidates(problem, warm.f, warm.g, room, memory=scratch)
+            candidates = _Candidates(problem, warm.f, warm.g, room, arena=_Arena(scratch))
             evaluator = candidates if candidates.complete else problem
             passes_newton += 1
         point = evaluate(warm.f, warm.g)
@@ -706,6 +721,7 @@ def solve_sns(
                     except np.linalg.LinAlgError:  # a coarse matrix that rounding left indefinite: the diagonal
                         level = None
                 delta, cg_it = _newton_direction(point, H, reg * grad, rtol, cg_maxiter, xp, level)
+                H = level = None  # not held while the next ones are built
                 cg_total += cg_it
                 slope = float(grad @ delta)
                 step = 1.0
