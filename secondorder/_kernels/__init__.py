@@ -32,4 +32,5 @@ NAMES = (
     "sns_eval_sparse",
     "transport_cost",
     "trust_region_eig",
+    "value_range",
 )

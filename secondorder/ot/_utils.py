@@ -193,8 +193,8 @@ def prepare(a, b, M, reg, numItermax, stopThr, grid=False):
         if not (is_real_floating(xp, M.dtype) or _integral_or_bool(xp, M.dtype)):
             raise TypeError(f"`M` must hold real numbers; got dtype {M.dtype}.")
         M = astype(xp, M, xp.float64)
-    # M's range in two reductions (no n x m temporary); NaN and inf show in them and get check_finite's message
-    hi, lo = float(xp.max(M)), float(xp.min(M))
+    # M's range in one pass (no n x m temporary); NaN and inf show in it and get check_finite's message
+    hi, lo = kernels(xp).value_range(M)
     if not (math.isfinite(hi) and math.isfinite(lo)):
         check_finite(M, "M", xp=xp)
     dtype = M.dtype

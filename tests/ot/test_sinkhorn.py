@@ -688,3 +688,17 @@ def test_sns_candidates_bound_the_mass_they_leave_out():
     a = np.full(n, 1.0 / n)
     assert _marginal_error(P, a, a) < 1e-9
     assert log["n_passes_newton"] <= 2  # the candidates' pass, and at most one check of the whole plan
+
+
+def test_value_range_kernels():
+    rng = np.random.default_rng(19)
+    M = rng.standard_normal((300, 7))
+    for table in (kernels(name="cpu"), kernels(name="fallback")):
+        assert table.value_range(M) == (M.max(), M.min())
+        assert table.value_range(M.astype(np.float32)) == (float(M.astype(np.float32).max()), float(M.astype(np.float32).min()))
+        assert table.value_range(M[:, ::2]) == (M[:, ::2].max(), M[:, ::2].min())
+        bad = M.copy()
+        bad[150, 3] = np.nan
+        assert all(np.isnan(table.value_range(bad)))
+        bad[150, 3] = -np.inf
+        assert table.value_range(bad)[1] == -np.inf

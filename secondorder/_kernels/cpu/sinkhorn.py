@@ -20,6 +20,32 @@ def _blocks(n):
     return max(1, min(get_num_threads(), n))
 
 
+def value_range(M):
+    if M.ndim != 2 or not M.flags.c_contiguous:
+        return float(M.max()), float(M.min())
+    hi, lo, nan = _value_range(M, _blocks(M.shape[0]))
+    return (math.nan, math.nan) if nan else (float(hi), float(lo))
+
+
+@jit(parallel=True)
+def _value_range(M, nb):
+    # one pass for both ends, per block of rows; a NaN is counted apart (max and min would drop it)
+    n, m = M.shape
+    his = np.full(nb, -np.inf)
+    los = np.full(nb, np.inf)
+    nans = np.zeros(nb, dtype=np.int64)
+    for b in prange(nb):
+        hi, lo, bad = -np.inf, np.inf, 0
+        for i in range(b * n // nb, (b + 1) * n // nb):
+            for j in range(m):
+                v = M[i, j]
+                hi = max(hi, v)
+                lo = min(lo, v)
+                bad += v != v
+        his[b], los[b], nans[b] = hi, lo, bad
+    return his.max(), los.min(), nans.sum() > 0
+
+
 @jit(parallel=True)
 def lse_rows(M, g, reg, out):
     n, m = M.shape

@@ -25,6 +25,12 @@ def _lse(xp, t, axis):
     return xp.squeeze(mx, axis=axis) + xp.log(xp.sum(xp.exp(t - mx), axis=axis))
 
 
+def value_range(M):
+    """``(max(M), min(M))`` as floats; NaN where ``M`` holds one."""
+    xp = get_namespace(M)
+    return float(xp.max(M)), float(xp.min(M))
+
+
 def lse_rows(M, g, reg, out):
     """``out[i] = LSE_j((g_j - M_ij)/reg)``."""
     xp = get_namespace(M)
