@@ -260,18 +260,6 @@ class _Arena:
         return None if vals is None else (idx, vals)
 
 
-def _row_max(xp, count, vals, block=1024):
-    """The largest of each row's first ``count`` entries of ``vals``, by
-    blocks of rows (bounded temporaries)."""
-    n, width = vals.shape
-    slots = xp.arange(width, dtype=count.dtype)[None, :]
-    parts = []
-    for lo in range(0, n, block):
-        hi = min(lo + block, n)
-        parts.append(xp.max(xp.where(slots < count[lo:hi, None], vals[lo:hi, ...], 0.0), axis=1))
-    return xp.concat(parts)
-
-
 class _Candidates:
     r"""The entries of the plan that can carry mass near the solution, for
     the evaluations of Newton's trial points.
@@ -307,7 +295,7 @@ class _Candidates:
         self.complete = math.isfinite(self.err) and int(xp.max(raised)) <= _CANDIDATE_RAISES
         self.entries = (count, idx, vals)
         # Each row's entries left out are below its threshold: _CANDIDATE 10^raised times its largest entry.
-        self.slack = _CANDIDATE * 10.0 ** xp.astype(raised, xp.float64) * _row_max(xp, count, vals)
+        self.slack = _CANDIDATE * 10.0 ** xp.astype(raised, xp.float64) * kernels(xp).row_max(count, vals)
         self._room = None if previous is None else previous._room
 
     def left_out(self, f, g):
@@ -407,8 +395,9 @@ class _Coarse:
     changes little.  The gauge's column (the last, held fixed) is in no
     group.
 
-    Computed on the kept entries: :math:`Q = P_s R^T` (``n x k``, one pass),
-    then :math:`R S R^T = \operatorname{diag}(R c) - Q^T D_r^{-1} Q -
+    Computed on the kept entries, with :math:`Q = P_s R^T` (each row's sums
+    per group; the kernel ``group_gram`` makes :math:`Q^T D_r^{-1} Q` in one
+    pass, row by row), :math:`R S R^T = \operatorname{diag}(R c) - Q^T D_r^{-1} Q -
     (Rq)(Rw)^T - (Rw)(Rq)^T - (u^T D_r^{-1} u)(Rw)(Rw)^T` for the rank-one
     term (:class:`_Hessian`).
     """
@@ -419,9 +408,8 @@ class _Coarse:
         self.places = xp.where(groups < 0, k, groups)
         table = kernels(xp)
         data, indices, indptr = H.csr
-        Q = table.group_sums(data, indices, indptr, groups, k)
         Rc, Rw, Rq = (self.restrict(v) for v in (point.c, H.w, H.q))
-        Sc = -(xp.matrix_transpose(Q) @ (Q * H.inv_r[:, None]))
+        Sc = -table.group_gram(data, indices, indptr, groups, k, H.inv_r)
         Sc = Sc - Rq[:, None] * Rw[None, :] - Rw[:, None] * Rq[None, :] - H.uu * (Rw[:, None] * Rw[None, :])
         # an empty group (no column joined its seed) gets a 1 on the diagonal: nothing reaches it
         diag = xp.where(Rc > 0.0, Rc, 1.0)

@@ -702,3 +702,19 @@ def test_value_range_kernels():
         assert all(np.isnan(table.value_range(bad)))
         bad[150, 3] = -np.inf
         assert table.value_range(bad)[1] == -np.inf
+
+
+def test_group_gram_and_row_max_kernels():
+    rng = np.random.default_rng(20)
+    n, m, k = 50, 40, 7
+    S = scipy.sparse.random(n, m, density=0.4, random_state=rng, format="csr")
+    groups = rng.integers(-1, k, size=m)
+    w = rng.random(n)
+    Q = np.stack([(S.toarray()[:, groups == a]).sum(axis=1) for a in range(k)], axis=1)
+    vals = rng.random((n, 9))
+    count = rng.integers(0, 10, size=n)
+    want_max = np.array([vals[i, : count[i]].max() if count[i] else 0.0 for i in range(n)])
+    for table in (kernels(name="cpu"), kernels(name="fallback")):
+        assert_allclose(table.group_gram(S.data, S.indices, S.indptr, groups, k, w), Q.T @ (w[:, None] * Q),
+                        rtol=1e-12, atol=1e-13)
+        assert_array_equal(table.row_max(count, vals), want_max)

@@ -249,6 +249,53 @@ def _sns_eval_sparse(count_in, cols, entries, ef, eg, delta, cap, m, nb, idx, va
     return r, c, count, raised, idx, vals
 
 
+def group_gram(data, indices, indptr, groups, k, w):
+    return _group_gram(data, indices, indptr, groups, k, w, _blocks(indptr.shape[0] - 1))
+
+
+@jit(parallel=True)
+def _group_gram(data, indices, indptr, groups, k, w, nb):
+    # Row by row: the row's sums per group (over the groups it touches, a few where the groups follow the
+    # plan's geometry), then their weighted outer product: no n x k array, no k^2 work per row.
+    n = indptr.shape[0] - 1
+    acc = np.zeros((nb, k, k))
+    for b in prange(nb):
+        q = np.zeros(k)
+        seen = np.full(k, -1)
+        touched = np.empty(k, dtype=np.int64)
+        G = acc[b]
+        for i in range(b * n // nb, (b + 1) * n // nb):
+            t = 0
+            for p in range(indptr[i], indptr[i + 1]):
+                a = groups[indices[p]]
+                if a >= 0:
+                    if seen[a] != i:
+                        seen[a] = i
+                        q[a] = 0.0
+                        touched[t] = a
+                        t += 1
+                    q[a] += data[p]
+            wi = w[i]
+            for x in range(t):
+                ax = touched[x]
+                qa = q[ax] * wi
+                for y in range(t):
+                    G[ax, touched[y]] += qa * q[touched[y]]
+    return acc.sum(axis=0)
+
+
+@jit(parallel=True)
+def row_max(count, vals):
+    n = count.shape[0]
+    out = np.zeros(n)
+    for i in prange(n):
+        top = 0.0
+        for q in range(count[i]):
+            top = max(top, vals[i, q])
+        out[i] = top
+    return out
+
+
 def kept_csr(count, idx, vals):
     n = count.shape[0]
     indptr = np.zeros(n + 1, dtype=np.int64)

@@ -127,6 +127,27 @@ def sns_eval_sparse(count, cols, entries, ef, eg, delta, cap, m, out=None):
     return r, c, count, raised, xp.astype(idx, xp.int32), vals
 
 
+def group_gram(data, indices, indptr, groups, k, w):
+    """``Q^T diag(w) Q`` (k x k) for ``Q = group_sums(data, indices,
+    indptr, groups, k)``."""
+    xp = get_namespace(data)
+    Q = group_sums(data, indices, indptr, groups, k)
+    return xp.matrix_transpose(Q) @ (Q * w[:, None])
+
+
+def row_max(count, vals, block=1024):
+    """The largest of each row's first ``count`` entries of ``vals`` (0 for
+    an empty row), by blocks of rows (bounded temporaries)."""
+    xp = get_namespace(vals)
+    n, width = vals.shape
+    slots = xp.arange(width, dtype=count.dtype)[None, :]
+    parts = []
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        parts.append(xp.max(xp.where(slots < count[lo:hi, None], vals[lo:hi, ...], 0.0), axis=1))
+    return xp.concat(parts)
+
+
 def kept_csr(count, idx, vals):
     """The kept entries of :func:`sns_eval` as CSR arrays ``(data,
     indices, indptr)``: row ``i``'s first ``count[i]`` of ``idx`` and
