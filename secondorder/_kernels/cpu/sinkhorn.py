@@ -149,6 +149,16 @@ def _row_threshold(row, mx, delta, cap, raises):
 
 
 @jit
+def _sum_blocks(acc):
+    """The sum over the blocks' accumulators (the rows of ``acc``)."""
+    out = np.zeros(acc.shape[1])
+    for b in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            out[j] += acc[b, j]
+    return out
+
+
+@jit
 def _keep(row, cols, t, cap, col_buf, val_buf, idx_out, vals_out):
     """Writes the first ``cap`` entries of ``row`` at or above ``t``, and
     their ``cols``, into ``vals_out`` and ``idx_out``; returns how many.
@@ -200,11 +210,7 @@ def _sns_eval(M, f, g, reg, delta, cap, nb, idx, vals):
             # the kept entries, from the row still in cache
             t, raised[i] = _row_threshold(row, _bits_f64(top), delta, cap, RAISES)
             count[i] = _keep(row, cols, t, cap, col_buf, val_buf, idx[i], vals[i])
-    c = np.zeros(m)
-    for b in range(nb):
-        for j in range(m):
-            c[j] += csum[b, j]
-    return r, c, count, raised, idx, vals
+    return r, _sum_blocks(csum), count, raised, idx, vals
 
 
 def sns_eval_sparse(count, cols, entries, ef, eg, delta, cap, m, out=None):
@@ -242,11 +248,7 @@ def _sns_eval_sparse(count_in, cols, entries, ef, eg, delta, cap, m, nb, idx, va
             r[i] = s
             t, raised[i] = _row_threshold(row[:length], _bits_f64(top), delta, cap, RAISES)
             count[i] = _keep(row[:length], cols[i, :length], t, cap, col_buf, val_buf, idx[i], vals[i])
-    c = np.zeros(m)
-    for b in range(nb):
-        for j in range(m):
-            c[j] += csum[b, j]
-    return r, c, count, raised, idx, vals
+    return r, _sum_blocks(csum), count, raised, idx, vals
 
 
 def group_gram(data, indices, indptr, groups, k, w):
