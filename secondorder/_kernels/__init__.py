@@ -29,6 +29,7 @@ NAMES = (
     "lse_cols",
     "lse_rows",
     "row_max",
+    "row_scaled_kernel",
     "scaled_kernel",
     "sns_eval",
     "sns_eval_sparse",

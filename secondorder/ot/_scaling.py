@@ -57,12 +57,13 @@ def scaling_iterations(problem, f, g, numItermax, stopThr, verbose=False, stop=N
     k = kernels(xp)
     M, reg, a, b = problem.M, problem.reg, problem.a, problem.b
     passes = 0
-    if not bool(xp.any(f)) and not bool(xp.any(g)):
-        # Cold start: the exact f for g = 0, so that K's rows carry mass a.
-        f = reg * (problem.log_a - problem.lse_rows(g, xp.empty(M.shape[0], dtype=xp.float64)))
-        passes += 1
     dtype = xp.float64 if dtype is None else dtype
-    K = k.scaled_kernel(M, f, g, reg, xp.empty(M.shape, dtype=dtype) if kernel is None else kernel)
+    K = xp.empty(M.shape, dtype=dtype) if kernel is None else kernel
+    if not bool(xp.any(f)) and not bool(xp.any(g)):
+        # Cold start: the exact f for g = 0, so that K's rows carry mass a; K with it, in the same pass.
+        f = k.row_scaled_kernel(M, problem.log_a, reg, K)
+    else:
+        K = k.scaled_kernel(M, f, g, reg, K)
     passes += 1
     # the marginals and scalings in K's dtype: a product of float32 K with a float64 vector would copy K
     a, b = astype(xp, a, dtype), astype(xp, b, dtype)

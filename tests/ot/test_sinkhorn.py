@@ -515,12 +515,15 @@ def test_sns_adds_one_array_the_size_of_the_cost(dtype, monkeypatch):
     table = kernels(np)
     buffers = []
 
-    def spy(M_, f, g, reg, out):
-        buffers.append((out.shape, out.dtype))
-        return scaled_kernel(M_, f, g, reg, out)
+    def spy(kernel):
+        def wrapper(*args):
+            buffers.append((args[-1].shape, args[-1].dtype))
+            return kernel(*args)
 
-    scaled_kernel = table.scaled_kernel
-    monkeypatch.setattr(table, "scaled_kernel", spy)
+        return wrapper
+
+    for name in ("scaled_kernel", "row_scaled_kernel"):  # the plan; the warm-up's kernel
+        monkeypatch.setattr(table, name, spy(getattr(table, name)))
     ot.sinkhorn([], [], M, 1e-3)  # kernels compiled or loaded outside the measure
     buffers.clear()
     tracemalloc.start()
@@ -718,3 +721,20 @@ def test_group_gram_and_row_max_kernels():
         assert_allclose(table.group_gram(S.data, S.indices, S.indptr, groups, k, w), Q.T @ (w[:, None] * Q),
                         rtol=1e-12, atol=1e-13)
         assert_array_equal(table.row_max(count, vals), want_max)
+
+
+def test_row_scaled_kernel_equals_lse_then_kernel():
+    rng = np.random.default_rng(21)
+    n, m, reg = 40, 30, 2e-3
+    M = rng.random((n, m))
+    log_a = np.log(rng.random(n) + 0.1)
+    zeros = np.zeros(m)
+    for table in (kernels(name="cpu"), kernels(name="fallback")):
+        for dtype in (np.float64, np.float32):
+            out = np.empty((n, m), dtype=dtype)
+            f = table.row_scaled_kernel(M.astype(dtype), log_a, reg, out)
+            want_f = reg * (log_a - table.lse_rows(M.astype(dtype), zeros, reg, np.empty(n)))
+            assert_allclose(f, want_f, rtol=1e-14, atol=1e-17)
+            assert_allclose(out, table.scaled_kernel(M.astype(dtype), want_f, zeros, reg, np.empty((n, m), dtype=dtype)),
+                            rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-300)
+            assert_allclose(np.log((out.astype(np.float64)).sum(axis=1)), log_a, atol=1e-5 if dtype == np.float32 else 1e-12)

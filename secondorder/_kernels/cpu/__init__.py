@@ -14,7 +14,7 @@ from .glm import (
     softmax_hessp,
     softmax_hessp_csr,
 )
-from .sinkhorn import grid_kept, grid_plan, group_gram, group_sums, kept_csr, lse_axis, lse_cols, lse_rows, row_max, scaled_kernel, sns_eval, sns_eval_sparse, transport_cost, value_range
+from .sinkhorn import grid_kept, grid_plan, group_gram, group_sums, kept_csr, lse_axis, lse_cols, lse_rows, row_max, row_scaled_kernel, scaled_kernel, sns_eval, sns_eval_sparse, transport_cost, value_range
 from .trust import trust_region_eig
 
 __all__ = [
@@ -29,4 +29,4 @@ __all__ = [
     "softmax_grad_csr",
     "softmax_hessp",
     "softmax_hessp_csr",
-    "chol_drop_first_upper", "grid_kept", "grid_plan", "group_gram", "group_sums", "kept_csr", "lse_axis", "lse_cols", "lse_rows", "row_max", "scaled_kernel", "sns_eval", "sns_eval_sparse", "transport_cost", "value_range", "trust_region_eig"]
+    "chol_drop_first_upper", "grid_kept", "grid_plan", "group_gram", "group_sums", "kept_csr", "lse_axis", "lse_cols", "lse_rows", "row_max", "row_scaled_kernel", "scaled_kernel", "sns_eval", "sns_eval_sparse", "transport_cost", "value_range", "trust_region_eig"]

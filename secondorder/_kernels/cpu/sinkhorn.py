@@ -97,6 +97,26 @@ def _lse_cols(M, f, reg, out, nb):
 
 
 @jit(parallel=True)
+def row_scaled_kernel(M, log_a, reg, out):
+    n, m = M.shape
+    inv = 1.0 / reg
+    f = np.empty(n)
+    for i in prange(n):
+        mx = -np.inf
+        for j in range(m):
+            mx = max(mx, (0.0 - M[i, j]) * inv)
+        s = 0.0
+        for j in range(m):
+            s += fast_exp((0.0 - M[i, j]) * inv - mx)
+        fi = reg * (log_a[i] - (mx + math.log(s)))
+        f[i] = fi
+        # the row again while it is in cache
+        for j in range(m):
+            out[i, j] = fast_exp((fi + 0.0 - M[i, j]) * inv)
+    return f
+
+
+@jit(parallel=True)
 def scaled_kernel(M, f, g, reg, out):
     n, m = M.shape
     inv = 1.0 / reg

@@ -45,6 +45,17 @@ def lse_cols(M, f, reg, out):
     return out
 
 
+def row_scaled_kernel(M, log_a, reg, out):
+    """The cold start of the scaling iterations: ``f = reg (log_a -
+    LSE_j(-M_ij/reg))``, the potentials for ``g = 0`` whose kernel rows
+    carry masses ``a``, and ``out = exp((f 1^T - M)/reg)``; returns ``f``.
+    (The compiled kernels make both in one pass, each row in cache.)"""
+    xp = get_namespace(M)
+    f = reg * (log_a - lse_rows(M, xp.zeros(M.shape[1], dtype=xp.float64), reg, xp.empty(M.shape[0], dtype=xp.float64)))
+    scaled_kernel(M, f, xp.zeros(M.shape[1], dtype=xp.float64), reg, out)
+    return f
+
+
 def scaled_kernel(M, f, g, reg, out):
     """``out = exp((f 1^T + 1 g^T - M)/reg)``: the plan, or the kernel of the
     scaling iterations after absorbing the potentials."""
