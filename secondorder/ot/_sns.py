@@ -272,17 +272,17 @@ class _Candidates:
     the evaluations of Newton's trial points.
 
     One pass over the cost at potentials :math:`(f_0, g_0)` keeps each
-    row's entries at least ``_CANDIDATE`` (1e-14) times its largest (at
+    row's entries at least ``_CANDIDATE`` (1e-16) times its largest (at
     most ``room`` of them: a row with more raises its threshold tenfold, as
     :func:`sns_eval` does); the plan at :math:`(f, g)` is then, on them,
     :math:`P^0_{ij} e^{(f_i - f_{0,i})/\varepsilon} e^{(g_j -
     g_{0,j})/\varepsilon}`: a pass over the candidates with two
     multiplications per entry instead of a pass over the cost with an exp
-    per entry (uniform clouds: a sixth of the entries).  The entries left
-    out are below 1e-14 of their row's largest where Newton starts, and the
-    steps that follow move the potentials by a few ``reg`` at most; the
-    solver still checks the whole plan where the candidates converge, and
-    carries on from new candidates if it has not converged.
+    per entry (uniform clouds: a sixth of the entries).  An entry left out
+    was below its row's threshold :math:`t_i` and has grown by the same
+    factors since, so :meth:`left_out` bounds the mass outside; the solver
+    trusts an evaluation while that bound is small against its error, and
+    collects new candidates where it is not.
 
     The same pass gives the whole plan's marginal error at
     :math:`(f_0, g_0)` (``err``).  ``complete``: no row raised its
@@ -553,7 +553,7 @@ def solve_sns(
     **unknown,
 ):
     # ``potentials``: (f, g) to start from, from a solve at a larger reg; ``depth``: how many such solves this
-    # one is nested in; ``scratch``: the warm-up's float32 kernel array, shared with them.
+    # one is nested in; ``scratch``: the warm-up's float32 kernel array, shared with them (see below).
     if unknown:
         raise TypeError(f"sinkhorn_newton_sparse got unexpected keyword arguments: {', '.join(sorted(unknown))}.")
     xp = problem.xp
