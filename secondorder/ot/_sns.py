@@ -613,21 +613,25 @@ def solve_sns(
             return bool(handed)
 
         def iterations(f, g, count, stop=None, dtype=kernel_dtype, omega=1.0, kernel=None):
-            if not problem.dense:
-                # a grid cost has no kernel matrix for BLAS: log-domain sweeps, each O(n^1.5)
-                return solve_log(problem, count, stopThr, verbose, print_period=print_period, potentials=(f, g),
-                                 stop=stop, omega=omega)
-            return scaling_iterations(problem, f, g, count, stopThr, verbose, stop=stop, print_period=print_period,
-                                      dtype=dtype, omega=omega, kernel=kernel)
+            if problem.dense:
+                with np.errstate(all="ignore"):
+                    sol = scaling_iterations(problem, f, g, count, stopThr, verbose, stop=stop,
+                                             print_period=print_period, dtype=dtype, omega=omega, kernel=kernel)
+                if _finite(xp, sol):
+                    return sol
+                # A row or column of the kernel underflowed to zero (reg tiny against M's range), and the scalings
+                # overflowed.  Again from (f, g): on a float64 kernel, whose entries stay normal numbers down to
+                # exp(-500), where M is float64 (the kernel then has M's size); else in the log domain.
+                handed.clear()
+                if dtype != xp.float64 and kernel_dtype == xp.float64:
+                    return iterations(f, g, count, stop, xp.float64, omega)
+            # Log-domain sweeps: a grid cost (no kernel matrix for BLAS; each sweep O(n^1.5)), or a kernel that
+            # underflows (no kernel at all: any reg).
+            return solve_log(problem, count, stopThr, verbose, print_period=print_period, potentials=(f, g),
+                             stop=stop, omega=omega)
 
         with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
-            with np.errstate(all="ignore"):
-                warm = iterations(f, g, first, stop, dtype=xp.float32, kernel=scratch)
-            if problem.dense and kernel_dtype != xp.float32 and not _finite(xp, warm):
-                # a row or column of the float32 kernel underflowed to zero (reg tiny against M's range): again
-                # on M's dtype, whose kernel entries stay normal numbers down to exp(-500)
-                handed.clear()
-                warm = iterations(f, g, first, stop)
+            warm = iterations(f, g, first, stop, dtype=xp.float32, kernel=scratch)
         if handed or len(warm.errs) < first or warm.errs[-1] < stopThr or limit <= first:
             return warm
         # Sinkhorn finishes the solve: over-relaxed by the rate it has shown (successive over-relaxation's

@@ -738,3 +738,19 @@ def test_row_scaled_kernel_equals_lse_then_kernel():
             assert_allclose(out, table.scaled_kernel(M.astype(dtype), want_f, zeros, reg, np.empty((n, m), dtype=dtype)),
                             rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-300)
             assert_allclose(np.log((out.astype(np.float64)).sum(axis=1)), log_a, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_sns_float32_cost_where_the_float32_kernel_underflows():
+    # Clouds far apart at small reg: at the cold start whole rows of the float32 kernel underflow and the
+    # scalings overflow.  A float32 cost then warms up in the log domain (a float64 cost on a float64 kernel)
+    # instead of returning NaN.
+    rng = np.random.default_rng(22)
+    x, y = rng.standard_normal((200, 2)), rng.standard_normal((200, 2)) + np.array([6.0, 0.0])
+    M = ot.dist(x, y)
+    M /= M.max()
+    a = np.full(200, 1 / 200)
+    for dtype in (np.float32, np.float64):
+        P, log = ot.sinkhorn(a, a, M.astype(dtype), 1e-3, log=True, numItermax=5000)
+        assert P.dtype == dtype and np.isfinite(P).all()
+        assert log["err"][-1] < 1e-9
+        assert _marginal_error(P.astype(np.float64), a, a) < (1e-5 if dtype == np.float32 else 1e-9)
