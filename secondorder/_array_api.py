@@ -473,6 +473,16 @@ class SparseRows:
             out._S, out._ST = ((vals * vals, index, bounds) for vals, index, bounds in (self._S, self._ST))
         return out
 
+    def squared_rmatvec(self, x):
+        r""":math:`(S \circ S)^T x`, the entries squared (on NumPy without a
+        squared copy of them)."""
+        if self.xp is np and x.ndim == 1:
+            from ._backend import kernels
+
+            S = self._S
+            return kernels(np).csr_rmatvec(S.data, S.indices, S.indptr, self.shape[1], x, square=True)
+        return self.squared().rmatvec(x)
+
     def gram(self, x, weights):
         r""":math:`S^T (w \circ S x)`, ``w`` = ``weights``: on NumPy and CuPy
         one parallel pass over the entries (the GLM kernels' weighted Gram

@@ -376,7 +376,7 @@ class _Hessian:
 
     def schur_diagonal(self):
         """The diagonal of :math:`\tilde P^T D_r^{-1} \tilde P`."""
-        return self.S.squared().rmatvec(self.inv_r) + 2.0 * self.w * self.q + self.w * self.w * self.uu
+        return self.S.squared_rmatvec(self.inv_r) + 2.0 * self.w * self.q + self.w * self.w * self.uu
 
 
 class _Coarse:

@@ -599,6 +599,9 @@ def test_csr_products_equal_scipy(n):
     assert_allclose(rows.matvec(x), S @ x, rtol=1e-13)
     assert_allclose(rows.rmatvec(y), S.T @ y, rtol=1e-12)
     assert_allclose(rows.squared().rmatvec(y), S.power(2).T @ y, rtol=1e-12)
+    assert_allclose(rows.squared_rmatvec(y), S.power(2).T @ y, rtol=1e-12)
+    for table in (kernels(name="cpu"), kernels(name="fallback")):
+        assert_allclose(table.csr_rmatvec(S.data, S.indices, S.indptr, m, y, square=True), S.power(2).T @ y, rtol=1e-12)
 
 
 def test_kept_csr_kernels_equal_the_mask():

@@ -302,7 +302,7 @@ def csr_matvec(data, indices, indptr, d, x):
 
 
 @_Pass
-def _csr_rmatvec(data, indices, indptr, d, y, nb):
+def _csr_rmatvec(data, indices, indptr, d, y, square, nb):
     n = indptr.shape[0] - 1
     acc = np.zeros((nb, d))
     for blk in prange(nb):
@@ -310,12 +310,16 @@ def _csr_rmatvec(data, indices, indptr, d, y, nb):
         for i in range(blk * n // nb, (blk + 1) * n // nb):
             yi = y[i]
             for k in range(indptr[i], indptr[i + 1]):
-                a[indices[k]] += data[k] * yi
+                v = data[k]
+                if square:
+                    v = v * v
+                a[indices[k]] += v * yi
     return acc.sum(axis=0)
 
 
-def csr_rmatvec(data, indices, indptr, d, y):
-    return _csr_rmatvec(data, _unsigned(indices), _unsigned(indptr), d, y, _blocks(indptr.shape[0] - 1, data.shape[0]))
+def csr_rmatvec(data, indices, indptr, d, y, square=False):
+    return _csr_rmatvec(data, _unsigned(indices), _unsigned(indptr), d, y, square,
+                        _blocks(indptr.shape[0] - 1, data.shape[0]))
 
 
 # ------------------------------------------------------------------ softmax

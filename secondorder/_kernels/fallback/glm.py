@@ -98,9 +98,10 @@ def csr_matvec(data, indices, indptr, d, x):
     return _csr(data, indices, indptr, d) @ x
 
 
-def csr_rmatvec(data, indices, indptr, d, y):
-    """``S^T y`` (length d) for the CSR matrix ``S`` of ``csr_matvec``."""
-    return _csr(data, indices, indptr, d).T @ y
+def csr_rmatvec(data, indices, indptr, d, y, square=False):
+    """``S^T y`` (length d) for the CSR matrix ``S`` of ``csr_matvec``;
+    with ``square``, of its entries squared."""
+    return _csr(data * data if square else data, indices, indptr, d).T @ y
 
 
 def softmax_grad(X, y, sw, coef, b, P_out):
