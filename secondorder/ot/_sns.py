@@ -41,6 +41,8 @@ _FAR = 0.2
 _COARSEN = 4.0
 _STAGE_TOL = 1e-2
 _MAX_DEPTH = 8
+# Largest room for the kept entries of a row that doubling reaches (a larger first room, m / 8, stays).
+_MAX_DOUBLED = 1024
 # Groups of columns in the coarse level of the Newton system's preconditioner: about _GROUPS_PER_ROOT * sqrt(m)
 # (clouds, n = 3000 and 10,000: 5x fewer CG iterations than the diagonal alone).
 _GROUPS_PER_ROOT = 1.25
@@ -174,7 +176,8 @@ def sinkhorn_newton_sparse(
     max_per_row : int
         At most this many entries kept per row (default 4096): a row with
         more above ``threshold`` raises its own threshold tenfold until
-        they fit.
+        they fit.  The room starts at ``m / 8`` within that, and doubles
+        (up to 1024) while more than 1% of the rows need more.
     cg_maxiter : int
         Cap on conjugate-gradient iterations per Newton step.
     max_linesearch : int
@@ -553,7 +556,7 @@ def solve_sns(
     **unknown,
 ):
     # ``potentials``: (f, g) to start from, from a solve at a larger reg; ``depth``: how many such solves this
-    # one is nested in; ``scratch``: the warm-up's float32 kernel array, shared with them (see below).
+    # one is nested in; ``scratch``: the warm-up's kernel array, shared with them (see below).
     if unknown:
         raise TypeError(f"sinkhorn_newton_sparse got unexpected keyword arguments: {', '.join(sorted(unknown))}.")
     xp = problem.xp
@@ -567,9 +570,11 @@ def solve_sns(
         raise ValueError(f"threshold must be below 1 (a fraction of each row's largest entry); got {threshold!r}.")
     max_per_row = min(m, check_int(max_per_row, "max_per_row", minimum=1))
     # Room for the kept entries of each row: an eighth of the row to start with (a row of a plan at small reg
-    # spreads over a fixed share of the points: the kept entries grow with m), at most max_per_row, doubled
-    # while more than 1% of the rows need more (each raised row's first steps are poor ones).
+    # spreads over a fixed share of the points: the kept entries grow with m), at most max_per_row, doubled up
+    # to _MAX_DOUBLED while more than 1% of the rows need more (each raised row's first steps are poor ones; a
+    # spread plan's rows need the whole row, and more room there costs memory and time for little).
     cap = min(max_per_row, max(64, m // 8))
+    cap_limit = min(max_per_row, max(cap, _MAX_DOUBLED))
     reg = problem.reg
 
     f, g = initial_potentials(problem, warmstart) if potentials is None else potentials
@@ -593,8 +598,10 @@ def solve_sns(
     # are float64, takes the error below it.  Where Sinkhorn goes on to finish the solve itself, it does so on
     # a kernel in M's dtype.
     kernel_dtype = xp.float32 if problem.dtype == xp.float32 else xp.float64
-    # That float32 kernel is made once and, after the warm-up, holds the candidates' arrays (_Candidates): no
-    # new pages for them (on this machine new pages cost up to a millisecond per MB once the process has grown).
+    # One n x m array holds the warm-up's float32 kernel and, after the warm-up, the candidates' arrays
+    # (_Candidates): no new pages for them (on this machine new pages cost up to a millisecond per MB once the
+    # process has grown).  Where Sinkhorn goes on in M's dtype, it is replaced by one of that dtype (released
+    # first: never two such arrays at once).
     if scratch is None and xp is np and problem.dense:
         scratch = np.empty((n, m), dtype=np.float32)
 
@@ -613,7 +620,15 @@ def solve_sns(
             return bool(handed)
 
         def iterations(f, g, count, stop=None, dtype=kernel_dtype, omega=1.0, kernel=None):
-            if problem.dense:
+            # (a loop, not a recursive call: a closure that calls itself is a reference cycle, which would keep
+            # the scratch array alive until the garbage collector runs)
+            nonlocal scratch
+            while problem.dense:
+                if kernel is None and scratch is not None and dtype in (scratch.dtype, problem.dtype):
+                    if scratch.dtype != dtype:
+                        scratch = None
+                        scratch = np.empty((n, m), dtype=dtype)
+                    kernel = scratch
                 with np.errstate(all="ignore"):
                     sol = scaling_iterations(problem, f, g, count, stopThr, verbose, stop=stop,
                                              print_period=print_period, dtype=dtype, omega=omega, kernel=kernel)
@@ -623,15 +638,16 @@ def solve_sns(
                 # overflowed.  Again from (f, g): on a float64 kernel, whose entries stay normal numbers down to
                 # exp(-500), where M is float64 (the kernel then has M's size); else in the log domain.
                 handed.clear()
-                if dtype != xp.float64 and kernel_dtype == xp.float64:
-                    return iterations(f, g, count, stop, xp.float64, omega)
+                if dtype == xp.float64 or kernel_dtype != xp.float64:
+                    break
+                dtype, kernel = xp.float64, None
             # Log-domain sweeps: a grid cost (no kernel matrix for BLAS; each sweep O(n^1.5)), or a kernel that
             # underflows (no kernel at all: any reg).
             return solve_log(problem, count, stopThr, verbose, print_period=print_period, potentials=(f, g),
                              stop=stop, omega=omega)
 
         with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
-            warm = iterations(f, g, first, stop, dtype=xp.float32, kernel=scratch)
+            warm = iterations(f, g, first, stop, dtype=xp.float32)
         if handed or len(warm.errs) < first or warm.errs[-1] < stopThr or limit <= first:
             return warm
         # Sinkhorn finishes the solve: over-relaxed by the rate it has shown (successive over-relaxation's
@@ -707,8 +723,8 @@ def solve_sns(
             while point.err >= stopThr and n_sweeps + n_newton < numItermax:
                 H = _Hessian(xp, point, n, m)
                 nnz = H.nnz
-                if cap < max_per_row and int(xp.sum(xp.astype(point.raised > 0, xp.int64))) > 0.01 * n:
-                    cap = min(max_per_row, 2 * cap)
+                if cap < cap_limit and int(xp.sum(xp.astype(point.raised > 0, xp.int64))) > 0.01 * n:
+                    cap = min(cap_limit, 2 * cap)
                 grad = xp.concat([problem.a - point.r, problem.b - point.c])
                 # Inexact Newton: the next error is about rtol * err (+ err^2), so rtol = err keeps the quadratic
                 # rate, and no solve needs to be tighter than what brings the next error to a tenth of stopThr.
