@@ -757,3 +757,29 @@ def test_sns_float32_cost_where_the_float32_kernel_underflows():
         assert P.dtype == dtype and np.isfinite(P).all()
         assert log["err"][-1] < 1e-9
         assert _marginal_error(P.astype(np.float64), a, a) < (1e-5 if dtype == np.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("kind", ["clouds", "apart"])
+def test_sns_holds_no_array_after_it_returns(kind):
+    # Nothing of the solve outlives it but the plan: no reference cycle keeps the kernel's array (or anything
+    # else) alive until the garbage collector runs.
+    import gc
+    import tracemalloc
+
+    rng = np.random.default_rng(23)
+    shift = np.array([6.0, 0.0]) if kind == "apart" else 0.0
+    x, y = rng.standard_normal((1000, 2)), rng.standard_normal((1000, 2)) + shift
+    M = ot.dist(x, y)
+    M /= M.max()
+    ot.sinkhorn([], [], M, 1e-3)
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        P = ot.sinkhorn([], [], M, 1e-3)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert after - before < P.nbytes + 2**18
