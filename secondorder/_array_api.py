@@ -473,14 +473,19 @@ class SparseRows:
             out._S, out._ST = ((vals * vals, index, bounds) for vals, index, bounds in (self._S, self._ST))
         return out
 
+    def _kernel(self, name, *args, **kwargs):
+        """The CSR kernel ``name`` of the backend table on this matrix's
+        arrays (NumPy and CuPy), then ``args``."""
+        from ._backend import kernels
+
+        S = self._S
+        return getattr(kernels(self.xp), name)(S.data, S.indices, S.indptr, self.shape[1], *args, **kwargs)
+
     def squared_rmatvec(self, x):
         r""":math:`(S \circ S)^T x`, the entries squared (on NumPy without a
         squared copy of them)."""
         if self.xp is np and x.ndim == 1:
-            from ._backend import kernels
-
-            S = self._S
-            return kernels(np).csr_rmatvec(S.data, S.indices, S.indptr, self.shape[1], x, square=True)
+            return self._kernel("csr_rmatvec", x, square=True)
         return self.squared().rmatvec(x)
 
     def gram(self, x, weights):
@@ -488,28 +493,19 @@ class SparseRows:
         one parallel pass over the entries (the GLM kernels' weighted Gram
         product), elsewhere the two products."""
         if self._kind == "scipy":
-            from ._backend import kernels
-
-            S = self._S
-            return kernels(self.xp).gram_matvec_csr(S.data, S.indices, S.indptr, self.shape[1], weights, x, 0.0)[0]
+            return self._kernel("gram_matvec_csr", weights, x, 0.0)[0]
         return self.rmatvec(weights * self.matvec(x))
 
     def matvec(self, x):
         """:math:`S x`."""
         if self.xp is np and x.ndim == 1:  # over numba's threads: SciPy's products run on one
-            from ._backend import kernels
-
-            S = self._S
-            return kernels(np).csr_matvec(S.data, S.indices, S.indptr, self.shape[1], x)
+            return self._kernel("csr_matvec", x)
         return self._product(self._S, x)
 
     def rmatvec(self, x):
         """:math:`S^T x`."""
         if self.xp is np and x.ndim == 1:
-            from ._backend import kernels
-
-            S = self._S
-            return kernels(np).csr_rmatvec(S.data, S.indices, S.indptr, self.shape[1], x)
+            return self._kernel("csr_rmatvec", x)
         return self._product(self._ST, x)
 
 

@@ -238,8 +238,8 @@ class _Point:
             total = float(xp.sum(r))
             self.value = float(problem.a @ f + problem.b @ g) - problem.reg * total
         self.finite = math.isfinite(self.err) and math.isfinite(self.value)
-        # evaluated on candidates: a bound on the mass they leave out (so err is within 2 * left_out)
-        self.left_out = problem.left_out(f, g) if isinstance(problem, _Candidates) else 0.0
+        # a bound on the mass the evaluation leaves out (err is within 2 * left_out): 0 on the whole plan
+        self.left_out = problem.left_out(f, g)
 
 
 class _Arena:

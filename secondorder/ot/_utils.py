@@ -60,6 +60,11 @@ class OTProblem:
         ``sns_eval``; ``out``: arrays it may write them into)."""
         return kernels(self.xp).sns_eval(self.M, f, g, self.reg, threshold, cap, out=out)
 
+    def left_out(self, f, g):
+        """The mass of the plan that :meth:`sns_eval` leaves out: none (a
+        solver's evaluators on part of the plan bound theirs)."""
+        return 0.0
+
     def cost_rows(self, rows):
         """The rows ``rows`` of the cost on the supports, (len(rows), m)."""
         return self.xp.take(self.M, rows, axis=0)
