@@ -24,6 +24,7 @@ NAMES = (
     "group_gram",
     "group_sums",
     "kept_csr",
+    "lbfgs_direction",
     "grid_plan",
     "lse_axis",
     "lse_cols",

@@ -22,11 +22,15 @@ The rule
    whatever its scale: the ill-conditioning that unscaled features bring
    (condition numbers that grow as the square of the features' spread) is
    gone before any method starts.
-2. **L-BFGS first.**  scipy's L-BFGS-B runs on the fused loss in the scaled
-   variables: about one pass over ``X`` per iteration, the cheapest
-   iteration there is, and few of them on a well-conditioned problem.  It
-   stops when the gradient norm of the original objective is at most
-   ``tol``, the estimators' test, not on its own tests.
+2. **L-BFGS first.**  A bare L-BFGS (:func:`._lbfgs.lbfgs`: the two-loop
+   recursion in one compiled call and a strong Wolfe line search) runs on
+   the fused loss in the scaled variables: about one pass over ``X`` per
+   iteration, the cheapest iteration there is, and few of them on a
+   well-conditioned problem.  It takes the iterations scipy's L-BFGS-B
+   takes, without its 100 µs of bookkeeping an iteration, which on small
+   data cost more than the pass (1000 x 30: 0.98 ms a fit instead of
+   1.57).  It stops when the gradient norm of the original objective is at
+   most ``tol``, the estimators' test.
 3. **Newton where L-BFGS is slow.**  From its tenth iteration on, the rate
    of the last ten predicts how many more L-BFGS needs; when those would
    cost more passes over ``X`` than a Newton solve (about six steps, each a
@@ -77,12 +81,12 @@ import math
 import warnings
 
 import numpy as np
-import scipy.optimize
 from scipy.optimize import OptimizeResult
 
 from .._array_api import asarray_like, astype, norm, to_numpy
 from ..curvature import DiagonalHessian
 from ..optimize import minimize
+from ._lbfgs import lbfgs
 from ._newton_cholesky import newton_cholesky
 
 __all__ = ["fit_auto"]
@@ -159,28 +163,18 @@ class _Slow(Exception):
 
 
 class _Monitor:
-    """The L-BFGS callback: stops at the estimators' tolerance, or when the
-    observed rate predicts more passes than a Newton solve."""
+    """The L-BFGS callback: raises :class:`_Slow` when the observed rate
+    predicts more passes than a Newton solve."""
 
-    def __init__(self, loss, w_of, tol, budget, last, window=_WINDOW):
-        self.loss, self.w_of, self.tol, self.budget, self.window = loss, w_of, tol, budget, window
-        self.last = last  # the latest evaluation: u, w and the gradient's norm
+    def __init__(self, loss, tol, budget, window=_WINDOW):
+        self.loss, self.tol, self.budget, self.window = loss, tol, budget, window
         self.history = []
-        self.converged = False
-        self.w = None
+        self.x = None
         self.start = loss.n_passes
 
-    def __call__(self, intermediate_result):
-        u = intermediate_result.x
-        if self.last and np.array_equal(u, self.last["u"]):  # L-BFGS reports the point it evaluated last
-            self.w, gnorm = self.last["w"], self.last["gnorm"]
-        else:
-            self.w = self.w_of(u)
-            gnorm = norm(self.loss.xp, self.loss.grad(self.w))
+    def __call__(self, x, gnorm):
+        self.x = x
         self.history.append(gnorm)
-        if gnorm <= self.tol:
-            self.converged = True
-            raise StopIteration
         k = len(self.history)
         window = self.window
         if k <= window:
@@ -224,39 +218,27 @@ def fit_auto(loss, tol, max_iter, curvature, verbose=False):
     def w_of(u):
         return asarray_like(xp, u / root, like)
 
-    last = {}
-
     def fun(u):
-        w = w_of(u)
-        value, g, _ = loss._point(w)  # the cached gradient: read here, never handed out
+        value, g, _ = loss._point(w_of(u))  # the cached gradient: read here, never handed out
         g = to_numpy(g)
-        last.update(u=u.copy(), w=w, gnorm=norm(np, g))
-        return value, g / root
+        return value, g / root, norm(np, g)
 
-    monitor = _Monitor(loss, w_of, tol, _newton_passes(loss), last,
-                       _DISTRIBUTED_WINDOW if loss.distributed else _WINDOW)
+    monitor = _Monitor(loss, tol, _newton_passes(loss), _DISTRIBUTED_WINDOW if loss.distributed else _WINDOW)
     slow = False
     try:
-        res = scipy.optimize.minimize(
-            fun,
-            np.zeros_like(root),
-            jac=True,
-            method="L-BFGS-B",
-            callback=monitor,
-            # its own tests off: the monitor judges the original gradient
-            options={"maxiter": max_iter, "gtol": 0.0, "ftol": 0.0, "maxcor": 10},
-        )
+        # f carries the rounding noise of X's precision (the kernels take the parameters in it)
+        precision = np.float32 if loss.dtype == xp.float32 else np.float64
+        res = lbfgs(fun, np.zeros_like(root), tol, max_iter, callback=monitor, dtype=precision)
         u, nit = res.x, res.nit
     except _Slow:
         slow = True
-    if not slow:
+    if not slow and res.success:
         w = w_of(u)
         value, g = loss.value_and_grad(w)
-        if monitor.converged or norm(xp, g) <= tol:
-            return OptimizeResult(x=w, fun=value, jac=g, nit=nit, success=True, solver="lbfgs",
-                                  message="Optimization terminated successfully.")
+        return OptimizeResult(x=w, fun=value, jac=g, nit=nit, success=True, solver="lbfgs",
+                              message="Optimization terminated successfully.")
     # Newton from L-BFGS's last iterate
-    w = monitor.w if slow else w_of(u)
+    w = w_of(monitor.x if slow else u)
     nit = len(monitor.history)
     res = _newton(loss, w, _newton_curvature(loss, curvature), tol, max(0, max_iter - nit), verbose)
     res.nit += nit

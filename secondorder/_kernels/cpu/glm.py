@@ -32,7 +32,7 @@ __all__ = [
 # Passes over fewer entries of X than this run on the calling thread alone.  Waking the other threads costs
 # 0.1 ms when they were idle, and up to 10 ms on a virtual machine whose other cores went to sleep: more than a
 # whole small fit.  A serial pass over 2**16 entries takes about 60 µs.
-_SERIAL_MAX = 1 << 16
+_SERIAL_MAX = 1 << 18
 
 
 def _blocks(n, entries):

@@ -14,10 +14,12 @@ from .glm import (
     softmax_hessp,
     softmax_hessp_csr,
 )
+from .lbfgs import lbfgs_direction
 from .sinkhorn import grid_kept, grid_plan, group_gram, group_sums, kept_csr, lse_axis, lse_cols, lse_rows, row_max, row_scaled_kernel, scaled_kernel, sns_eval, sns_eval_sparse, transport_cost, value_range
 from .trust import trust_region_eig
 
 __all__ = [
+    "lbfgs_direction",
     "csr_matvec",
     "csr_rmatvec",
     "gram_matvec",

@@ -1,0 +1,159 @@
+r"""L-BFGS with a backtracking line search, bare: ``solver="auto"``'s
+quasi-Newton phase, on the fused loss in variables scaled to unit
+curvature.
+
+At :math:`x_k`, with :math:`f_k` and :math:`g_k` from one pass over ``X``:
+
+1. stop when the norm the caller judges (the original objective's gradient
+   norm) is at most ``tol``;
+2. :math:`d_k = -H_k g_k` by the two-loop recursion over the latest
+   ``memory`` pairs (:func:`~secondorder._kernels.fallback.lbfgs.lbfgs_direction`,
+   one compiled call); :math:`H_0 = I`, since the variables are scaled so
+   that every coordinate has unit curvature at the start;
+3. from :math:`t = 1`, shrink :math:`t` by quadratic interpolation (within
+   :math:`[t/10, t/2]`) until :math:`f(x_k + t d_k) \le f_k + c\, t\, g_k^T
+   d_k` (Armijo, :math:`c = 10^{-4}`).  Where :math:`f` no longer resolves
+   the decrease (near the solution at tight tolerances), the decrease
+   estimated from the gradients at both ends judges the step instead;
+4. keep the pair :math:`s_k = t d_k`, :math:`y_k = g_{k+1} - g_k` when
+   :math:`s_k^T y_k > 0` (always, on a strictly convex loss).
+
+An iteration costs one pass over ``X`` (the first trial is accepted almost
+always) and one call for the direction.  scipy's L-BFGS-B takes the same
+iterations on these problems, with about 100 µs of Python and bookkeeping
+around each: on small data, more than the pass itself.
+
+References
+----------
+.. [1] J. Nocedal and S. J. Wright, Numerical Optimization, 2nd ed.,
+   Springer, 2006, Algorithms 3.1 and 7.4-7.5.
+.. [2] D. C. Liu and J. Nocedal, "On the limited memory BFGS method for
+   large scale optimization", Mathematical Programming 45, 1989.
+"""
+
+import math
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from .._backend import kernels
+from ..optimize._common import STATUS, Resolution, gradient_decrease
+
+__all__ = ["lbfgs"]
+
+# The strong Wolfe conditions' constants (scipy's L-BFGS-B uses the same curvature constant, and 1e-3 for the
+# decrease), the trials a line search may take, and how far an extrapolation goes.
+_ARMIJO = 1e-4
+_CURVATURE = 0.9
+_MAX_TRIALS = 30
+_EXTRAPOLATE = 4.0
+
+
+class _Trial:
+    """A point on the search line: step ``t``, value, gradient, its norm,
+    and the slope ``g^T d`` there."""
+
+    __slots__ = ("t", "f", "g", "gnorm", "slope", "x")
+
+    def __init__(self, t, x, f, g, gnorm, slope):
+        self.t, self.x, self.f, self.g, self.gnorm, self.slope = t, x, f, g, gnorm, slope
+
+
+def _interpolate(lo, hi):
+    """The minimiser of the cubic through both ends' values and slopes
+    (Nocedal and Wright, eq. 3.59), or of the quadratic through ``lo``'s
+    value and slope and ``hi``'s value where the cubic has none (``hi``'s
+    value infinite, say), kept within the middle 80% of the bracket."""
+    h = hi.t - lo.t
+    t = math.nan
+    if math.isfinite(hi.f):
+        d1 = lo.slope + hi.slope - 3.0 * (lo.f - hi.f) / (lo.t - hi.t)
+        disc = d1 * d1 - lo.slope * hi.slope
+        if disc >= 0.0:
+            d2 = math.copysign(math.sqrt(disc), h)
+            t = hi.t - h * (hi.slope + d2 - d1) / (hi.slope - lo.slope + 2.0 * d2)
+    if not math.isfinite(t):
+        curve = hi.f - lo.f - lo.slope * h
+        t = lo.t - lo.slope * h * h / (2.0 * curve) if curve > 0.0 and math.isfinite(curve) else lo.t + 0.5 * h
+    a, b = sorted((lo.t + 0.1 * h, hi.t - 0.1 * h))
+    return min(b, max(a, t))
+
+
+def _line_search(fun, x, f, g, d, slope, t, resolution):
+    """A step along ``d`` that satisfies the strong Wolfe conditions
+    (Nocedal and Wright, Algorithms 3.5 and 3.6): from ``t = 1``,
+    extrapolate while the slope stays steep, then narrow the bracket by
+    interpolation.  The first trial is step ``t``.  Where ``f`` cannot resolve the decrease, the decrease
+    estimated from the gradients stands in for it.  Returns the accepted
+    :class:`_Trial`, or None."""
+    start = _Trial(0.0, x, f, g, None, slope)
+    lo, hi = start, None
+    for _ in range(_MAX_TRIALS):
+        s = t * d
+        x_new = x + s
+        f_new, g_new, gnorm_new = fun(x_new)
+        trial = _Trial(t, x_new, f_new, g_new, gnorm_new, float(g_new @ d))
+        if resolution.resolves(f, f_new, -t * slope):
+            decreases = f_new <= f + _ARMIJO * t * slope and (lo is start or f_new <= lo.f)
+        else:  # f cannot judge the step; the gradients can
+            decreases = gradient_decrease(g, g_new, s) > 0.0
+        if not decreases:
+            hi = trial
+        elif abs(trial.slope) <= -_CURVATURE * slope:
+            return trial
+        else:
+            if trial.slope * ((hi.t if hi is not None else math.inf) - t) >= 0.0:
+                hi = lo  # the slope points away from hi: the minimum lies between this trial and the last low one
+            lo = trial
+        t = _interpolate(lo, hi) if hi is not None else _EXTRAPOLATE * t
+    return lo if lo is not start else None
+
+
+def lbfgs(fun, x, tol, max_iter, callback=None, memory=10, dtype=np.float64):
+    """Minimise ``fun`` from ``x`` (a NumPy float64 vector).
+
+    ``fun(x)`` returns ``(f, g, gnorm)``: the value, the gradient in ``x``'s
+    variables, and the norm the stopping test compares with ``tol``.
+    ``callback(x, gnorm)``, after each iteration, may raise to stop the run
+    (the exception propagates; the caller keeps what it needs).  ``dtype``
+    is the precision ``f`` is computed in (its rounding noise).  Returns an
+    ``OptimizeResult`` with ``x``, ``fun``, ``jac``, ``gnorm``, ``nit``,
+    ``status`` (0 converged, 1 ``max_iter``, 2 no decrease measurable) and
+    ``success``."""
+    direction = kernels(np).lbfgs_direction
+    resolution = Resolution(dtype, np)
+    p = x.shape[0]
+    S, Y, rho = np.empty((memory, p)), np.empty((memory, p)), np.empty(memory)
+    newest, count = -1, 0
+    f, g, gnorm = fun(x)
+    nit, status = 0, 0
+    while gnorm > tol:
+        if nit >= max_iter:
+            status = 1
+            break
+        d = direction(S, Y, rho, newest, count, g)
+        slope = float(g @ d)
+        if not slope < 0.0:  # rounding in the pairs: start the memory afresh
+            count = 0
+            d = -g
+            slope = -float(g @ g)
+        # without pairs, a first step of unit length (L-BFGS-B's): the variables' scale bounds the curvature
+        # only along each axis, and the steepest direction of correlated features curves far more
+        t = 1.0 if count else min(1.0, 1.0 / math.sqrt(-slope))
+        step = _line_search(fun, x, f, g, d, slope, t, resolution)
+        if step is None:
+            status = 2
+            break
+        s, y = step.x - x, step.g - g
+        sy = float(s @ y)
+        if sy > np.finfo(float).eps * float(y @ y):
+            newest = (newest + 1) % memory
+            S[newest], Y[newest], rho[newest] = s, y, 1.0 / sy
+            count = min(count + 1, memory)
+        x, f, g, gnorm = step.x, step.f, step.g, step.gnorm
+        nit += 1
+        if callback is not None:
+            callback(x, gnorm)
+    message = STATUS[status] if status != 2 else "The line search found no decrease."
+    return OptimizeResult(x=x, fun=f, jac=g, gnorm=gnorm, nit=nit, status=status, success=status == 0,
+                          message=message)
