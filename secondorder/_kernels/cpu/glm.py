@@ -30,8 +30,10 @@ __all__ = [
 
 
 # Passes over fewer entries of X than this run on the calling thread alone.  Waking the other threads costs
-# 0.1 ms when they were idle, and up to 10 ms on a virtual machine whose other cores went to sleep: more than a
-# whole small fit.  A serial pass over 2**16 entries takes about 60 µs.
+# 0.1 ms when they were idle, and 4-8 ms on a virtual machine whose other cores went to sleep (the first pass
+# after a 0.2 s pause): more than a whole small fit.  A serial pass over 2**18 entries takes about 100-150 µs,
+# about 50 µs more than on two threads; fits of 1000 x 100 to 5000 x 50 after a pause took 5.3-5.7 ms (median)
+# serially against 6.3-14.9 ms threaded, and 3-5% longer back to back.
 _SERIAL_MAX = 1 << 18
 
 
