@@ -89,10 +89,12 @@ def test_curvature_kinds_against_definitions():
 @pytest.fixture(params=["threaded", "serial"])
 def passes(request, monkeypatch):
     """Both compilations of the numba kernels: over threads, and serially
-    (passes over fewer entries than ``_SERIAL_MAX``)."""
+    (passes over fewer entries than ``_SERIAL_MAX``, or
+    ``_PRODUCT_SERIAL_MAX`` for the products of ``SparseRows``)."""
     from secondorder._kernels.cpu import glm
 
-    monkeypatch.setattr(glm, "_SERIAL_MAX", 0 if request.param == "threaded" else 1 << 62)
+    for name in ("_SERIAL_MAX", "_PRODUCT_SERIAL_MAX"):
+        monkeypatch.setattr(glm, name, 0 if request.param == "threaded" else 1 << 62)
     return request.param
 
 

@@ -31,16 +31,22 @@ __all__ = [
 
 # Passes over fewer entries of X than this run on the calling thread alone.  Waking the other threads costs
 # 0.1 ms when they were idle, and 4-8 ms on a virtual machine whose other cores went to sleep (the first pass
-# after a 0.2 s pause): more than a whole small fit.  A serial pass over 2**18 entries takes about 100-150 µs,
-# about 50 µs more than on two threads; fits of 1000 x 100 to 5000 x 50 after a pause took 5.3-5.7 ms (median)
-# serially against 6.3-14.9 ms threaded, and 3-5% longer back to back.
-_SERIAL_MAX = 1 << 18
+# after a 0.2 s pause): more than a whole small fit.  A serial pass over 300,000 entries takes 150-430 µs,
+# 50-220 µs more than on two threads: over a fit's 15 passes, less than that wait.  Fits after a 0.2 s pause
+# (median of six): 1000 x 100 to 5000 x 50, 5.3-5.7 ms serially against 6.3-14.9 ms threaded; 3000 x 100 and
+# 10,000 x 30, 7.3 and 8.4 ms against 11.9 and 12.5; 5000 x 100 and 20,000 x 30 (500,000 and 600,000
+# entries), 8.1 and 13.5 ms against 6.9 and 11.2.  Back to back, serial fits took 3-5% longer at 2^18 entries.
+_SERIAL_MAX = 400_000
+# The products of SparseRows run in loops (conjugate gradients) whose threads stay awake: threads pay there from
+# far fewer entries.
+_PRODUCT_SERIAL_MAX = 1 << 16
 
 
-def _blocks(n, entries):
+def _blocks(n, entries, serial_max=None):
     """The row blocks of a pass over ``entries`` entries of ``n`` rows: one
-    per thread, or one for a pass small enough to run serially."""
-    if entries < _SERIAL_MAX:
+    per thread, or one for a pass small enough to run serially (below
+    ``serial_max``, default :data:`_SERIAL_MAX`)."""
+    if entries < (_SERIAL_MAX if serial_max is None else serial_max):
         return 1
     # Read outside the compiled code so that the kernels stay cacheable.
     return max(1, min(get_num_threads(), n))
@@ -300,7 +306,8 @@ def _csr_matvec(data, indices, indptr, x, out, nb):
 
 def csr_matvec(data, indices, indptr, d, x):
     n = indptr.shape[0] - 1
-    return _csr_matvec(data, _unsigned(indices), _unsigned(indptr), x, np.empty(n), _blocks(n, data.shape[0]))
+    return _csr_matvec(data, _unsigned(indices), _unsigned(indptr), x, np.empty(n),
+                       _blocks(n, data.shape[0], _PRODUCT_SERIAL_MAX))
 
 
 @_Pass
@@ -321,7 +328,7 @@ def _csr_rmatvec(data, indices, indptr, d, y, square, nb):
 
 def csr_rmatvec(data, indices, indptr, d, y, square=False):
     return _csr_rmatvec(data, _unsigned(indices), _unsigned(indptr), d, y, square,
-                        _blocks(indptr.shape[0] - 1, data.shape[0]))
+                        _blocks(indptr.shape[0] - 1, data.shape[0], _PRODUCT_SERIAL_MAX))
 
 
 # ------------------------------------------------------------------ softmax
