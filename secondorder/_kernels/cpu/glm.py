@@ -333,25 +333,6 @@ def csr_rmatvec(data, indices, indptr, d, y, square=False):
 
 # ------------------------------------------------------------------ softmax
 @jit
-def _softmax_row(z, yi, si, p_row, r):
-    # z holds the margins; fills p_row and r = si * (p - e_y); returns the loss.
-    K = z.shape[0]
-    zmax = z[0]
-    for k in range(1, K):
-        zmax = max(zmax, z[k])
-    s = 0.0
-    for k in range(K):
-        p_row[k] = math.exp(z[k] - zmax)
-        s += p_row[k]
-    inv = 1.0 / s
-    for k in range(K):
-        p_row[k] *= inv
-        r[k] = si * p_row[k]
-    r[yi] -= si
-    return si * (zmax + math.log(s) - z[yi])
-
-
-@jit
 def _margins4(X, i, M, c, out):
     # out[m] = M @ X[i + m] + c for the four rows i .. i + 3 of a dense X:
     # each load of M serves the four rows (four sums in one loop: with K
@@ -389,8 +370,44 @@ def _sweep4(X, i, r, a, ab):
             a[k, j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
 
 
+@jit(error_model="numpy")
+def _softmax_chunk(Z, y, sw, i0, m, P_out, R):
+    # Rows i0 .. i0 + m - 1 with margins Z[:m]: their probabilities into P_out, R = s_i (p_i - e_{y_i}), and the
+    # weighted loss sum.  The exponentials run in one loop over the m x K block (contiguous), which LLVM
+    # vectorises across rows and classes alike; per row the K classes alone fill no vector, and libm's exp took
+    # about 13 ns each, most of the pass.
+    K = Z.shape[1]
+    for t in range(m):
+        zmax = Z[t, 0]
+        for k in range(1, K):
+            zmax = max(zmax, Z[t, k])
+        for k in range(K):
+            Z[t, k] -= zmax
+    flat = Z.reshape(-1)
+    E = P_out[i0 : i0 + m].reshape(-1)
+    for q in range(m * K):
+        E[q] = exact_exp(flat[q])
+    total = 0.0
+    for t in range(m):
+        i = i0 + t
+        s = 0.0
+        for k in range(K):
+            s += P_out[i, k]
+        inv = 1.0 / s
+        si = sw[i]
+        for k in range(K):
+            P_out[i, k] *= inv
+            R[t, k] = si * P_out[i, k]
+        R[t, y[i]] -= si
+        total += si * (math.log(s) - Z[t, y[i]])
+    return total
+
+
 @_Pass
 def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
+    # In chunks of rows, as the logistic pass: their margins (four rows at a time, see _margins4), then their
+    # probabilities in one vectorised loop (_softmax_chunk), then their gradient sweep (_sweep4), while the
+    # chunk is in cache.
     n, d = X.shape
     K = coef.shape[0]
     acc = np.zeros((nb, K, d))
@@ -400,30 +417,34 @@ def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
         lo = blk * n // nb
         hi = (blk + 1) * n // nb
         a = acc[blk]
-        z = np.empty((4, K))
-        r = np.empty((4, K))
+        Z = np.empty((_CHUNK, K))
+        R = np.empty((_CHUNK, K))
         total = 0.0
-        i = lo
-        # Four rows at a time (see _margins4 and _sweep4).
-        while i + 4 <= hi:
-            _margins4(X, i, coef, b, z)
-            for m in range(4):
-                total += _softmax_row(z[m], y[i + m], sw[i + m], P_out[i + m], r[m])
-            _sweep4(X, i, r, a, accb[blk])
-            i += 4
-        while i < hi:
-            for k in range(K):
-                t = b[k]
-                for j in range(d):
-                    t += X[i, j] * coef[k, j]
-                z[0, k] = t
-            total += _softmax_row(z[0], y[i], sw[i], P_out[i], r[0])
-            for k in range(K):
-                rk = r[0, k]
-                accb[blk, k] += rk
-                for j in range(d):
-                    a[k, j] += rk * X[i, j]
-            i += 1
+        for c0 in range(lo, hi, _CHUNK):
+            c1 = min(c0 + _CHUNK, hi)
+            i = c0
+            while i + 4 <= c1:
+                _margins4(X, i, coef, b, Z[i - c0 : i - c0 + 4])
+                i += 4
+            while i < c1:
+                for k in range(K):
+                    t = b[k]
+                    for j in range(d):
+                        t += X[i, j] * coef[k, j]
+                    Z[i - c0, k] = t
+                i += 1
+            total += _softmax_chunk(Z, y, sw, c0, c1 - c0, P_out, R)
+            i = c0
+            while i + 4 <= c1:
+                _sweep4(X, i, R[i - c0 : i - c0 + 4], a, accb[blk])
+                i += 4
+            while i < c1:
+                for k in range(K):
+                    rk = R[i - c0, k]
+                    accb[blk, k] += rk
+                    for j in range(d):
+                        a[k, j] += rk * X[i, j]
+                i += 1
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0), accb.sum(axis=0)
 
@@ -438,7 +459,8 @@ def softmax_grad(X, y, sw, coef, b, P_out):
 def _softmax_grad_csr(data, indices, indptr, y, sw, coefT, b, P_out, nb):
     # Feature-major (d, K) coefficients and accumulators: each stored entry
     # is read once and meets its K classes in one contiguous row, instead of
-    # K gathers over the row's indices.
+    # K gathers over the row's indices.  In chunks of rows, as the dense pass:
+    # margins, then the vectorised probabilities (_softmax_chunk), then the sweep.
     n = indptr.shape[0] - 1
     d, K = coefT.shape
     acc = np.zeros((nb, d, K))
@@ -448,25 +470,30 @@ def _softmax_grad_csr(data, indices, indptr, y, sw, coefT, b, P_out, nb):
         lo = blk * n // nb
         hi = (blk + 1) * n // nb
         a = acc[blk]
-        z = np.empty(K)
-        r = np.empty(K)
+        Z = np.empty((_CHUNK, K))
+        R = np.empty((_CHUNK, K))
         total = 0.0
-        for i in range(lo, hi):
-            for k in range(K):
-                z[k] = b[k]
-            for q in range(indptr[i], indptr[i + 1]):
-                x = data[q]
-                j = indices[q]
+        for c0 in range(lo, hi, _CHUNK):
+            c1 = min(c0 + _CHUNK, hi)
+            for i in range(c0, c1):
+                z = Z[i - c0]
                 for k in range(K):
-                    z[k] += x * coefT[j, k]
-            total += _softmax_row(z, y[i], sw[i], P_out[i], r)
-            for k in range(K):
-                accb[blk, k] += r[k]
-            for q in range(indptr[i], indptr[i + 1]):
-                x = data[q]
-                j = indices[q]
+                    z[k] = b[k]
+                for q in range(indptr[i], indptr[i + 1]):
+                    x = data[q]
+                    j = indices[q]
+                    for k in range(K):
+                        z[k] += x * coefT[j, k]
+            total += _softmax_chunk(Z, y, sw, c0, c1 - c0, P_out, R)
+            for i in range(c0, c1):
+                r = R[i - c0]
                 for k in range(K):
-                    a[j, k] += r[k] * x
+                    accb[blk, k] += r[k]
+                for q in range(indptr[i], indptr[i + 1]):
+                    x = data[q]
+                    j = indices[q]
+                    for k in range(K):
+                        a[j, k] += r[k] * x
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0), accb.sum(axis=0)
 
