@@ -370,6 +370,54 @@ def _sweep4(X, i, r, a, ab):
             a[k, j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
 
 
+@jit
+def _margins1(X, i, M, c, out):
+    # out = M @ X[i] + c for one row (the rows after the last group of four).
+    K, d = M.shape
+    for k in range(K):
+        t = c[k]
+        for j in range(d):
+            t += X[i, j] * M[k, j]
+        out[k] = t
+
+
+@jit
+def _sweep1(X, i, r, a, ab):
+    # a += outer(r, X[i]) and ab += r for one row.
+    K, d = a.shape
+    for k in range(K):
+        rk = r[k]
+        ab[k] += rk
+        for j in range(d):
+            a[k, j] += rk * X[i, j]
+
+
+@jit
+def _csr_margins1(data, indices, indptr, i, MT, c, out):
+    # out = M @ x_i + c for row i of a CSR X, with M feature-major (MT, shape (d, K)).
+    K = MT.shape[1]
+    for k in range(K):
+        out[k] = c[k]
+    for q in range(indptr[i], indptr[i + 1]):
+        x = data[q]
+        j = indices[q]
+        for k in range(K):
+            out[k] += x * MT[j, k]
+
+
+@jit
+def _csr_sweep1(data, indices, indptr, i, r, aT, ab):
+    # aT += outer(x_i, r) (feature-major) and ab += r for row i of a CSR X.
+    K = aT.shape[1]
+    for k in range(K):
+        ab[k] += r[k]
+    for q in range(indptr[i], indptr[i + 1]):
+        x = data[q]
+        j = indices[q]
+        for k in range(K):
+            aT[j, k] += r[k] * x
+
+
 @jit(error_model="numpy")
 def _softmax_chunk(Z, y, sw, i0, m, P_out, R):
     # Rows i0 .. i0 + m - 1 with margins Z[:m]: their probabilities into P_out, R = s_i (p_i - e_{y_i}), and the
@@ -427,11 +475,7 @@ def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
                 _margins4(X, i, coef, b, Z[i - c0 : i - c0 + 4])
                 i += 4
             while i < c1:
-                for k in range(K):
-                    t = b[k]
-                    for j in range(d):
-                        t += X[i, j] * coef[k, j]
-                    Z[i - c0, k] = t
+                _margins1(X, i, coef, b, Z[i - c0])
                 i += 1
             total += _softmax_chunk(Z, y, sw, c0, c1 - c0, P_out, R)
             i = c0
@@ -439,11 +483,7 @@ def _softmax_grad_dense(X, y, sw, coef, b, P_out, nb):
                 _sweep4(X, i, R[i - c0 : i - c0 + 4], a, accb[blk])
                 i += 4
             while i < c1:
-                for k in range(K):
-                    rk = R[i - c0, k]
-                    accb[blk, k] += rk
-                    for j in range(d):
-                        a[k, j] += rk * X[i, j]
+                _sweep1(X, i, R[i - c0], a, accb[blk])
                 i += 1
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0), accb.sum(axis=0)
@@ -476,24 +516,10 @@ def _softmax_grad_csr(data, indices, indptr, y, sw, coefT, b, P_out, nb):
         for c0 in range(lo, hi, _CHUNK):
             c1 = min(c0 + _CHUNK, hi)
             for i in range(c0, c1):
-                z = Z[i - c0]
-                for k in range(K):
-                    z[k] = b[k]
-                for q in range(indptr[i], indptr[i + 1]):
-                    x = data[q]
-                    j = indices[q]
-                    for k in range(K):
-                        z[k] += x * coefT[j, k]
+                _csr_margins1(data, indices, indptr, i, coefT, b, Z[i - c0])
             total += _softmax_chunk(Z, y, sw, c0, c1 - c0, P_out, R)
             for i in range(c0, c1):
-                r = R[i - c0]
-                for k in range(K):
-                    accb[blk, k] += r[k]
-                for q in range(indptr[i], indptr[i + 1]):
-                    x = data[q]
-                    j = indices[q]
-                    for k in range(K):
-                        a[j, k] += r[k] * x
+                _csr_sweep1(data, indices, indptr, i, R[i - c0], a, accb[blk])
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0), accb.sum(axis=0)
 
@@ -547,17 +573,9 @@ def _softmax_hessp_dense(X, y, sw, P, V, vb, mode, nb):
             _sweep4(X, i, r, a, accb[blk])
             i += 4
         while i < hi:
-            for k in range(K):
-                t = vb[k]
-                for j in range(d):
-                    t += X[i, j] * V[k, j]
-                u[0, k] = t
+            _margins1(X, i, V, vb, u[0])
             _softmax_curv_row(u[0], P[i], y[i], sw[i], mode, r[0])
-            for k in range(K):
-                rk = r[0, k]
-                accb[blk, k] += rk
-                for j in range(d):
-                    a[k, j] += rk * X[i, j]
+            _sweep1(X, i, r[0], a, accb[blk])
             i += 1
     return acc.sum(axis=0), accb.sum(axis=0)
 
@@ -582,21 +600,9 @@ def _softmax_hessp_csr(data, indices, indptr, y, sw, P, VT, vb, mode, nb):
         u = np.empty(K)
         r = np.empty(K)
         for i in range(lo, hi):
-            for k in range(K):
-                u[k] = vb[k]
-            for q in range(indptr[i], indptr[i + 1]):
-                x = data[q]
-                j = indices[q]
-                for k in range(K):
-                    u[k] += x * VT[j, k]
+            _csr_margins1(data, indices, indptr, i, VT, vb, u)
             _softmax_curv_row(u, P[i], y[i], sw[i], mode, r)
-            for k in range(K):
-                accb[blk, k] += r[k]
-            for q in range(indptr[i], indptr[i + 1]):
-                x = data[q]
-                j = indices[q]
-                for k in range(K):
-                    a[j, k] += r[k] * x
+            _csr_sweep1(data, indices, indptr, i, r, a, accb[blk])
     return acc.sum(axis=0), accb.sum(axis=0)
 
 
