@@ -22,7 +22,7 @@ The rule
    whatever its scale: the ill-conditioning that unscaled features bring
    (condition numbers that grow as the square of the features' spread) is
    gone before any method starts.
-2. **L-BFGS first.**  A bare L-BFGS (:func:`._lbfgs.lbfgs`: the two-loop
+2. **L-BFGS first.**  A bare L-BFGS (``_lbfgs.lbfgs``: the two-loop
    recursion in one compiled call and a strong Wolfe line search) runs on
    the fused loss in the scaled variables: about one pass over ``X`` per
    iteration, the cheapest iteration there is, and few of them on a
