@@ -1,4 +1,4 @@
-r"""L-BFGS with a backtracking line search, bare: ``solver="auto"``'s
+r"""L-BFGS with a strong Wolfe line search, bare: ``solver="auto"``'s
 quasi-Newton phase, on the fused loss in variables scaled to unit
 curvature.
 
@@ -8,13 +8,16 @@ At :math:`x_k`, with :math:`f_k` and :math:`g_k` from one pass over ``X``:
    norm) is at most ``tol``;
 2. :math:`d_k = -H_k g_k` by the two-loop recursion over the latest
    ``memory`` pairs (:func:`~secondorder._kernels.fallback.lbfgs.lbfgs_direction`,
-   one compiled call); :math:`H_0 = I`, since the variables are scaled so
-   that every coordinate has unit curvature at the start;
-3. from :math:`t = 1`, shrink :math:`t` by quadratic interpolation (within
-   :math:`[t/10, t/2]`) until :math:`f(x_k + t d_k) \le f_k + c\, t\, g_k^T
-   d_k` (Armijo, :math:`c = 10^{-4}`).  Where :math:`f` no longer resolves
-   the decrease (near the solution at tight tolerances), the decrease
-   estimated from the gradients at both ends judges the step instead;
+   one compiled call), :math:`H_k` updated from :math:`\gamma I`,
+   :math:`\gamma = s^T y / y^T y` of the newest pair;
+3. a step :math:`t` with :math:`f(x_k + t d_k) \le f_k + c_1 t\, g_k^T d_k`
+   and :math:`|g(x_k + t d_k)^T d_k| \le c_2 |g_k^T d_k|` (strong Wolfe,
+   :math:`c_1 = 10^{-4}`, :math:`c_2 = 0.9`): from :math:`t = 1` (a step of
+   unit length while there is no pair, as L-BFGS-B), extrapolating while
+   the slope stays steep, then narrowing the bracket by cubic
+   interpolation.  Where :math:`f` no longer resolves the decrease (near
+   the solution at tight tolerances), the decrease estimated from the
+   gradients at both ends judges the step instead;
 4. keep the pair :math:`s_k = t d_k`, :math:`y_k = g_{k+1} - g_k` when
    :math:`s_k^T y_k > 0` (always, on a strictly convex loss).
 
@@ -81,9 +84,9 @@ def _interpolate(lo, hi):
 
 def _line_search(fun, x, f, g, d, slope, t, resolution):
     """A step along ``d`` that satisfies the strong Wolfe conditions
-    (Nocedal and Wright, Algorithms 3.5 and 3.6): from ``t = 1``,
+    (Nocedal and Wright, Algorithms 3.5 and 3.6): from the step ``t``,
     extrapolate while the slope stays steep, then narrow the bracket by
-    interpolation.  The first trial is step ``t``.  Where ``f`` cannot resolve the decrease, the decrease
+    interpolation.  Where ``f`` cannot resolve the decrease, the decrease
     estimated from the gradients stands in for it.  Returns the accepted
     :class:`_Trial`, or None."""
     start = _Trial(0.0, x, f, g, None, slope)
@@ -127,7 +130,7 @@ def lbfgs(fun, x, tol, max_iter, callback=None, memory=10, dtype=np.float64):
     newest, count = -1, 0
     f, g, gnorm = fun(x)
     nit, status = 0, 0
-    while gnorm > tol:
+    while not gnorm <= tol:  # a NaN norm is no convergence
         if nit >= max_iter:
             status = 1
             break

@@ -186,3 +186,11 @@ def test_infinite_values_shrink_the_step():
     step = _line_search(fun, x, f, g, d, float(g @ d), 10.0, Resolution(np.float64, np))
     assert trials[1].max() > 2.0 and step.x.max() <= 2.0
     assert step.f <= f + _ARMIJO * step.t * float(g @ d)
+
+
+def test_a_nan_is_never_convergence():
+    def fun(x):
+        return np.nan, np.full_like(x, np.nan), np.nan
+
+    res = lbfgs(fun, np.zeros(3), 1e-8, 10)
+    assert not res.success and res.status == 2
