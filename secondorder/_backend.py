@@ -27,6 +27,7 @@ them:
 import contextlib
 import importlib
 import os
+import sys
 import types
 
 import numpy as np
@@ -42,6 +43,7 @@ __all__ = [
     "is_cupy",
     "jit",
     "one_blas_thread",
+    "populated",
     "backend_info",
 ]
 
@@ -317,6 +319,41 @@ def one_blas_thread():
     if "controller" not in _threadpools:
         _threadpools["controller"] = ThreadpoolController()  # inspects the loaded libraries once
     return _threadpools["controller"].limit(limits=1, user_api="blas")
+
+
+# madvise's advice that maps a range's pages for writing (Linux 5.14 and later)
+_MADV_POPULATE_WRITE = 23
+_libc = {}
+
+
+def populated(shape, dtype):
+    """An uninitialised NumPy array whose pages are mapped at once, in one
+    system call, where the system can (Linux 5.14 and later); else a plain
+    ``np.empty``.
+
+    For a large array that the caller will write whole: on a virtual machine
+    that hands freed memory back to its host, a page first written seconds
+    after the process freed memory costs up to 2 ms per MB (this machine: 0.07
+    s for 800 MB freed a moment before, 0.4-1.7 s for the same once handed
+    back).  Mapped when made, the array takes the pages while they are cheap;
+    it costs no memory that writing it would not."""
+    out = np.empty(shape, dtype=dtype)
+    if out.nbytes < 1 << 26 or not sys.platform.startswith("linux"):
+        return out
+    if "madvise" not in _libc:
+        import ctypes
+
+        try:
+            madvise = ctypes.CDLL(None, use_errno=True).madvise
+            madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        except (OSError, AttributeError):
+            madvise = None
+        _libc["madvise"] = madvise
+    madvise = _libc["madvise"]
+    if madvise is not None:
+        start = out.ctypes.data & ~4095  # page-aligned
+        madvise(start, out.ctypes.data + out.nbytes - start, _MADV_POPULATE_WRITE)  # an older kernel: EINVAL, no harm
+    return out
 
 
 def backend_info():

@@ -168,3 +168,15 @@ def test_one_blas_thread_limits_blas_inside_only():
     with one_blas_thread():
         assert all(t == 1 for t in blas_threads())
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 4), np.float64), ((4096, 4096), np.float32), ((2**24 + 3,), np.float64)])
+def test_populated_is_a_writable_empty_array(shape, dtype):
+    """Large or small, ``populated`` is an ``np.empty`` of that shape and
+    dtype (its pages mapped where the system can): C-ordered, writable, its
+    own memory."""
+    out = _backend.populated(shape, dtype)
+    assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous and out.flags.writeable
+    assert out.base is None or out.base.nbytes == out.nbytes
+    out.fill(1.5)
+    assert float(out.reshape(-1)[-1]) == 1.5

@@ -225,9 +225,9 @@ def sinkhorn_newton_sparse(
 class _Point:
     """The dual at one point: P's marginals, error, value and large entries."""
 
-    def __init__(self, problem, f, g, threshold, cap):
+    def __init__(self, problem, f, g, threshold, cap, out=None):
         xp = problem.xp
-        r, c, count, raised, idx, vals = problem.sns_eval(f, g, threshold, cap)
+        r, c, count, raised, idx, vals = problem.sns_eval(f, g, threshold, cap, out=out)
         self.f, self.g = f, g
         self.r, self.c = r, c
         self.pattern = (count, idx, vals)
@@ -244,14 +244,15 @@ class _Point:
 
 class _Arena:
     """Arrays laid one after another in the bytes of a C-contiguous NumPy
-    array no longer needed (the warm-up's kernel): no new pages for them
-    (on this machine new pages cost up to a millisecond per MB once the
-    process has grown).  ``take`` gives None where nothing is given or the
-    array does not fit."""
+    array no longer needed (the warm-up's kernel, or the plan's array before
+    the plan is written): no new pages for them (on this machine new pages
+    cost up to a millisecond per MB once the process has grown).  ``take``
+    gives None where nothing is given or the array does not fit."""
 
     def __init__(self, memory):
         self.raw = None if memory is None else memory.reshape(-1).view(np.uint8)
         self.used = 0
+        self._kept = None
 
     def take(self, shape, dtype):
         if self.raw is None:
@@ -268,6 +269,15 @@ class _Arena:
         idx = self.take((n, width), np.int32)
         vals = None if idx is None else self.take((n, width), np.float64)
         return None if vals is None else (idx, vals)
+
+    def kept(self, n, width):
+        """The arrays of :meth:`pair` for an evaluation's kept entries: the
+        same ones at every call with the same width (an evaluation's are read
+        once, by the Hessian built before the next evaluation, whether it was
+        made on the candidates or on the whole plan), or None."""
+        if self._kept is None or self._kept[0].shape != (n, width):
+            self._kept = self.pair(n, width)
+        return self._kept
 
 
 class _Candidates:
@@ -319,23 +329,23 @@ class _Candidates:
             ef = xp.exp((f - self.f0) / self.reg)
             return float(self.slack @ ef) * float(xp.sum(xp.exp((g - self.g0) / self.reg)))
 
-    def sns_eval(self, f, g, threshold, cap):
+    def sns_eval(self, f, g, threshold, cap, out=None):
         """:meth:`OTProblem.sns_eval` on the candidates.  The kept entries go
-        into the same arrays at every call (NumPy; in the arena where they
-        fit), not new ones: each evaluation's are read once, by the Hessian
+        into the same arrays at every call (NumPy; the arena's :meth:`_Arena.kept`
+        where they fit), not new ones: each evaluation's are read once, by the Hessian
         built before the next evaluation (their pages, new at every call,
         cost as much as the evaluation itself at n = 10,000)."""
         xp = self.xp
         with np.errstate(over="ignore"):  # a trial far out: inf sums, rejected as not finite
             ef = xp.exp((f - self.f0) / self.reg)
             eg = xp.exp((g - self.g0) / self.reg)
-        out = None
-        if xp is np:
+        if out is None and xp is np:
             n = ef.shape[0]
-            if self._room is None or self._room[0].shape[1] != cap:
-                held = self.arena.pair(n, cap) if self.arena else None
-                self._room = held or (np.empty((n, cap), dtype=np.int32), np.empty((n, cap)))
-            out = self._room
+            out = self.arena.kept(n, cap) if self.arena else None
+            if out is None:
+                if self._room is None or self._room[0].shape[1] != cap:
+                    self._room = (np.empty((n, cap), dtype=np.int32), np.empty((n, cap)))
+                out = self._room
         return kernels(xp).sns_eval_sparse(*self.entries, ef, eg, threshold, cap, self.m, out=out)
 
 
@@ -600,10 +610,11 @@ def solve_sns(
     kernel_dtype = xp.float32 if problem.dtype == xp.float32 else xp.float64
     # One n x m array holds the warm-up's float32 kernel and, after the warm-up, the candidates' arrays
     # (_Candidates): no new pages for them (on this machine new pages cost up to a millisecond per MB once the
-    # process has grown).  Where Sinkhorn goes on in M's dtype, it is replaced by one of that dtype (released
-    # first: never two such arrays at once).
+    # process has grown).  Where the plan is returned, that array lies in the plan's bytes (scratch_like): SNS
+    # then adds no n x m array at all.  Where Sinkhorn goes on in M's dtype, it is replaced by one of that
+    # dtype (released first: never two such arrays at once).
     if scratch is None and xp is np and problem.dense:
-        scratch = np.empty((n, m), dtype=np.float32)
+        scratch = problem.scratch_like(np.float32)
 
     def warm_up(f, g, budget):
         """Sinkhorn from (f, g) until it hands over (or converges): a Solution."""
@@ -627,7 +638,7 @@ def solve_sns(
                 if kernel is None and scratch is not None and dtype in (scratch.dtype, problem.dtype):
                     if scratch.dtype != dtype:
                         scratch = None
-                        scratch = np.empty((n, m), dtype=dtype)
+                        scratch = problem.scratch_like(dtype)
                     kernel = scratch
                 with np.errstate(all="ignore"):
                     sol = scaling_iterations(problem, f, g, count, stopThr, verbose, stop=stop,
@@ -704,7 +715,7 @@ def solve_sns(
             if evaluator is not problem:
                 return _Point(evaluator, f, g, threshold, cap)
         passes_newton += 1
-        return _Point(problem, f, g, threshold, cap)
+        return _Point(problem, f, g, threshold, cap, out=arena.kept(n, cap) if arena is not None else None)
 
     k = min(n, m - 1, max(_MIN_GROUPS, round(_GROUPS_PER_ROOT * math.sqrt(m))))
     seeds = _seeds(problem, k) if k >= _MIN_GROUPS else None
@@ -713,9 +724,12 @@ def solve_sns(
     checks = 0
     # The Newton stage alternates numba passes with small BLAS calls (dot products): BLAS on one thread, or its
     # spinning threads take the cores from the numba threads.
+    # The Newton stage's large arrays in the bytes of the plan's array where the plan is returned (all of them,
+    # not only the float32 kernel's share), else in the kernel's.
+    arena = _Arena(problem.plan_out if problem.plan_out is not None else scratch) if xp is np else None
     with one_blas_thread() if xp is np else contextlib.nullcontext():
         if problem.dense and not errs[-1:] < [stopThr]:
-            candidates = _Candidates(problem, warm.f, warm.g, room, arena=_Arena(scratch))
+            candidates = _Candidates(problem, warm.f, warm.g, room, arena=arena)
             evaluator = candidates if candidates.complete else problem
             passes_newton += 1
         point = evaluate(warm.f, warm.g)

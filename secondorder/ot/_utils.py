@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .._array_api import astype, from_host, is_real_floating
-from .._backend import get_namespace, is_cupy, kernels
+from .._backend import get_namespace, is_cupy, kernels, populated
 from .._validation import check_finite, check_int, check_nonnegative, check_positive
 
 __all__ = ["OTProblem", "prepare", "warn_not_converged", "marginal_error", "Solution", "plan_result", "cost_result"]
@@ -47,6 +47,22 @@ class OTProblem:
     # (GridProblem makes them on a grid's separable cost).
     dense = True
 
+    # Where the plan is returned, the array it is written into, made before the solve (run_solver): a solver may
+    # lay its own n x m arrays in its bytes until it returns (scratch_like) instead of adding new ones.
+    plan_out = None
+
+    def scratch_like(self, dtype):
+        """An uninitialised (n, m) array of ``dtype`` in :attr:`plan_out`'s
+        bytes where they hold one (NumPy), else a new one.  Its contents are
+        overwritten by :meth:`plan`; new pages cost about as much as a pass
+        over them (up to a millisecond per MB on this machine once the
+        process has grown), and the plan's are then already there."""
+        n, m = self.dims
+        out = self.plan_out
+        if out is not None and out.nbytes >= n * m * np.dtype(dtype).itemsize:
+            return out.reshape(-1).view(np.uint8)[: n * m * np.dtype(dtype).itemsize].view(dtype).reshape(n, m)
+        return np.empty((n, m), dtype=dtype)
+
     def lse_rows(self, g, out):
         """``out[i] = LSE_j((g_j - M_ij)/reg)``."""
         return kernels(self.xp).lse_rows(self.M, g, self.reg, out)
@@ -73,7 +89,8 @@ class OTProblem:
         """The plan on the full (n, m) grid, in the problem's dtype (written
         in it: a float32 problem gets no float64 n x m buffer)."""
         xp = self.xp
-        P = kernels(xp).scaled_kernel(self.M, f, g, self.reg, xp.empty(self.M.shape, dtype=self.dtype))
+        out = xp.empty(self.M.shape, dtype=self.dtype) if self.plan_out is None else self.plan_out
+        P = kernels(xp).scaled_kernel(self.M, f, g, self.reg, out)
         return self.full_plan(P)
 
     def transport_cost(self, f, g):
@@ -378,5 +395,7 @@ def run_solver(solve, name, a, b, M, reg, numItermax, stopThr, verbose, log, war
     if is_batched(b):
         return batched_costs(solve, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, name, **options)
     problem = prepare(a, b, M, reg, numItermax, stopThr, grid=takes_grid(solve))
+    if result is plan_result and problem.dense and problem.xp is np:
+        problem.plan_out = populated(problem.dims, problem.dtype)
     sol = solve(problem, numItermax, stopThr, verbose, warmstart, **options)
     return result(problem, sol, numItermax, stopThr, log, warn, name)

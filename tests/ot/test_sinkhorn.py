@@ -503,9 +503,11 @@ def test_sns_starts_from_a_larger_reg_where_the_mass_travels_far(monkeypatch):
 def test_sns_adds_one_array_the_size_of_the_cost(dtype, monkeypatch):
     """The only n x m arrays SNS makes are the warm-up's kernel (float32,
     which then holds the Newton stage's candidate entries) and the plan (in
-    the cost's dtype), and never both at once: NumPy's allocations during a
-    solve peak at one cost matrix plus the Newton stage's arrays (three
-    times n x 256 slots of 12 bytes)."""
+    the cost's dtype).  Where the plan is returned, the kernel lies in the
+    plan's own bytes: NumPy's allocations during a solve peak at one cost
+    matrix plus the Newton stage's arrays (three times n x 256 slots of 12
+    bytes).  Where only the cost is returned (``sinkhorn2``), the kernel is
+    the one n x m array."""
     import tracemalloc
 
     rng = np.random.default_rng(0)
@@ -517,7 +519,7 @@ def test_sns_adds_one_array_the_size_of_the_cost(dtype, monkeypatch):
 
     def spy(kernel):
         def wrapper(*args):
-            buffers.append((args[-1].shape, args[-1].dtype))
+            buffers.append(args[-1])
             return kernel(*args)
 
         return wrapper
@@ -533,9 +535,25 @@ def test_sns_adds_one_array_the_size_of_the_cost(dtype, monkeypatch):
     finally:
         tracemalloc.stop()
     assert P.dtype == dtype and log["n_newton"] >= 1 and log["err"][-1] < 1e-9
-    assert [kind for _, kind in buffers] == [np.float32, dtype]
-    assert all(shape == M.shape for shape, _ in buffers)
+    assert [out.dtype for out in buffers] == [np.float32, dtype]
+    assert all(out.shape == M.shape for out in buffers)
+    assert np.shares_memory(buffers[0], P) and buffers[1] is P
     assert peak < M.nbytes + 3 * 1200 * 256 * 12 + 2**20
+    # the plan written over the Newton stage's arrays: the potentials' plan, with its marginals
+    want = np.exp(log["log_u"][:, None] + log["log_v"][None, :] - M.astype(np.float64) / 1e-3)
+    assert_allclose(P, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-30)
+    assert_allclose(P.sum(axis=1, dtype=np.float64), 1 / 1200, rtol=1e-5)
+
+    buffers.clear()
+    tracemalloc.start()
+    try:
+        cost = ot.sinkhorn2([], [], M, 1e-3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(out.dtype, out.shape) for out in buffers] == [(np.float32, M.shape)]
+    assert peak < M.size * 4 + 3 * 1200 * 256 * 12 + 2**20
+    assert_allclose(cost, np.sum(P * M), rtol=1e-6)
 
 
 def test_group_sums_kernels_equal_a_dense_sum():
@@ -783,3 +801,23 @@ def test_sns_holds_no_array_after_it_returns(kind):
         tracemalloc.stop()
         gc.enable()
     assert after - before < P.nbytes + 2**18
+
+
+def test_scratch_like_lies_in_the_plan_where_it_fits():
+    from secondorder.ot._utils import prepare
+
+    rng = np.random.default_rng(5)
+    a = np.array([0.0, 0.3, 0.7])  # a zero row: the problem's rows are the support's
+    M = rng.random((3, 4))
+    problem = prepare(a, np.full(4, 0.25), M, 0.1, 10, 1e-9)
+    assert problem.dims == (2, 4)
+    fresh = problem.scratch_like(np.float32)
+    assert fresh.shape == (2, 4) and fresh.dtype == np.float32
+    problem.plan_out = np.empty(problem.dims, dtype=np.float32)
+    assert np.shares_memory(problem.scratch_like(np.float32), problem.plan_out)
+    wide = problem.scratch_like(np.float64)  # does not fit in float32's bytes: its own array
+    assert wide.shape == (2, 4) and wide.dtype == np.float64 and not np.shares_memory(wide, problem.plan_out)
+    f, g = rng.random(2) * 0.01, rng.random(4) * 0.01
+    P = problem.plan(f, g)
+    assert P.shape == (3, 4) and not P[0].any()
+    assert_allclose(P[1:], np.exp((f[:, None] + g[None, :] - M[1:]) / 0.1), rtol=1e-6)
