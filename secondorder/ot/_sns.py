@@ -804,3 +804,4 @@ def solve_sns(
 
 
 solve_sns.takes_grid = True
+solve_sns.uses_plan_out = True

@@ -47,8 +47,9 @@ class OTProblem:
     # (GridProblem makes them on a grid's separable cost).
     dense = True
 
-    # Where the plan is returned, the array it is written into, made before the solve (run_solver): a solver may
-    # lay its own n x m arrays in its bytes until it returns (scratch_like) instead of adding new ones.
+    # Where the plan is returned, the array it is written into, made before the solve (run_solver) for a solver
+    # marked ``solve.uses_plan_out = True``: it lays its own n x m arrays in its bytes until it returns
+    # (scratch_like) instead of adding new ones.
     plan_out = None
 
     def scratch_like(self, dtype):
@@ -395,7 +396,9 @@ def run_solver(solve, name, a, b, M, reg, numItermax, stopThr, verbose, log, war
     if is_batched(b):
         return batched_costs(solve, a, b, M, reg, numItermax, stopThr, verbose, log, warn, warmstart, name, **options)
     problem = prepare(a, b, M, reg, numItermax, stopThr, grid=takes_grid(solve))
-    if result is plan_result and problem.dense and problem.xp is np:
+    if result is plan_result and problem.dense and problem.xp is np and getattr(solve, "uses_plan_out", False):
+        # (only for a solver that lays its arrays in it: for the others the plan's array made before the solve
+        # would be held beside theirs)
         problem.plan_out = populated(problem.dims, problem.dtype)
     sol = solve(problem, numItermax, stopThr, verbose, warmstart, **options)
     return result(problem, sol, numItermax, stopThr, log, warn, name)

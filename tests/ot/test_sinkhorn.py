@@ -821,3 +821,25 @@ def test_scratch_like_lies_in_the_plan_where_it_fits():
     P = problem.plan(f, g)
     assert P.shape == (3, 4) and not P[0].any()
     assert_allclose(P[1:], np.exp((f[:, None] + g[None, :] - M[1:]) / 0.1), rtol=1e-6)
+
+
+def test_only_a_solver_that_uses_it_gets_the_plans_array_before_the_solve(monkeypatch):
+    """The plan's array is made before the solve only for SNS, which lays its
+    arrays in it; the other solvers' plans are made after theirs are freed."""
+    from secondorder.ot import _utils
+
+    made = []
+    real = _utils.populated
+
+    def spy(shape, dtype):
+        made.append(shape)
+        return real(shape, dtype)
+
+    monkeypatch.setattr(_utils, "populated", spy)
+    rng = np.random.default_rng(3)
+    M = ot.dist(rng.random((30, 2)), rng.random((40, 2)))
+    ot.sinkhorn([], [], M, 0.05, method="sinkhorn_stabilized")
+    ot.sinkhorn2([], [], M, 0.05, method="sns")
+    assert made == []
+    P = ot.sinkhorn([], [], M, 0.05, method="sns")
+    assert made == [(30, 40)] and P.shape == (30, 40)
