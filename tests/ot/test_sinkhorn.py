@@ -456,6 +456,37 @@ def test_sns_hands_over_to_newton_where_sinkhorn_slows_down():
     assert log["niter"] <= 40 and log["n_newton"] > 0 and log["err"][-1] < 1e-9
 
 
+def test_sns_hands_over_early_only_where_sinkhorn_slows_down_from_the_start(monkeypatch):
+    """After _EARLY (5) iterations, where the rate has grown over them and
+    predicts many iterations left (a concentrated plan: uniform clouds at
+    reg = 1e-3), Newton takes over before n_sinkhorn; where the rate falls
+    (clouds far apart, a spread plan) or Sinkhorn is fast (large reg), the
+    warm-up goes on as before.  The early hand-over takes no more Newton
+    steps here than the later one."""
+    from secondorder.ot import _sns
+
+    monkeypatch.setattr(_sns, "_MAX_DEPTH", 0)  # the hand-over alone
+    rng = np.random.default_rng(21)
+    x, y = rng.random((1500, 2)), rng.random((1500, 2))
+    M = ot.dist(x, y)
+    M /= M.max()
+    early = ot.sinkhorn([], [], M, 1e-3, method="sns", stopThr=1e-9, log=True)[1]
+    assert early["n_sinkhorn"] == _sns._EARLY == 5 and early["err"][-1] < 1e-9
+    with monkeypatch.context() as patch:
+        patch.setattr(_sns, "_EARLY", 0)  # no early check
+        late = ot.sinkhorn([], [], M, 1e-3, method="sns", stopThr=1e-9, log=True)[1]
+    assert late["n_sinkhorn"] >= 10 and early["n_newton"] <= late["n_newton"] + 1
+    ratios = [early["err"][i] / early["err"][i - 1] for i in range(1, 5)]
+    assert ratios[0] < ratios[1] < ratios[2] < ratios[3]  # Sinkhorn slowing down from the start
+
+    apart = ot.dist(rng.standard_normal((300, 2)), rng.standard_normal((300, 2)) + np.array([6.0, 0.0]))
+    apart /= apart.max()
+    log = ot.sinkhorn([], [], apart, 1e-3, method="sns", stopThr=1e-9, log=True)[1]
+    assert log["n_sinkhorn"] > 10 and log["err"][-1] < 1e-9
+    log = ot.sinkhorn([], [], M, 0.05, method="sns", stopThr=1e-9, log=True)[1]
+    assert log["n_newton"] == 0 and log["err"][-1] < 1e-9
+
+
 def test_greenkhorn_matches_pot_and_the_log_solver():
     pot = pytest.importorskip("ot")
     rng = np.random.default_rng(3)
