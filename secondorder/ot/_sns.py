@@ -27,15 +27,21 @@ _SINKHORN_BUDGET = 1000
 _SLOW_RATE = 0.98
 _SLOWING = 0.01
 _RATE_WINDOW = 5
-# Before n_sinkhorn, after _EARLY iterations: the rates over the last two pairs of iterations.  Where the second
-# is above the first by more than _EARLY_SLOWING and predicts more than _EARLY_LEFT iterations still, the plan is
-# concentrated and Sinkhorn only slows down from there: Newton takes over at once (uniform clouds, n = 10,000:
-# rates 0.71, 0.83, 0.88, 0.91, and the 10 iterations to n_sinkhorn lowered the error from 3.5e-2 to 2.2e-2
-# only, for the same 4 Newton steps after).  A spread plan's rates fall instead (clouds far apart: 0.99, 0.98,
-# 0.97, 0.97), and a fast one predicts few iterations left (large reg): both go on as before.
+# Before n_sinkhorn, at _EARLY iterations: where the rate of the last iteration is above the one before by more
+# than _EARLY_RISE and predicts more than _EARLY_LEFT iterations still, Sinkhorn is still slowing down (the plan is
+# concentrated: its rate goes on up towards 1) and Newton takes over at once.  Uniform clouds at reg = 1e-3,
+# n = 10,000: rates 0.75, 0.83, 0.87, 0.89 (rising 0.023), and the 10 iterations to n_sinkhorn lowered the
+# error from 4e-2 to 2.2e-2 only, for the same 4 Newton steps after.  Where the rate levels off (0.90, 0.90:
+# clouds at reg = 1e-2, n = 1000, and 0.950, 0.956 at reg = 3e-3, n = 500; rising 0.004-0.006) Sinkhorn finishes
+# over-relaxed in 57-117 iterations, faster than Newton; where it falls (clouds far apart: 0.99, 0.98, 0.97) or
+# predicts few iterations left (large reg) it goes on as before too.  Only on a cost of _EARLY_ENTRIES or more:
+# on a smaller one, where the kernel stays in the caches, ten Sinkhorn iterations cost less than a Newton step,
+# and the early hand-over took one more of those (clouds, n = 1000-2000: 5 + 7 steps against 15 + 6, 5-10%
+# slower; n = 3000: 0.15 s against 0.18 s).
 _EARLY = 5
-_EARLY_SLOWING = 0.03
+_EARLY_RISE = 0.012
 _EARLY_LEFT = 100
+_EARLY_ENTRIES = 8_000_000
 # Largest over-relaxation of the Sinkhorn iterations that finish a solve (2 is the limit of convergence).
 _MAX_OMEGA = 1.9
 # Size of M (entries) from which the warm-up runs BLAS on its threads: below
@@ -128,9 +134,11 @@ def sinkhorn_newton_sparse(
       they go on past ``n_sinkhorn`` while their observed linear rate
       predicts that Sinkhorn reaches ``stopThr`` within 1000 iterations in
       all (large ``reg``, spread plans), and Newton takes over as soon as
-      the prediction exceeds that (after five iterations already where the
-      rate grows over them and predicts more than 100 to go).  The first iterations run on a float32
-      kernel (they stop far above its resolution); where Sinkhorn finishes
+      the prediction exceeds that (after five iterations already, on costs
+      of 8 million entries or more, where the rate still rises there and
+      predicts more than 100 to go).  The first
+      iterations run on a float32 kernel (they stop far above its
+      resolution); where Sinkhorn finishes
       the solve, it does so over-relaxed, with the :math:`\omega = 2 / (1
       + \sqrt{1 - \rho})` of successive over-relaxation for the rate
       :math:`\rho` it has shown [4]_ (clouds far apart: 60 iterations
@@ -180,9 +188,9 @@ def sinkhorn_newton_sparse(
         Sinkhorn and Newton iterations together.
     n_sinkhorn : int
         Sinkhorn warm-up iterations at least (default 10; the paper has 20),
-        except where, with ``adaptive=True``, Sinkhorn slows down over its
-        first five and predicts more than 100 to go: Newton then takes over
-        after those five.
+        except where, with ``adaptive=True`` and a cost of 8 million entries
+        or more, Sinkhorn is still slowing down at its fifth and predicts
+        more than 100 to go: Newton then takes over after those five.
     threshold : float
         Entries of ``P`` kept in the Hessian: those at least ``threshold``
         times their row's largest (default 1e-5).
@@ -604,9 +612,9 @@ def solve_sns(
 
     def hand_over(errs):
         t = len(errs)
-        if adaptive and t == _EARLY < n_sinkhorn:
-            now, before = _rate(errs, 2, t), _rate(errs, 2, t - 2)
-            if now is not None and before is not None and now > before + _EARLY_SLOWING and now < 1.0:
+        if adaptive and t == _EARLY < n_sinkhorn and stopThr > 0.0 and n * m >= _EARLY_ENTRIES:
+            now, before = _rate(errs, 1, t), _rate(errs, 1, t - 1)
+            if now is not None and before is not None and now > before + _EARLY_RISE and now < 1.0:
                 left = math.log(stopThr / errs[-1]) / math.log(now) if errs[-1] > stopThr else 0.0
                 return left > _EARLY_LEFT
         if t < n_sinkhorn:

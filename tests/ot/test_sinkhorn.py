@@ -457,15 +457,17 @@ def test_sns_hands_over_to_newton_where_sinkhorn_slows_down():
 
 
 def test_sns_hands_over_early_only_where_sinkhorn_slows_down_from_the_start(monkeypatch):
-    """After _EARLY (5) iterations, where the rate has grown over them and
-    predicts many iterations left (a concentrated plan: uniform clouds at
-    reg = 1e-3), Newton takes over before n_sinkhorn; where the rate falls
-    (clouds far apart, a spread plan) or Sinkhorn is fast (large reg), the
-    warm-up goes on as before.  The early hand-over takes no more Newton
-    steps here than the later one."""
+    """At _EARLY (5) iterations, where the rate still rises and predicts
+    many iterations left (a concentrated plan: uniform clouds at reg =
+    1e-3), Newton takes over before n_sinkhorn; where the rate levels off
+    (reg = 1e-2) or falls (clouds far apart, a spread plan), or Sinkhorn is
+    fast (large reg), the warm-up goes on as before.  The early hand-over
+    takes at most one Newton step more here than the later one; on costs
+    below ``_EARLY_ENTRIES`` it does not happen."""
     from secondorder.ot import _sns
 
     monkeypatch.setattr(_sns, "_MAX_DEPTH", 0)  # the hand-over alone
+    monkeypatch.setattr(_sns, "_EARLY_ENTRIES", 1000**2)  # (8 million entries by default)
     rng = np.random.default_rng(21)
     x, y = rng.random((1500, 2)), rng.random((1500, 2))
     M = ot.dist(x, y)
@@ -485,6 +487,15 @@ def test_sns_hands_over_early_only_where_sinkhorn_slows_down_from_the_start(monk
     assert log["n_sinkhorn"] > 10 and log["err"][-1] < 1e-9
     log = ot.sinkhorn([], [], M, 0.05, method="sns", stopThr=1e-9, log=True)[1]
     assert log["n_newton"] == 0 and log["err"][-1] < 1e-9
+    # at reg = 1e-2 the rate levels off after a few iterations: Sinkhorn finishes over-relaxed
+    C = ot.dist(x[:1000], y[:1000])
+    C /= C.max()
+    log = ot.sinkhorn([], [], C, 1e-2, method="sns", stopThr=1e-9, log=True)[1]
+    ratios = [log["err"][i] / log["err"][i - 1] for i in range(3, 5)]
+    assert ratios[1] - ratios[0] < _sns._EARLY_RISE
+    assert log["n_newton"] == 0 and log["n_sinkhorn"] > 10 and log["err"][-1] < 1e-9
+    monkeypatch.setattr(_sns, "_EARLY_ENTRIES", M.size + 1)
+    assert ot.sinkhorn([], [], M, 1e-3, method="sns", stopThr=1e-9, log=True)[1]["n_sinkhorn"] >= 10
 
 
 def test_greenkhorn_matches_pot_and_the_log_solver():
