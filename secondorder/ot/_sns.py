@@ -382,8 +382,10 @@ class _Hessian:
     u) w`, with :math:`G = P_s^T D_r^{-1} P_s` and :math:`q = P_s^T D_r^{-1}
     u`."""
 
-    def __init__(self, xp, point, n, m):
-        data, indices, indptr = kernels(xp).kept_csr(*point.pattern)
+    def __init__(self, xp, point, n, m, held=None):
+        # ``held``: a dict in which the CSR arrays are kept from one Hessian to the next (NumPy)
+        out = _held_csr(held, int(point.pattern[0].sum())) if held is not None and xp is np else None
+        data, indices, indptr = kernels(xp).kept_csr(*point.pattern, out=out)
         # 32-bit row pointers where they fit, like the column indices: no copy of either when CSR is built
         index = indices.dtype if int(indptr[-1]) < 2**31 else indptr.dtype
         self.csr = (data, astype(xp, indices, index), astype(xp, indptr, index))
@@ -411,6 +413,21 @@ class _Hessian:
     def schur_diagonal(self):
         """The diagonal of :math:`\tilde P^T D_r^{-1} \tilde P`."""
         return self.S.squared_rmatvec(self.inv_r) + 2.0 * self.w * self.q + self.w * self.w * self.uu
+
+
+def _held_csr(held, nnz):
+    """float64 and int32 arrays of ``nnz`` entries for a Hessian's CSR data
+    and indices, in the arrays ``held["csr"]`` of the Hessian before while
+    they have room (its pages written already: new ones for each Newton
+    step cost up to 0.05 s each at n = 10,000).  The arrays handed out are
+    at least half of the ones held: SciPy's CSR matrix copies a view that
+    is less (``_prune_array``)."""
+    room = held.get("csr")
+    if room is None or not room[0].shape[0] // 2 <= nnz <= room[0].shape[0]:
+        held["csr"] = room = None  # released before the new ones are made
+        size = nnz + nnz // 4  # room for the next Hessian's kept entries to grow
+        held["csr"] = room = (np.empty(size), np.empty(size, dtype=np.int32))
+    return room[0][:nnz], room[1][:nnz]
 
 
 class _Coarse:
@@ -753,6 +770,7 @@ def solve_sns(
     # The Newton stage's large arrays in the bytes of the plan's array where the plan is returned (all of them,
     # not only the float32 kernel's share), else in the kernel's.
     arena = _Arena(problem.plan_out if problem.plan_out is not None else scratch) if xp is np else None
+    held = {}
     with one_blas_thread() if xp is np else contextlib.nullcontext():
         if problem.dense and not errs[-1:] < [stopThr]:
             candidates = _Candidates(problem, warm.f, warm.g, room, arena=arena)
@@ -761,7 +779,7 @@ def solve_sns(
         point = evaluate(warm.f, warm.g)
         while True:
             while point.err >= stopThr and n_sweeps + n_newton < numItermax:
-                H = _Hessian(xp, point, n, m)
+                H = _Hessian(xp, point, n, m, held)
                 nnz = H.nnz
                 if cap < cap_limit and int(xp.sum(xp.astype(point.raised > 0, xp.int64))) > 0.01 * n:
                     cap = min(cap_limit, 2 * cap)

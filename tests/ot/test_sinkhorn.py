@@ -677,6 +677,35 @@ def test_kept_csr_kernels_equal_the_mask():
         assert_array_equal(indices, idx[keep])
         assert indices.dtype == np.int32
         assert_array_equal(indptr, np.concatenate([[0], np.cumsum(count)]))
+        nnz = int(count.sum())
+        out = (np.full(nnz, np.nan), np.full(nnz, -1, dtype=np.int32))
+        data, indices, _ = table.kept_csr(count, idx, vals, out=out)
+        assert_array_equal(data, vals[keep])
+        assert_array_equal(indices, idx[keep])
+    data, indices, _ = kernels(name="cpu").kept_csr(count, idx, vals, out=out)
+    assert data is out[0] and indices is out[1]  # written in place
+
+
+def test_sns_hessians_keep_their_csr_arrays_while_they_have_room():
+    import scipy.sparse
+
+    from secondorder.ot._sns import _held_csr
+
+    held = {}
+    data, indices = _held_csr(held, 800)
+    assert data.shape == indices.shape == (800,) and data.dtype == np.float64 and indices.dtype == np.int32
+    room = held["csr"][0]
+    for nnz in (1000, 500, 800):  # within [size / 2, size]: the same arrays
+        again, _ = _held_csr(held, nnz)
+        assert again.shape == (nnz,) and np.shares_memory(again, room)
+        # SciPy keeps them (it copies a view of less than half its array)
+        S = scipy.sparse.csr_matrix((again, np.zeros(nnz, dtype=np.int32), np.array([0, nnz], dtype=np.int32)),
+                                    shape=(1, 3))
+        assert np.shares_memory(S.data, room)
+    for nnz in (1001, 100):  # beyond: new arrays, with a quarter more room
+        fresh, _ = _held_csr(held, nnz)
+        assert not np.shares_memory(fresh, room) and held["csr"][0].shape == (nnz + nnz // 4,)
+        room = held["csr"][0]
 
 
 def test_sns_eval_sparse_equals_the_dense_pass_on_its_entries():

@@ -318,12 +318,15 @@ def row_max(count, vals):
     return out
 
 
-def kept_csr(count, idx, vals):
+def kept_csr(count, idx, vals, out=None):
     n = count.shape[0]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count, out=indptr[1:])
     nnz = int(indptr[-1])
-    data, indices = np.empty(nnz, dtype=vals.dtype), np.empty(nnz, dtype=idx.dtype)
+    if out is not None and out[0].shape == (nnz,) and out[0].dtype == vals.dtype and out[1].dtype == idx.dtype:
+        data, indices = out
+    else:
+        data, indices = np.empty(nnz, dtype=vals.dtype), np.empty(nnz, dtype=idx.dtype)
     _copy_kept(count, idx, vals, indptr, data, indices)
     return data, indices, indptr
 

@@ -159,10 +159,12 @@ def row_max(count, vals, block=1024):
     return xp.concat(parts)
 
 
-def kept_csr(count, idx, vals):
+def kept_csr(count, idx, vals, out=None):
     """The kept entries of :func:`sns_eval` as CSR arrays ``(data,
     indices, indptr)``: row ``i``'s first ``count[i]`` of ``idx`` and
-    ``vals``, rows one after the other."""
+    ``vals``, rows one after the other.  ``out``: arrays ``(data,
+    indices)`` of that size that the compiled kernel writes them into
+    (here new ones are made)."""
     xp = get_namespace(vals)
     cap = idx.shape[1]
     keep = xp.arange(cap, dtype=count.dtype)[None, :] < count[:, None]
