@@ -44,11 +44,21 @@ _EARLY_LEFT = 100
 _EARLY_ENTRIES = 8_000_000
 # Largest over-relaxation of the Sinkhorn iterations that finish a solve (2 is the limit of convergence).
 _MAX_OMEGA = 1.9
+# Where those iterations converge, over two windows or more from their largest error, at a rate that
+# predicts more than _RELAXED_LEFT iterations still, Newton takes over (uniform clouds, n = 1000, one draw of
+# four: omega = 1.69, for which over-relaxation aims at a rate of 0.69, and the relaxed rate 0.88 then 0.9,
+# 328 iterations; clouds far apart take 40-50 at 0.53-0.62, and clouds at reg = 1e-2 about 40 at 0.62-0.66).
+_RELAXED_LEFT = 100
 # Size of M (entries) from which the warm-up runs BLAS on its threads: below
 # it one thread is as fast (n = 3000 the same; n = 1000 1.8x faster overall,
 # the Newton stage no longer competing with spinning BLAS threads), above it
 # the threads pay (n = 10,000: 1.5x faster warm-up).
 _THREADED_WARMUP = 16_000_000
+# The same for the iterations with which Sinkhorn finishes a solve (in M's dtype: twice the bytes per entry of
+# the warm-up's float32 kernel): clouds far apart, five solves each, median on one BLAS thread against two:
+# n = 1000 0.028-0.035 s against 0.074-0.085 s, n = 2000 0.163-0.167 against 0.186-0.191, n = 3000 0.48-0.53
+# against 0.43-0.45.
+_THREADED_FINISH = 6_000_000
 # Where the warm-up ends with an L1 marginal error above _FAR, SNS first
 # solves at _COARSEN times reg to _STAGE_TOL (recursively, at most
 # _MAX_DEPTH times) and starts from its potentials.
@@ -136,13 +146,13 @@ def sinkhorn_newton_sparse(
       all (large ``reg``, spread plans), and Newton takes over as soon as
       the prediction exceeds that (after five iterations already, on costs
       of 8 million entries or more, where the rate still rises there and
-      predicts more than 100 to go).  The first
-      iterations run on a float32 kernel (they stop far above its
-      resolution); where Sinkhorn finishes
-      the solve, it does so over-relaxed, with the :math:`\omega = 2 / (1
-      + \sqrt{1 - \rho})` of successive over-relaxation for the rate
-      :math:`\rho` it has shown [4]_ (clouds far apart: 60 iterations
-      instead of 250);
+      predicts more than 100 to go).  The first iterations run on a
+      float32 kernel (they stop far above its resolution); where Sinkhorn
+      finishes the solve, it does so over-relaxed, with the :math:`\omega
+      = 2 / (1 + \sqrt{1 - \rho})` of successive over-relaxation for the
+      rate :math:`\rho` it has shown [4]_ (clouds far apart: 60 iterations
+      instead of 250), and Newton takes over where the relaxed rate
+      predicts more than 100 iterations still;
     * one fused pass over ``M`` computes ``P``'s row and column sums, the
       dual value and the kept entries for the next step (selected from the
       row while it is in cache).  Where the Newton stage starts, that pass
@@ -664,7 +674,9 @@ def solve_sns(
         limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), budget)
         # The warm-up's matrix-vector products gain from BLAS threads on large matrices only; on smaller ones
         # the threads spin on after the last product and slow down the numba passes of the Newton stage.  Where
-        # Sinkhorn goes on past its first checks, it is finishing the solve itself: the rest runs on BLAS threads.
+        # Sinkhorn goes on past its first checks, it is finishing the solve itself: the rest runs on BLAS threads
+        # from _THREADED_FINISH entries (between products of a small matrix they wait for work, and their wake-up
+        # costs more than they save).
         first = min(limit, n_sinkhorn + 2 * _RATE_WINDOW)
         handed = []
 
@@ -710,11 +722,27 @@ def solve_sns(
         errs = list(warm.errs)
         rate = _rate(errs, _RATE_WINDOW, len(errs))
         more = _sinkhorn_iterations_left(errs, stopThr, _RATE_WINDOW)
-        if rate is not None and more is not None and rate < 1.0:
-            omega = min(_MAX_OMEGA, 2.0 / (1.0 + math.sqrt(1.0 - rate)))
-            rest = iterations(warm.f, warm.g, min(limit - first, math.ceil(more) + _RATE_WINDOW), omega=omega)
-        else:
-            rest = iterations(warm.f, warm.g, limit - first, stop=lambda more: stop(errs + more))
+        with one_blas_thread() if xp is np and n * m < _THREADED_FINISH else contextlib.nullcontext():
+            if rate is not None and more is not None and rate < 1.0:
+                omega = min(_MAX_OMEGA, 2.0 / (1.0 + math.sqrt(1.0 - rate)))
+
+                def relaxed_stop(more):
+                    # Over-relaxation slower than it was chosen for: Newton takes over.  The rate from the
+                    # largest error on (the relaxed errors first rise, and may stall a few iterations).
+                    t = len(more)
+                    if t % _RATE_WINDOW or not stopThr > 0.0:
+                        return False
+                    peak = max(range(t), key=more.__getitem__)
+                    span = t - 1 - peak
+                    if span < 2 * _RATE_WINDOW or not more[peak] > 0.0 or not more[-1] > stopThr:
+                        return False
+                    now = (more[-1] / more[peak]) ** (1.0 / span)
+                    return not now < 1.0 or math.log(stopThr / more[-1]) / math.log(now) > _RELAXED_LEFT
+
+                rest = iterations(warm.f, warm.g, min(limit - first, math.ceil(more) + _RATE_WINDOW), omega=omega,
+                                  stop=relaxed_stop)
+            else:
+                rest = iterations(warm.f, warm.g, limit - first, stop=lambda more: stop(errs + more))
         return Solution(rest.f, rest.g, errs + rest.errs, warm.passes + rest.passes)
 
     warm = warm_up(f, g, numItermax)

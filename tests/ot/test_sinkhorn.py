@@ -1,5 +1,7 @@
 """secondorder.ot against POT: plans, costs, marginals, odd inputs, bad inputs."""
 
+import math
+
 import numpy as np
 import scipy.sparse
 import ot as pot
@@ -496,6 +498,35 @@ def test_sns_hands_over_early_only_where_sinkhorn_slows_down_from_the_start(monk
     assert log["n_newton"] == 0 and log["n_sinkhorn"] > 10 and log["err"][-1] < 1e-9
     monkeypatch.setattr(_sns, "_EARLY_ENTRIES", M.size + 1)
     assert ot.sinkhorn([], [], M, 1e-3, method="sns", stopThr=1e-9, log=True)[1]["n_sinkhorn"] >= 10
+
+
+def test_sns_newton_takes_over_from_a_slow_over_relaxed_finish(monkeypatch):
+    """Where Sinkhorn goes on to finish the solve over-relaxed but converges
+    far slower than the over-relaxation aims for (uniform clouds, n = 1000,
+    reg = 1e-3, this draw: over 300 relaxed iterations), Newton takes over
+    once the relaxed rate predicts more than _RELAXED_LEFT iterations; where
+    it converges as aimed (clouds far apart; another draw at reg = 1e-2),
+    Sinkhorn finishes."""
+    from secondorder.ot import _sns
+
+    rng = np.random.default_rng(20)
+    x, y = rng.random((1000, 2)), rng.random((1000, 2))
+    M = ot.dist(x, y)
+    M /= M.max()
+    log = ot.sinkhorn([], [], M, 1e-3, method="sns", stopThr=1e-9, log=True)[1]
+    assert log["n_newton"] >= 1 and log["niter"] < 60 and log["err"][-1] < 1e-9
+    with monkeypatch.context() as patch:
+        patch.setattr(_sns, "_RELAXED_LEFT", math.inf)
+        slow = ot.sinkhorn([], [], M, 1e-3, method="sns", stopThr=1e-9, log=True)[1]
+    assert slow["n_newton"] == 0 and slow["niter"] > 200  # what the check spares
+    apart = ot.dist(rng.standard_normal((300, 2)), rng.standard_normal((300, 2)) + np.array([6.0, 0.0]))
+    apart /= apart.max()
+    other = np.random.default_rng(0)
+    spread = ot.dist(other.random((1000, 2)), other.random((1000, 2)))
+    spread /= spread.max()
+    for C, reg in ((apart, 1e-3), (spread, 1e-2)):
+        log = ot.sinkhorn([], [], C, reg, method="sns", stopThr=1e-9, log=True)[1]
+        assert log["n_newton"] == 0 and log["n_sinkhorn"] > 30 and log["err"][-1] < 1e-9
 
 
 def test_greenkhorn_matches_pot_and_the_log_solver():
