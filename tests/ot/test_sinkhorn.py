@@ -724,7 +724,7 @@ def test_sns_hessians_keep_their_csr_arrays_while_they_have_room():
 
     held = {}
     data, indices = _held_csr(held, 800)
-    assert data.shape == indices.shape == (800,) and data.dtype == np.float64 and indices.dtype == np.int32
+    assert data.shape == indices.shape == (800,) and data.dtype == np.float32 and indices.dtype == np.int32
     room = held["csr"][0]
     for nnz in (1000, 500, 800):  # within [size / 2, size]: the same arrays
         again, _ = _held_csr(held, nnz)

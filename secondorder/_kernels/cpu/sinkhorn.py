@@ -323,7 +323,7 @@ def kept_csr(count, idx, vals, out=None):
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count, out=indptr[1:])
     nnz = int(indptr[-1])
-    if out is not None and out[0].shape == (nnz,) and out[0].dtype == vals.dtype and out[1].dtype == idx.dtype:
+    if out is not None and out[0].shape == (nnz,) and out[1].dtype == idx.dtype:
         data, indices = out
     else:
         data, indices = np.empty(nnz, dtype=vals.dtype), np.empty(nnz, dtype=idx.dtype)
