@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_breast_cancer, load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SKLogisticRegression
@@ -70,6 +70,18 @@ def test_float32_and_string_labels():
     assert list(clf.classes_) == ["ant", "bee", "cat"]
     assert_allclose(clf.coef_, ref.coef_, atol=1e-4)
     assert set(clf.predict(X)) <= set(labels)
+
+
+@pytest.mark.parametrize("codes", [np.array([7, -3, 12]), np.array([2**40, 5, -(2**40)]), np.array([True, False])])
+def test_integer_and_boolean_labels_are_encoded_as_sorted_classes(codes):
+    X, y = _dataset("synthetic")
+    labels = codes[y % codes.shape[0]]
+    clf = LogisticRegression(tol=1e-8).fit(X, labels)
+    assert_array_equal(clf.classes_, np.sort(codes))
+    assert clf.classes_.dtype == labels.dtype
+    sk = SKLogisticRegression(tol=1e-10, max_iter=10000).fit(X, labels)
+    assert_allclose(clf.coef_, sk.coef_, atol=1e-4)
+    assert_array_equal(clf.predict(X), sk.predict(X))
 
 
 def test_softmax_regression_binary_and_approximations():
