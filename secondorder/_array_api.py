@@ -476,10 +476,13 @@ class SparseRows:
     def _kernel(self, name, *args, **kwargs):
         """The CSR kernel ``name`` of the backend table on this matrix's
         arrays (NumPy and CuPy), then ``args``."""
-        from ._backend import kernels
+        table = self.__dict__.get("_table")
+        if table is None:  # looked up once per matrix: CG calls its products many times (a lookup reads the
+            from ._backend import kernels  # environment)
 
+            table = self._table = kernels(self.xp)
         S = self._S
-        return getattr(kernels(self.xp), name)(S.data, S.indices, S.indptr, self.shape[1], *args, **kwargs)
+        return getattr(table, name)(S.data, S.indices, S.indptr, self.shape[1], *args, **kwargs)
 
     def squared_rmatvec(self, x):
         r""":math:`(S \circ S)^T x`, the entries squared (on NumPy without a
