@@ -39,11 +39,16 @@ _RATE_WINDOW = 5
 # and the early hand-over took one more of those (clouds, n = 1000-2000: 5 + 7 steps against 15 + 6, 5-10%
 # slower; n = 3000: 0.15 s against 0.18 s).
 _EARLY = 5
-_EARLY_RISE = 0.012
+_EARLY_RISE = 0.015
 _EARLY_LEFT = 100
 _EARLY_ENTRIES = 8_000_000
 # Largest over-relaxation of the Sinkhorn iterations that finish a solve (2 is the limit of convergence).
 _MAX_OMEGA = 1.9
+# Where _POOR_STEPS Newton steps in a row each leave more than _POOR_CONTRACTION of the error, Sinkhorn finishes
+# over-relaxed instead (once a solve; Newton again after it if the relaxed rate disappoints).  Gaussian clouds at
+# reg = 1e-2, n = 5000: Newton took 41 steps at about 0.7 each (2.2 s), where plain Sinkhorn's rate was 0.73.
+_POOR_CONTRACTION = 0.5
+_POOR_STEPS = 3
 # Where those iterations converge, over two windows or more from their largest error, at a rate that
 # predicts more than _RELAXED_LEFT iterations still, Newton takes over (uniform clouds, n = 1000, one draw of
 # four: omega = 1.69, for which over-relaxation aims at a rate of 0.69, and the relaxed rate 0.88 then 0.9,
@@ -152,7 +157,10 @@ def sinkhorn_newton_sparse(
       = 2 / (1 + \sqrt{1 - \rho})` of successive over-relaxation for the
       rate :math:`\rho` it has shown [4]_ (clouds far apart: 60 iterations
       instead of 250), and Newton takes over where the relaxed rate
-      predicts more than 100 iterations still;
+      predicts more than 100 iterations still; the other way round, where
+      three Newton steps in a row each leave more than half of the error
+      (a spread plan, whose sparsified Hessian drops too much), Sinkhorn
+      finishes over-relaxed, once a solve;
     * one fused pass over ``M`` computes ``P``'s row and column sums, the
       dual value and the kept entries for the next step (selected from the
       row while it is in cache).  Where the Newton stage starts, that pass
@@ -539,6 +547,32 @@ def _rate(errs, window, end):
     return (errs[end - 1] / errs[end - 1 - window]) ** (1.0 / window)
 
 
+def _omega(rate):
+    """Successive over-relaxation's weight for a linear rate ``rate``
+    (below 1), at most _MAX_OMEGA."""
+    return min(_MAX_OMEGA, 2.0 / (1.0 + math.sqrt(1.0 - rate)))
+
+
+def _relaxed_stop(stopThr):
+    """The stop rule of an over-relaxed finish: True (Newton takes over)
+    where, two windows or more after the largest error, the rate since
+    predicts more than _RELAXED_LEFT iterations still (the relaxed errors
+    first rise, and may stall a few iterations)."""
+
+    def stop(errs):
+        t = len(errs)
+        if t % _RATE_WINDOW or not stopThr > 0.0:
+            return False
+        peak = max(range(t), key=errs.__getitem__)
+        span = t - 1 - peak
+        if span < 2 * _RATE_WINDOW or not errs[peak] > 0.0 or not errs[-1] > stopThr:
+            return False
+        now = (errs[-1] / errs[peak]) ** (1.0 / span)
+        return not now < 1.0 or math.log(stopThr / errs[-1]) / math.log(now) > _RELAXED_LEFT
+
+    return stop
+
+
 def _sinkhorn_iterations_left(errs, stopThr, window=10):
     """Sinkhorn iterations still needed to reach ``stopThr`` at the linear
     rate seen over the last ``window`` iterations; None when unknown."""
@@ -677,6 +711,9 @@ def solve_sns(
     if scratch is None and xp is np and problem.dense:
         scratch = problem.scratch_like(np.float32)
 
+    # the plain warm-up's last rate (None: unknown), and whether Sinkhorn already tried to finish over-relaxed
+    warm_rate = {"rate": None, "relaxed": False}
+
     def warm_up(f, g, budget):
         """Sinkhorn from (f, g) until it hands over (or converges): a Solution."""
         limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), budget)
@@ -722,6 +759,9 @@ def solve_sns(
 
         with one_blas_thread() if xp is np and n * m < _THREADED_WARMUP else contextlib.nullcontext():
             warm = iterations(f, g, first, stop, dtype=xp.float32)
+        if len(warm.errs) >= 2:  # the plain iterations' last rate, for a relaxed finish after Newton
+            window = min(_RATE_WINDOW, len(warm.errs) - 1)
+            warm_rate["rate"] = _rate(warm.errs, window, len(warm.errs))
         if handed or len(warm.errs) < first or warm.errs[-1] < stopThr or limit <= first:
             return warm
         # Sinkhorn finishes the solve: over-relaxed by the rate it has shown (successive over-relaxation's
@@ -732,23 +772,9 @@ def solve_sns(
         more = _sinkhorn_iterations_left(errs, stopThr, _RATE_WINDOW)
         with one_blas_thread() if xp is np and n * m < _THREADED_FINISH else contextlib.nullcontext():
             if rate is not None and more is not None and rate < 1.0:
-                omega = min(_MAX_OMEGA, 2.0 / (1.0 + math.sqrt(1.0 - rate)))
-
-                def relaxed_stop(more):
-                    # Over-relaxation slower than it was chosen for: Newton takes over.  The rate from the
-                    # largest error on (the relaxed errors first rise, and may stall a few iterations).
-                    t = len(more)
-                    if t % _RATE_WINDOW or not stopThr > 0.0:
-                        return False
-                    peak = max(range(t), key=more.__getitem__)
-                    span = t - 1 - peak
-                    if span < 2 * _RATE_WINDOW or not more[peak] > 0.0 or not more[-1] > stopThr:
-                        return False
-                    now = (more[-1] / more[peak]) ** (1.0 / span)
-                    return not now < 1.0 or math.log(stopThr / more[-1]) / math.log(now) > _RELAXED_LEFT
-
-                rest = iterations(warm.f, warm.g, min(limit - first, math.ceil(more) + _RATE_WINDOW), omega=omega,
-                                  stop=relaxed_stop)
+                warm_rate["relaxed"] = True
+                rest = iterations(warm.f, warm.g, min(limit - first, math.ceil(more) + _RATE_WINDOW),
+                                  omega=_omega(rate), stop=_relaxed_stop(stopThr))
             else:
                 rest = iterations(warm.f, warm.g, limit - first, stop=lambda more: stop(errs + more))
         return Solution(rest.f, rest.g, errs + rest.errs, warm.passes + rest.passes)
@@ -796,6 +822,29 @@ def solve_sns(
         passes_newton += 1
         return _Point(problem, f, g, threshold, cap, out=arena.kept(n, cap) if arena is not None else None)
 
+    def finish_allowed():
+        # (float64 only: a float32 kernel does not resolve the errors a finish must reach)
+        return (problem.dtype == xp.float64 and adaptive and stopThr > 0.0 and not warm_rate["relaxed"]
+                and warm_rate["rate"] is not None and warm_rate["rate"] < 1.0)
+
+    def relaxed_finish(f, g, budget):
+        """Over-relaxed Sinkhorn from (f, g), with the weight of the warm-up's
+        last rate, stopped as the warm-up's relaxed finish is: scaling
+        iterations on a new kernel in M's dtype (the plan's bytes hold the
+        candidates), or log-domain sweeps on a grid's cost; None where they
+        overflow or no iteration is left."""
+        if budget < 1:
+            return None
+        omega, stop = _omega(warm_rate["rate"]), _relaxed_stop(stopThr)
+        if not problem.dense:
+            return solve_log(problem, budget, stopThr, verbose, print_period=print_period, potentials=(f, g),
+                             stop=stop, omega=omega)
+        with np.errstate(all="ignore"):
+            sol = scaling_iterations(problem, f, g, budget, stopThr, verbose, stop=stop, print_period=print_period,
+                                     dtype=problem.dtype, omega=omega)
+        return sol if _finite(xp, sol) else None
+
+    poor = 0
     k = min(n, m - 1, max(_MIN_GROUPS, round(_GROUPS_PER_ROOT * math.sqrt(m))))
     seeds = _seeds(problem, k) if k >= _MIN_GROUPS else None
     cg_total = 0
@@ -843,11 +892,25 @@ def solve_sns(
                             break
                         step *= 0.5
                 if accepted is not None:
+                    poor = poor + 1 if accepted.err > _POOR_CONTRACTION * point.err else 0
                     point = accepted
                     n_newton += 1
                     errs.append(point.err)
                     if verbose:
                         print(f"{len(errs):>5}|{point.err:>12.6e}|{step:>8.3g}|{cg_it:>6}")
+                    if poor >= _POOR_STEPS and finish_allowed() and point.err >= stopThr:
+                        # Newton contracts no faster than Sinkhorn would (a spread plan, whose sparsified Hessian
+                        # drops too much): Sinkhorn finishes over-relaxed, on a kernel of its own, once a solve.
+                        warm_rate["relaxed"] = True
+                        sol = relaxed_finish(point.f, point.g, numItermax - n_sweeps - n_newton)
+                        if sol is not None and sol.errs:
+                            errs += sol.errs
+                            passes += sol.passes
+                            n_sweeps += len(sol.errs)
+                            point = evaluate(sol.f, sol.g)
+                            errs[-1] = point.err
+                            if verbose:
+                                print(f"{len(errs):>5}|{point.err:>12.6e}|{'relaxed':>8}|{'':>6}")
                     continue
                 # Newton made no progress here: a few Sinkhorn sweeps, then resume.
                 f, g = sweeps(problem, point.f, point.g, fallback_sweeps)

@@ -529,6 +529,29 @@ def test_sns_newton_takes_over_from_a_slow_over_relaxed_finish(monkeypatch):
         assert log["n_newton"] == 0 and log["n_sinkhorn"] > 30 and log["err"][-1] < 1e-9
 
 
+def test_sns_sinkhorn_finishes_where_newton_contracts_poorly(monkeypatch):
+    """Where _POOR_STEPS Newton steps in a row each leave more than
+    _POOR_CONTRACTION of the error, Sinkhorn finishes over-relaxed, once a
+    solve, to the same solution (made to happen here by asking each step
+    for a thousandfold contraction); not on a float32 cost, whose kernel
+    does not resolve the errors a finish must reach."""
+    from secondorder.ot import _sns
+
+    rng = np.random.default_rng(31)
+    M = ot.dist(rng.standard_normal((400, 2)), rng.standard_normal((400, 2)))
+    M /= M.max()
+    P0, log0 = ot.sinkhorn([], [], M, 1e-2, method="sns", log=True)
+    assert log0["n_sinkhorn"] == 15 and log0["n_newton"] > _sns._POOR_STEPS
+    monkeypatch.setattr(_sns, "_POOR_CONTRACTION", 1e-3)
+    P1, log1 = ot.sinkhorn([], [], M, 1e-2, method="sns", log=True)
+    assert log1["n_newton"] == _sns._POOR_STEPS and log1["n_sinkhorn"] > 20
+    assert log1["n_sinkhorn"] + log1["n_newton"] == log1["niter"] == len(log1["err"])
+    assert log1["err"][-1] < 1e-9
+    assert_allclose(P1, P0, rtol=1e-6, atol=1e-12)
+    _, log32 = ot.sinkhorn([], [], M.astype(np.float32), 1e-2, method="sns", log=True)
+    assert log32["n_sinkhorn"] == 15 and log32["err"][-1] < 1e-9
+
+
 def test_greenkhorn_matches_pot_and_the_log_solver():
     pot = pytest.importorskip("ot")
     rng = np.random.default_rng(3)
@@ -568,6 +591,7 @@ def test_sns_starts_from_a_larger_reg_where_the_mass_travels_far(monkeypatch):
     assert_allclose(P, ref, atol=1e-10)
     assert abs(float((P * M).sum()) - pot.emd2(a, b, M)) < 1e-4  # close to the exact cost at this reg
     monkeypatch.setattr(_sns, "_MAX_DEPTH", 0)
+    monkeypatch.setattr(_sns, "_POOR_STEPS", 10**9)  # Newton alone, however slowly its damped steps contract
     _, plain = ot.sinkhorn(a, b, M, 3e-4, log=True)
     assert plain["n_newton"] > 2 * log["n_newton"]
 
