@@ -708,8 +708,9 @@ def solve_sns(
     # One n x m array holds the warm-up's float32 kernel and, after the warm-up, the candidates' arrays
     # (_Candidates): no new pages for them (on this machine new pages cost up to a millisecond per MB once the
     # process has grown).  Where the plan is returned, that array lies in the plan's bytes (scratch_like): SNS
-    # then adds no n x m array at all.  Where Sinkhorn goes on in M's dtype, it is replaced by one of that
-    # dtype (released first: never two such arrays at once).
+    # then adds no n x m array, but for the kernel of a relaxed finish after Newton (relaxed_finish).  Where
+    # Sinkhorn goes on in M's dtype, it is replaced by one of that dtype (released first: never two such
+    # arrays at once).
     if scratch is None and xp is np and problem.dense:
         scratch = problem.scratch_like(np.float32)
 
