@@ -158,8 +158,10 @@ def sinkhorn_newton_sparse(
       finishes the solve, it does so over-relaxed, with the :math:`\omega
       = 2 / (1 + \sqrt{1 - \rho})` of successive over-relaxation for the
       rate :math:`\rho` it has shown [4]_ (clouds far apart: 60 iterations
-      instead of 250), and Newton takes over where the relaxed rate
-      predicts more than 100 iterations still; the other way round, where
+      instead of 250), and Newton takes over where plain Sinkhorn was
+      slowing down before it and the relaxed rate predicts more than 100
+      iterations still (not after a solve at a larger reg: mass that
+      travels far); the other way round, where
       three Newton steps in a row each leave more than half of the error
       (a spread plan, whose sparsified Hessian drops too much), Sinkhorn
       finishes over-relaxed, once a solve;
@@ -714,11 +716,14 @@ def solve_sns(
     if scratch is None and xp is np and problem.dense:
         scratch = problem.scratch_like(np.float32)
 
-    # the plain warm-up's last rate (None: unknown), and whether Sinkhorn already tried to finish over-relaxed
-    warm_rate = {"rate": None, "relaxed": False}
+    # the plain warm-up's last rate (None: unknown), the iterations the warm-up gave a relaxed finish (0: none), and
+    # whether the Newton stage had Sinkhorn finish (once a solve)
+    warm_rate = {"rate": None, "relaxed": 0, "finished": False}
 
-    def warm_up(f, g, budget):
-        """Sinkhorn from (f, g) until it hands over (or converges): a Solution."""
+    def warm_up(f, g, budget, near=True):
+        """Sinkhorn from (f, g) until it hands over (or converges): a Solution.
+        ``near``: False after a solve at a larger reg (mass that travels far),
+        where a relaxed finish goes on to its end."""
         limit = min(max(n_sinkhorn, _SINKHORN_BUDGET if adaptive else 0), budget)
         # The warm-up's matrix-vector products gain from BLAS threads on large matrices only; on smaller ones
         # the threads spin on after the last product and slow down the numba passes of the Newton stage.  Where
@@ -775,9 +780,15 @@ def solve_sns(
         more = _sinkhorn_iterations_left(errs, stopThr, _RATE_WINDOW)
         with one_blas_thread() if xp is np and n * m < _THREADED_FINISH else contextlib.nullcontext():
             if rate is not None and more is not None and rate < 1.0:
-                warm_rate["relaxed"] = True
-                rest = iterations(warm.f, warm.g, min(limit - first, math.ceil(more) + _RATE_WINDOW),
-                                  omega=_omega(rate), stop=_relaxed_stop(stopThr))
+                warm_rate["relaxed"] = min(limit - first, math.ceil(more) + _RATE_WINDOW)
+                # Newton may take over from a slow relaxed finish where plain Sinkhorn was slowing down (a
+                # concentrated plan, Newton's ground); where it was speeding up (a spread plan: clouds far
+                # apart), or where the mass travels far (a solve at a larger reg came first, or this is one),
+                # the finish goes on to its end, as Newton from its middle can take tens of damped steps.
+                before = _rate(errs, _RATE_WINDOW, len(errs) - _RATE_WINDOW)
+                slowing = near and depth == 0 and before is not None and rate > before
+                rest = iterations(warm.f, warm.g, warm_rate["relaxed"], omega=_omega(rate),
+                                  stop=_relaxed_stop(stopThr) if slowing else None)
             else:
                 rest = iterations(warm.f, warm.g, limit - first, stop=lambda more: stop(errs + more))
         return Solution(rest.f, rest.g, errs + rest.errs, warm.passes + rest.passes)
@@ -792,7 +803,7 @@ def solve_sns(
         sol = solve_sns(problem.at_reg(_COARSEN * reg), numItermax - len(errs), max(stopThr, _STAGE_TOL), verbose,
                         None, n_sinkhorn, threshold, max_per_row, cg_maxiter, max_linesearch, fallback_sweeps,
                         adaptive, print_period, potentials=(warm.f, warm.g), depth=depth + 1, scratch=scratch)
-        warm = warm_up(sol.f, sol.g, max(numItermax - len(errs) - len(sol.errs), 1))
+        warm = warm_up(sol.f, sol.g, max(numItermax - len(errs) - len(sol.errs), 1), near=False)
         errs += sol.errs + list(warm.errs)
         passes += sol.passes + warm.passes
         n_sweeps += sol.extra["n_sinkhorn"] + len(warm.errs)
@@ -827,18 +838,23 @@ def solve_sns(
 
     def finish_allowed():
         # (float64 only: a float32 kernel does not resolve the errors a finish must reach)
-        return (problem.dtype == xp.float64 and adaptive and stopThr > 0.0 and not warm_rate["relaxed"]
+        return (problem.dtype == xp.float64 and adaptive and stopThr > 0.0 and not warm_rate["finished"]
                 and warm_rate["rate"] is not None and warm_rate["rate"] < 1.0)
 
     def relaxed_finish(f, g, budget):
         """Over-relaxed Sinkhorn from (f, g), with the weight of the warm-up's
-        last rate, stopped as the warm-up's relaxed finish is: scaling
-        iterations on a new kernel in M's dtype (the plan's bytes hold the
-        candidates), or log-domain sweeps on a grid's cost; None where they
-        overflow or no iteration is left."""
+        last rate: scaling iterations on a new kernel in M's dtype (the
+        plan's bytes hold the candidates), or log-domain sweeps on a grid's
+        cost; None where they overflow or no iteration is left.  Stopped as
+        the warm-up's relaxed finish is, but where that one was tried
+        already and Newton did no better after it: then for the iterations
+        it was given, whatever its rate, and Newton again after them."""
+        if warm_rate["relaxed"]:
+            budget = min(budget, warm_rate["relaxed"])
         if budget < 1:
             return None
-        omega, stop = _omega(warm_rate["rate"]), _relaxed_stop(stopThr)
+        omega = _omega(warm_rate["rate"])
+        stop = None if warm_rate["relaxed"] else _relaxed_stop(stopThr)
         if not problem.dense:
             return solve_log(problem, budget, stopThr, verbose, print_period=print_period, potentials=(f, g),
                              stop=stop, omega=omega)
@@ -901,28 +917,31 @@ def solve_sns(
                     errs.append(point.err)
                     if verbose:
                         print(f"{len(errs):>5}|{point.err:>12.6e}|{step:>8.3g}|{cg_it:>6}")
-                    if poor >= _POOR_STEPS and finish_allowed() and point.err >= stopThr:
-                        # Newton contracts no faster than Sinkhorn would (a spread plan, whose sparsified Hessian
-                        # drops too much): Sinkhorn finishes over-relaxed, on a kernel of its own, once a solve.
-                        warm_rate["relaxed"] = True
-                        sol = relaxed_finish(point.f, point.g, numItermax - n_sweeps - n_newton)
-                        if sol is not None and sol.errs:
-                            errs += sol.errs
-                            passes += sol.passes
-                            n_sweeps += len(sol.errs)
-                            point = evaluate(sol.f, sol.g)
-                            errs[-1] = point.err
-                            if verbose:
-                                print(f"{len(errs):>5}|{point.err:>12.6e}|{'relaxed':>8}|{'':>6}")
-                    continue
-                # Newton made no progress here: a few Sinkhorn sweeps, then resume.
-                f, g = sweeps(problem, point.f, point.g, fallback_sweeps)
-                passes += 2 * fallback_sweeps
-                point = evaluate(f, g)
-                n_sweeps += fallback_sweeps
-                errs.append(point.err)
-                if verbose:
-                    print(f"{len(errs):>5}|{point.err:>12.6e}|{'sinkhorn':>8}|{'':>6}")
+                else:
+                    # Newton made no progress here: a few Sinkhorn sweeps, then resume.
+                    poor += 1
+                    f, g = sweeps(problem, point.f, point.g, fallback_sweeps)
+                    passes += 2 * fallback_sweeps
+                    point = evaluate(f, g)
+                    n_sweeps += fallback_sweeps
+                    errs.append(point.err)
+                    if verbose:
+                        print(f"{len(errs):>5}|{point.err:>12.6e}|{'sinkhorn':>8}|{'':>6}")
+                if poor >= _POOR_STEPS and finish_allowed() and point.err >= stopThr:
+                    # Newton contracts no faster than Sinkhorn would (a spread plan, whose sparsified Hessian drops
+                    # too much; or a point too far for it): Sinkhorn finishes over-relaxed, on a kernel of its own,
+                    # once a solve.
+                    warm_rate["finished"] = True
+                    poor = 0
+                    sol = relaxed_finish(point.f, point.g, numItermax - n_sweeps - n_newton)
+                    if sol is not None and sol.errs:
+                        errs += sol.errs
+                        passes += sol.passes
+                        n_sweeps += len(sol.errs)
+                        point = evaluate(sol.f, sol.g)
+                        errs[-1] = point.err
+                        if verbose:
+                            print(f"{len(errs):>5}|{point.err:>12.6e}|{'relaxed':>8}|{'':>6}")
             # On the candidates, the whole plan's error is within twice the mass they leave out: below stopThr,
             # the point has converged.
             if evaluator is problem or point.err + 2.0 * point.left_out < stopThr:

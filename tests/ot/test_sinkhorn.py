@@ -552,6 +552,24 @@ def test_sns_sinkhorn_finishes_where_newton_contracts_poorly(monkeypatch):
     assert log32["n_sinkhorn"] == 15 and log32["err"][-1] < 1e-9
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_sns_clouds_far_apart_at_small_reg_converge(seed):
+    """Clouds far apart at reg = 3e-4, marginals not uniform: the mass
+    travels far (a solve at a larger reg first), and the relaxed finish
+    after it goes on to its end; a Newton stage started in its middle took
+    tens of damped steps and could end above stopThr.  No warning (pytest
+    turns them into errors)."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((476, 2)), rng.standard_normal((859, 2)) + np.array([5.0, 0.0])
+    M = ot.dist(x, y)
+    M /= M.max()
+    a, b = rng.random(476) + 1.0, rng.random(859) + 1.0
+    a, b = a / a.sum(), b / b.sum()
+    P, log = ot.sinkhorn(a, b, M, 3e-4, method="sns", log=True)
+    assert log["err"][-1] < 1e-9 and log["niter"] < 600
+    assert np.abs(P.sum(axis=1) - a).sum() + np.abs(P.sum(axis=0) - b).sum() < 2e-9
+
+
 def test_greenkhorn_matches_pot_and_the_log_solver():
     pot = pytest.importorskip("ot")
     rng = np.random.default_rng(3)
