@@ -716,9 +716,9 @@ def solve_sns(
     if scratch is None and xp is np and problem.dense:
         scratch = problem.scratch_like(np.float32)
 
-    # the plain warm-up's last rate (None: unknown), the iterations the warm-up gave a relaxed finish (0: none), and
-    # whether the Newton stage had Sinkhorn finish (once a solve)
-    warm_rate = {"rate": None, "relaxed": 0, "finished": False}
+    # What an over-relaxed finish needs to know: the plain warm-up's last rate (None: unknown), the iterations the
+    # warm-up gave a relaxed finish (0: none), and whether the Newton stage had Sinkhorn finish (once a solve).
+    finish = {"rate": None, "relaxed": 0, "finished": False}
 
     def warm_up(f, g, budget, near=True):
         """Sinkhorn from (f, g) until it hands over (or converges): a Solution.
@@ -769,7 +769,7 @@ def solve_sns(
             warm = iterations(f, g, first, stop, dtype=xp.float32)
         if len(warm.errs) >= 2:  # the plain iterations' last rate, for a relaxed finish after Newton
             window = min(_RATE_WINDOW, len(warm.errs) - 1)
-            warm_rate["rate"] = _rate(warm.errs, window, len(warm.errs))
+            finish["rate"] = _rate(warm.errs, window, len(warm.errs))
         if handed or len(warm.errs) < first or warm.errs[-1] < stopThr or limit <= first:
             return warm
         # Sinkhorn finishes the solve: over-relaxed by the rate it has shown (successive over-relaxation's
@@ -780,14 +780,14 @@ def solve_sns(
         more = _sinkhorn_iterations_left(errs, stopThr, _RATE_WINDOW)
         with one_blas_thread() if xp is np and n * m < _THREADED_FINISH else contextlib.nullcontext():
             if rate is not None and more is not None and rate < 1.0:
-                warm_rate["relaxed"] = min(limit - first, math.ceil(more) + _RATE_WINDOW)
+                finish["relaxed"] = min(limit - first, math.ceil(more) + _RATE_WINDOW)
                 # Newton may take over from a slow relaxed finish where plain Sinkhorn was slowing down (a
                 # concentrated plan, Newton's ground); where it was speeding up (a spread plan: clouds far
                 # apart), or where the mass travels far (a solve at a larger reg came first, or this is one),
                 # the finish goes on to its end, as Newton from its middle can take tens of damped steps.
                 before = _rate(errs, _RATE_WINDOW, len(errs) - _RATE_WINDOW)
                 slowing = near and depth == 0 and before is not None and rate > before
-                rest = iterations(warm.f, warm.g, warm_rate["relaxed"], omega=_omega(rate),
+                rest = iterations(warm.f, warm.g, finish["relaxed"], omega=_omega(rate),
                                   stop=_relaxed_stop(stopThr) if slowing else None)
             else:
                 rest = iterations(warm.f, warm.g, limit - first, stop=lambda more: stop(errs + more))
@@ -838,8 +838,8 @@ def solve_sns(
 
     def finish_allowed():
         # (float64 only: a float32 kernel does not resolve the errors a finish must reach)
-        return (problem.dtype == xp.float64 and adaptive and stopThr > 0.0 and not warm_rate["finished"]
-                and warm_rate["rate"] is not None and warm_rate["rate"] < 1.0)
+        return (problem.dtype == xp.float64 and adaptive and stopThr > 0.0 and not finish["finished"]
+                and finish["rate"] is not None and finish["rate"] < 1.0)
 
     def relaxed_finish(f, g, budget):
         """Over-relaxed Sinkhorn from (f, g), with the weight of the warm-up's
@@ -849,12 +849,12 @@ def solve_sns(
         the warm-up's relaxed finish is, but where that one was tried
         already and Newton did no better after it: then for the iterations
         it was given, whatever its rate, and Newton again after them."""
-        if warm_rate["relaxed"]:
-            budget = min(budget, warm_rate["relaxed"])
+        stop = _relaxed_stop(stopThr)
+        if finish["relaxed"]:
+            budget, stop = min(budget, finish["relaxed"]), None
         if budget < 1:
             return None
-        omega = _omega(warm_rate["rate"])
-        stop = None if warm_rate["relaxed"] else _relaxed_stop(stopThr)
+        omega = _omega(finish["rate"])
         if not problem.dense:
             return solve_log(problem, budget, stopThr, verbose, print_period=print_period, potentials=(f, g),
                              stop=stop, omega=omega)
@@ -931,7 +931,7 @@ def solve_sns(
                     # Newton contracts no faster than Sinkhorn would (a spread plan, whose sparsified Hessian drops
                     # too much; or a point too far for it): Sinkhorn finishes over-relaxed, on a kernel of its own,
                     # once a solve.
-                    warm_rate["finished"] = True
+                    finish["finished"] = True
                     poor = 0
                     sol = relaxed_finish(point.f, point.g, numItermax - n_sweeps - n_newton)
                     if sol is not None and sol.errs:
