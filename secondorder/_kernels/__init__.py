@@ -16,6 +16,8 @@ NAMES = (
     "logistic_grad",
     "logistic_grad_csr",
     "logistic_grad_gram",
+    "logistic_grad_squares",
+    "logistic_grad_squares_csr",
     "softmax_grad",
     "softmax_grad_csr",
     "softmax_hessp",

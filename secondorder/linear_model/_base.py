@@ -150,6 +150,9 @@ class GLMLoss:
 
     def __init__(self, X, y, alpha=0.0, fit_intercept=True, sample_weight=None, check_input=True):
         self.X = check_X(X, check_finite_values=check_input)
+        # Unchecked, X is tested when a pass first meets a value that is not finite: a NaN or inf in X makes the
+        # gradient's sums NaN or inf, so a finite gradient vouches for X, and the caller saves a pass over it.
+        self._finite_checked = bool(check_input)
         self.xp = xp = get_namespace(self.X)
         n, self.n_features = self.X.shape
         if n == 0:
@@ -178,6 +181,10 @@ class GLMLoss:
     # it belongs to (LogisticLoss: (h, G)).
     _prefetch = None
     _gram = None
+    # Whether the pass at a point not evaluated yet also sums the Hessian's diagonal (set by hessian_diagonal;
+    # the losses whose kernels can honour it), and the state of the last pass that did, with those sums.
+    _with_diagonal = False
+    _diagonal = None
 
     def _device(self, a, like):
         return asarray_like(self.xp, a, like, dtype=getattr(self.xp, str(a.dtype)))
@@ -287,27 +294,37 @@ class GLMLoss:
             if all_true(xp, entry[0] == w):
                 return entry[1:]
         coef, b = self._split(w)
-        loss, gcoef, gb, state = self._evaluate(coef, b)
-        self.n_passes += 1
-        inv = 1.0 / self._total
-        penalty = 0.0
-        if self.alpha:
-            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is judged below
+        # an overflow, or a NaN from an unchecked X, is judged below
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, gcoef, gb, state = self._evaluate(coef, b)
+            penalty = 0.0
+            if self.alpha:
                 flat = xp.reshape(coef, (-1,))
                 penalty = 0.5 * self.alpha * float(flat @ flat)
-        value = loss * inv + penalty
-        grad = self._join(gcoef * inv + self.alpha * coef, gb * inv, xp.float64)
+            inv = 1.0 / self._total
+            value = loss * inv + penalty
+            grad = self._join(gcoef * inv + self.alpha * coef, gb * inv, xp.float64)
+        self.n_passes += 1
         if not math.isfinite(value):
             # every term is >= 0: finite parameters whose loss is not finite overflowed, to +inf
             # (which minimize treats as a step to reject)
             value = math.inf
         if not all_true(xp, xp.isfinite(grad)):
+            self._check_finite_X()
             raise ValueError(
                 "`w` is too large: the loss's gradient overflows float64 there. Start from smaller parameters "
                 "or scale the features."
             )
         self._cache = [(copy_array(xp, w), value, grad, state)] + self._cache[:1]
         return value, grad, state
+
+    def _check_finite_X(self):
+        """The finiteness test of ``X`` that ``check_input=False`` put off
+        (see ``__init__``): a ``ValueError`` naming ``X`` when it holds NaN
+        or inf."""
+        if not self._finite_checked:
+            check_finite(self.X.data if self.sparse else self.X, "X", xp=self.xp)
+            self._finite_checked = True
 
     def value(self, w):
         """The loss :math:`f(w)`."""
@@ -377,8 +394,9 @@ class GLMLoss:
         return self._buffer
 
     def hessian_diagonal(self, w):
-        r"""The diagonal of the Hessian :math:`\nabla^2 f(w)`: one pass over
-        ``X`` besides the gradient's (reused where ``w`` was just evaluated).
+        r"""The diagonal of the Hessian :math:`\nabla^2 f(w)`: summed in the
+        gradient's pass where ``w`` is a new point (binary loss), else one
+        pass over ``X`` besides the gradient's.
 
         .. math::
 
@@ -394,10 +412,23 @@ class GLMLoss:
         ``solver="auto"``.
         """
         xp = self.xp
-        state = self._point(self._vector(w, "w"))[2]
-        coef, b = self._diagonal_sums(state)
-        self.n_passes += 1
+        w = self._vector(w, "w")
+        self._with_diagonal = True  # at a point not evaluated yet, the gradient's pass sums the diagonal too
+        try:
+            state = self._point(w)[2]
+        finally:
+            self._with_diagonal = False
+        coef, b = self._diagonal_of(state)
         return self._join(coef / self._total + self.alpha, b / self._total, xp.float64)
+
+    def _diagonal_of(self, state):
+        """The Hessian diagonal's sums at the point of ``state``: from the
+        pass that made ``state`` where it summed them, else from a pass of
+        their own."""
+        if self._diagonal is not None and self._diagonal[0] is state:
+            return self._diagonal[1]
+        self.n_passes += 1
+        return self._diagonal_sums(state)
 
     def _auto_solver(self):
         return _auto_solver_rule(self)
@@ -440,7 +471,7 @@ class GLMLoss:
         sub._like = sub.sample_weight
         sub._total = float(self.xp.sum(sub.sample_weight))
         sub._cache = []
-        sub._prefetch = sub._gram = None  # a minibatch's passes sum no curvature matrix unless its own model asks
+        sub._prefetch = sub._gram = sub._diagonal = None  # a minibatch's passes sum no curvature matrix unless its own model asks
         sub.n_passes = 0
         if sub._total <= 0:
             sub._total = 1.0  # a batch of zero-weight rows: zero loss, zero gradient

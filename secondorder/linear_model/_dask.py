@@ -106,10 +106,14 @@ def _evaluate_part(part, coef, b, matrix=None, diagonal=False):
     scales by it at the start): one round instead of two."""
     _threads()
     part._prefetch = matrix  # the binary loss sums a small matrix in the gradient's pass
-    loss, g, gb, state = part._evaluate(coef, b)
+    part._with_diagonal = diagonal  # and the diagonal
+    try:
+        loss, g, gb, state = part._evaluate(coef, b)
+    finally:
+        part._with_diagonal = False
     part.state_at = (coef.tobytes() + b.tobytes(), state)
     H = part._curvature_matrix(state, matrix, None)[0] if matrix is not None else None
-    D = part._diagonal_sums(state) if diagonal else None
+    D = part._diagonal_of(state) if diagonal else None
     return loss, g, gb, H, D
 
 
@@ -395,14 +399,6 @@ class _DaskGLM:
         if self._with_diagonal:
             matrices["diagonal"] = tuple(_sum(r[4][i] for r in results) for i in (0, 1))
         return loss, g, gb, (coef.copy(), b.copy(), matrices)
-
-    def hessian_diagonal(self, w):
-        # at a point not evaluated yet, the diagonal comes in the gradient's round
-        self._with_diagonal = True
-        try:
-            return super().hessian_diagonal(w)
-        finally:
-            self._with_diagonal = False
 
     def _curvature_product(self, state, V, vb, kind, rows):
         coef, b, _ = state

@@ -13,7 +13,6 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
@@ -33,6 +32,24 @@ __all__ = ["LogisticRegression", "SoftmaxRegression"]
 _SOLVERS = ("auto", "gns", "trust-region", "lbfgs")
 _CURVATURES = ("exact", "gauss-newton", "fisher", "subsampled")
 
+
+
+def _encode_integers(y):
+    """``(classes, codes)`` of integer labels, as ``LabelEncoder`` gives
+    them (sorted classes, codes their indices).  Labels 0 .. K - 1, the
+    usual case, are their own codes: a count of each value finds the
+    classes, without a sort.  Otherwise NumPy's hashing unique finds them
+    and a binary search the codes (np.unique's inverse sorts ``y``: twice
+    as long at n = 3000)."""
+    dtype = y.dtype
+    y = y.astype(np.int64) if dtype.kind == "b" else y
+    low, high = int(y.min()), int(y.max())
+    if low == 0 and high < y.shape[0]:
+        classes = np.flatnonzero(np.bincount(y))
+        if classes.shape[0] == high + 1:
+            return classes.astype(dtype), y
+    classes = np.unique(y)
+    return classes.astype(dtype), np.searchsorted(classes, y)
 
 class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
     """Shared fit/predict machinery; subclasses choose the loss."""
@@ -95,8 +112,10 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
         self._check_params()
         xp = get_namespace(X)
         if xp is np:
-            # C order, as scikit-learn's estimator asks: the fused numba passes read rows
-            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32], order="C")
+            # C order, as scikit-learn's estimator asks: the fused numba passes read rows.  NaN and inf in X are
+            # found by the loss's first pass instead of a pass of their own (see LogisticLoss's check_input).
+            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32], order="C",
+                                 ensure_all_finite=False)
         else:
             # CuPy, PyTorch, array-api-strict...: X stays in its library and on its device; the labels
             # (one vector) are encoded on the host, as scikit-learn does
@@ -105,23 +124,15 @@ class _BaseLogistic(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
             y = to_numpy(y)
         if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iub":
             # integer labels in a 1-D array: always binary or multiclass targets, encoded as LabelEncoder
-            # does (sorted classes) without its array-API dispatch, which small fits pay for; the classes by
-            # NumPy's hashing unique, the codes by a binary search among them (np.unique's inverse sorts y:
-            # twice as long at n = 3000)
-            self.classes_ = np.unique(y)
-            y_index = np.searchsorted(self.classes_, y)
+            # does (sorted classes) without its array-API dispatch, which small fits pay for
+            self.classes_, y_index = _encode_integers(y)
         else:
             check_classification_targets(y)
             encoder = LabelEncoder()
             y_index = encoder.fit_transform(y)
             self.classes_ = encoder.classes_
         K = check_classes(self.classes_)
-        if xp is np:
-            sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        else:
-            sw = check_sample_weight(sample_weight, X.shape[0])
-        if (sw < 0).any():
-            raise ValueError("`sample_weight` must be non-negative.")
+        sw = check_sample_weight(sample_weight, X.shape[0])
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
             sw = sw * cw[y_index]

@@ -48,8 +48,11 @@ class LogisticLoss(GLMLoss):
     sample_weight : array_like, optional
         Non-negative weights, one per sample.
     check_input : bool
-        Check ``X`` for NaN and inf (a pass over it); callers that checked
-        already may skip it.
+        Check ``X`` for NaN and inf when the loss is made (a pass over it).
+        With False the check is put off until a pass over ``X`` gives a
+        gradient that is not finite (a NaN or inf in ``X`` always does), so
+        bad data still raises a ``ValueError`` naming ``X``, at the first
+        evaluation, without a pass of its own.
 
     Notes
     -----
@@ -88,29 +91,40 @@ class LogisticLoss(GLMLoss):
         if y.ndim != 1 or y.shape[0] != n:
             raise ValueError(f"`y` must be 1-D with one label per sample ({n}); got shape {y.shape}.")
         y = y.astype(np.float64)
-        values = np.unique(y)
-        if np.isin(values, (-1.0, 1.0)).all() and (values == -1.0).any():
-            y = (y > 0).astype(np.float64)
-        elif not np.isin(values, (0.0, 1.0)).all():
-            raise ValueError(f"`y` must hold binary labels 0/1 (or -1/1); got values {values[:5]}.")
+        # comparisons, not np.unique: a sort of y costs more than a small fit's setup
+        ones = y == 1.0
+        if not (ones | (y == 0.0)).all():
+            if not (ones | (y == -1.0)).all():
+                raise ValueError(f"`y` must hold binary labels 0/1 (or -1/1); got values {np.unique(y)[:5]}.")
+            y = ones.astype(np.float64)
         return y
 
     def _evaluate(self, coef, b):
         xp, n = self.xp, self.n_samples
         r, h = self._empty(n), self._empty(n)
         c = self._as_kernel(coef[0, :])
+        squares = None
         if self.sparse:
-            loss, g = self._k.logistic_grad_csr(*self._csr_args(), self.y, self.sample_weight, c, b[0], r, h)
+            if self._with_diagonal:  # the Hessian's diagonal sums from the same pass (hessian_diagonal)
+                loss, g, squares = self._k.logistic_grad_squares_csr(*self._csr_args(), self.y, self.sample_weight,
+                                                                     c, b[0], r, h)
+            else:
+                loss, g = self._k.logistic_grad_csr(*self._csr_args(), self.y, self.sample_weight, c, b[0], r, h)
         elif self._fuse_gram():
             # the Hessian sum from the same pass (see _fuse_gram), kept for _curvature_matrix
             loss, g, G = self._k.logistic_grad_gram(self.X, self.y, self.sample_weight, c, b[0], r, h)
             self._gram = (h, G if self.fit_intercept else G[:-1, :-1])  # the kernel sums the column of ones too
+        elif self._with_diagonal:
+            loss, g, squares = self._k.logistic_grad_squares(self.X, self.y, self.sample_weight, c, b[0], r, h)
         else:
             loss, g = self._k.logistic_grad(self.X, self.y, self.sample_weight, c, b[0], r, h)
+        state = (r, h)
+        if squares is not None:
+            self._diagonal = (state, (xp.reshape(squares, (1, -1)), xp.reshape(xp.sum(h), (1,))))
         if xp is np:  # the kernels' float64 results, in fewer calls
-            return loss, np.asarray(g, dtype=np.float64).reshape(1, -1), r.sum(keepdims=True), (r, h)
+            return loss, np.asarray(g, dtype=np.float64).reshape(1, -1), r.sum(keepdims=True), state
         g = astype(xp, xp.asarray(g), xp.float64)
-        return loss, xp.reshape(g, (1, -1)), xp.reshape(xp.sum(r), (1,)), (r, h)
+        return loss, xp.reshape(g, (1, -1)), xp.reshape(xp.sum(r), (1,)), state
 
     def _sample_labels(self, state, rng):
         """Labels drawn from the model's probabilities (state of a pass)."""

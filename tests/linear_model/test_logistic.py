@@ -72,7 +72,11 @@ def test_float32_and_string_labels():
     assert set(clf.predict(X)) <= set(labels)
 
 
-@pytest.mark.parametrize("codes", [np.array([7, -3, 12]), np.array([2**40, 5, -(2**40)]), np.array([True, False])])
+@pytest.mark.parametrize(
+    "codes",
+    [np.array([7, -3, 12]), np.array([2**40, 5, -(2**40)]), np.array([True, False]), np.array([0, 2, 1], np.uint8),
+     np.array([0, 2, 3])],
+)
 def test_integer_and_boolean_labels_are_encoded_as_sorted_classes(codes):
     X, y = _dataset("synthetic")
     labels = codes[y % codes.shape[0]]
@@ -128,8 +132,8 @@ def test_lbfgs_solver_and_log_proba():
 @pytest.mark.parametrize(
     "X_change, y_change, kwargs, match",
     [
-        (lambda X: np.where(X > 2, np.nan, X), None, {}, "NaN"),
-        (lambda X: np.where(X > 2, np.inf, X), None, {}, "infinity"),
+        (lambda X: np.where(X > 2, np.nan, X), None, {}, "`X` must be finite.* NaN"),
+        (lambda X: np.where(X > 2, np.inf, X), None, {}, "`X` must be finite.* inf"),
         (None, lambda y: np.zeros_like(y), {}, "only one class"),
         (None, lambda y: y[:-1], {}, "inconsistent numbers of samples"),
         (None, None, {"C": -1.0}, "`C`"),

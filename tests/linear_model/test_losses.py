@@ -246,6 +246,25 @@ def test_bad_input(make, match):
         make(X, y)
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "csr"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_unchecked_X_is_checked_by_its_first_pass(layout, bad):
+    """With check_input=False a NaN or inf in X is found by the first
+    evaluation, at any point, and named; a finite X passes as before."""
+    X, y, yK, _, _ = _data()
+    X = X.copy()
+    X[7, 2] = bad
+    X = sp.csr_matrix(X) if layout == "csr" else np.asarray(X, order=layout)
+    for loss in (LogisticLoss(X, y, check_input=False), SoftmaxLoss(X, yK, check_input=False)):
+        for w in (loss.initial_params(), np.full(loss.n_params, 0.1)):
+            loss._cache = []
+            with pytest.raises(ValueError, match="`X` must be finite but holds"):
+                loss.value_and_grad(w)
+    X, y, yK, _, _ = _data()
+    loss = LogisticLoss(X, y, check_input=False)
+    assert_allclose(loss.grad(loss.initial_params()), LogisticLoss(X, y).grad(loss.initial_params()))
+
+
 def test_the_logistic_kernels_exp_and_log1p_to_a_few_ulps():
     """The vectorisable exp and log1p of the logistic pass, against libm's
     (NumPy's), in units in the last place; log1p also where 1 + e rounds."""

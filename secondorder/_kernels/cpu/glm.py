@@ -20,6 +20,8 @@ __all__ = [
     "logistic_grad",
     "logistic_grad_csr",
     "logistic_grad_gram",
+    "logistic_grad_squares",
+    "logistic_grad_squares_csr",
     "gram_matvec",
     "gram_matvec_csr",
     "softmax_grad",
@@ -105,12 +107,14 @@ def _logistic_chunk(z, y, sw, i0, m, r_out, h_out):
 
 
 @_Pass
-def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, grams, nb):
+def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, grams, squares, nb):
     # With grams of shape (nb, d + 1, d + 1), each block also sums the
     # Hessian [X 1]^T diag(h) [X 1] (rank-one updates of each row while it is
-    # in cache); with grams of shape (nb, 0, 0), the gradient alone.
+    # in cache); with squares of shape (nb, d), the Hessian's diagonal sums
+    # h_i x_ij^2; with shapes (nb, 0, 0) and (nb, 0), the gradient alone.
     n, d = X.shape
     gram = grams.shape[1] > 0
+    diag = squares.shape[1] > 0
     acc = np.zeros((nb, d))
     losses = np.zeros(nb)
     for blk in prange(nb):
@@ -138,6 +142,12 @@ def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, grams, nb):
                 r0, r1, r2, r3 = r_out[i], r_out[i + 1], r_out[i + 2], r_out[i + 3]
                 for j in range(d):
                     a[j] += r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + r3 * X[i + 3, j]
+                if diag:
+                    h0, h1, h2, h3 = h_out[i], h_out[i + 1], h_out[i + 2], h_out[i + 3]
+                    sq = squares[blk]
+                    for j in range(d):
+                        x0, x1, x2, x3 = X[i, j], X[i + 1, j], X[i + 2, j], X[i + 3, j]
+                        sq[j] += h0 * x0 * x0 + h1 * x1 * x1 + h2 * x2 * x2 + h3 * x3 * x3
                 if gram:
                     h0, h1, h2, h3 = h_out[i], h_out[i + 1], h_out[i + 2], h_out[i + 3]
                     # the full square (not the triangle): a loop of fixed length vectorises
@@ -152,6 +162,11 @@ def _logistic_grad_dense(X, y, sw, coef, b, r_out, h_out, grams, nb):
                 ri = r_out[i]
                 for j in range(d):
                     a[j] += ri * X[i, j]
+                if diag:
+                    hi_ = h_out[i]
+                    sq = squares[blk]
+                    for j in range(d):
+                        sq[j] += hi_ * X[i, j] * X[i, j]
                 if gram:
                     hi_ = h_out[i]
                     for j in range(d):
@@ -169,7 +184,16 @@ def logistic_grad(X, y, sw, coef, b, r_out, h_out):
     if not _dense_ok(X):
         return _fallback.logistic_grad(X, y, sw, coef, b, r_out, h_out)
     nb = _blocks(X.shape[0], X.size)
-    return _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, np.zeros((nb, 0, 0)), nb)
+    return _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, np.zeros((nb, 0, 0)), np.zeros((nb, 0)), nb)
+
+
+def logistic_grad_squares(X, y, sw, coef, b, r_out, h_out):
+    if not _dense_ok(X):
+        return _fallback.logistic_grad_squares(X, y, sw, coef, b, r_out, h_out)
+    nb = _blocks(X.shape[0], X.size)
+    squares = np.zeros((nb, X.shape[1]))
+    loss, g = _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, np.zeros((nb, 0, 0)), squares, nb)
+    return loss, g, squares.sum(axis=0)
 
 
 def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
@@ -177,16 +201,18 @@ def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
         return _fallback.logistic_grad_gram(X, y, sw, coef, b, r_out, h_out)
     nb, q = _blocks(X.shape[0], X.size), X.shape[1] + 1
     grams = np.zeros((nb, q, q))
-    loss, g = _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, grams, nb)
+    loss, g = _logistic_grad_dense(X, y, sw, coef, float(b), r_out, h_out, grams, np.zeros((nb, 0)), nb)
     G = grams.sum(axis=0)
     G[-1, :-1] = G[:-1, -1]  # the column of ones was summed on one side only
     return loss, g, G
 
 
 @_Pass
-def _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out, nb):
-    # In chunks of rows, as the dense pass: margins, then the vectorised losses and weights, then the sweep.
+def _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out, squares, nb):
+    # In chunks of rows, as the dense pass: margins, then the vectorised losses and weights, then the sweep
+    # (with squares of shape (nb, d), the Hessian's diagonal sums too).
     n = indptr.shape[0] - 1
+    diag = squares.shape[1] > 0
     acc = np.zeros((nb, d))
     losses = np.zeros(nb)
     for blk in prange(nb):
@@ -207,12 +233,28 @@ def _logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out, n
                 ri = r_out[i]
                 for k in range(indptr[i], indptr[i + 1]):
                     a[indices[k]] += ri * data[k]
+            if diag:
+                sq = squares[blk]
+                for i in range(c0, c1):
+                    hi_ = h_out[i]
+                    for k in range(indptr[i], indptr[i + 1]):
+                        sq[indices[k]] += hi_ * data[k] * data[k]
         losses[blk] = total
     return losses.sum(), acc.sum(axis=0)
 
 
 def logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
-    return _logistic_grad_csr(data, _unsigned(indices), _unsigned(indptr), d, y, sw, coef, float(b), r_out, h_out, _blocks(indptr.shape[0] - 1, data.shape[0]))
+    nb = _blocks(indptr.shape[0] - 1, data.shape[0])
+    return _logistic_grad_csr(data, _unsigned(indices), _unsigned(indptr), d, y, sw, coef, float(b), r_out, h_out,
+                              np.zeros((nb, 0)), nb)
+
+
+def logistic_grad_squares_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
+    nb = _blocks(indptr.shape[0] - 1, data.shape[0])
+    squares = np.zeros((nb, d))
+    loss, g = _logistic_grad_csr(data, _unsigned(indices), _unsigned(indptr), d, y, sw, coef, float(b), r_out, h_out,
+                                 squares, nb)
+    return loss, g, squares.sum(axis=0)
 
 
 @_Pass

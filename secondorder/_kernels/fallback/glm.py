@@ -34,6 +34,8 @@ __all__ = [
     "logistic_grad",
     "logistic_grad_csr",
     "logistic_grad_gram",
+    "logistic_grad_squares",
+    "logistic_grad_squares_csr",
     "softmax_grad",
     "softmax_grad_csr",
     "softmax_hessp",
@@ -80,6 +82,21 @@ def logistic_grad_gram(X, y, sw, coef, b, r_out, h_out):
     column = xp.sum(Xh, axis=0)
     corner = xp.reshape(xp.sum(h_out), (1,))
     return loss, g, concat(xp, [concat(xp, [top, column[:, None]], axis=1), concat(xp, [column, corner])[None, :]])
+
+
+def logistic_grad_squares(X, y, sw, coef, b, r_out, h_out):
+    """As :func:`logistic_grad`, and the Hessian's diagonal sums
+    ``sum_i h_i x_ij^2`` of the same pass: ``(loss, gradient, squares)``."""
+    xp = get_namespace(r_out)
+    loss, g = logistic_grad(X, y, sw, coef, b, r_out, h_out)
+    X = astype(xp, X, xp.float64)
+    return loss, g, (X * X).T @ h_out
+
+
+def logistic_grad_squares_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out):
+    loss, g = logistic_grad_csr(data, indices, indptr, d, y, sw, coef, b, r_out, h_out)
+    data = astype(get_namespace(r_out), data, r_out.dtype)
+    return loss, g, _csr(data * data, indices, indptr, d).T @ h_out
 
 
 def gram_matvec(X, w, v, vb):
