@@ -144,6 +144,47 @@ def test_fused_gradient_and_hessian_kernel(layout, dtype, passes):
             assert_allclose(a, e, rtol=rtol, atol=rtol * 1e-3)
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "csr"])
+def test_fused_gradient_and_diagonal_kernel(layout, dtype):
+    # one pass for the loss, the gradient and sum_i h_i x_ij^2: against the gradient's kernel and a dense sum
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((503, 9)).astype(dtype)
+    X[rng.random(X.shape) < 0.5] = 0.0
+    y, sw = (rng.random(503) < 0.5).astype(float), rng.random(503)
+    coef = rng.standard_normal(9).astype(dtype)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    r0, h0 = np.empty(503), np.empty(503)
+    loss0, g0 = kernels(np, "fallback").logistic_grad(X, y, sw, coef, 0.3, r0, h0)
+    expected = (X.astype(float) ** 2).T @ h0
+    for table in ("cpu", "fallback"):
+        k = kernels(np, table)
+        r, h = np.empty(503), np.empty(503)
+        if layout == "csr":
+            A = sp.csr_matrix(X)
+            loss, g, D = k.logistic_grad_squares_csr(A.data, A.indices, A.indptr, 9, y, sw, coef, 0.3, r, h)
+        else:
+            loss, g, D = k.logistic_grad_squares(np.asarray(X, order=layout), y, sw, coef, 0.3, r, h)
+        assert loss == pytest.approx(loss0, rel=rtol)
+        for a, e in ((g, g0), (r, r0), (h, h0), (D, expected)):
+            assert_allclose(a, e, rtol=rtol, atol=rtol * 1e-3)
+
+
+@pytest.mark.parametrize("layout", ["C", "csr"])
+def test_hessian_diagonal_at_a_new_point_costs_no_pass_of_its_own(layout):
+    X, y2, _, sw, rng = _data(d=9)
+    X = sp.csr_matrix(X) if layout == "csr" else X
+    loss = LogisticLoss(X, y2, alpha=0.1, sample_weight=sw)
+    w = 0.3 * rng.standard_normal(loss.n_params)
+    D = loss.hessian_diagonal(w)
+    assert loss.n_passes == 1
+    assert_allclose(D, np.diag(loss.hess(w)), rtol=1e-12)
+    assert_allclose(loss.hessian_diagonal(w), D, rtol=0)  # again at the same point: no pass either
+    assert loss.n_passes == 2  # the one of hess
+    loss.value_and_grad(w + 1.0)
+    loss.hessian_diagonal(w + 1.0)  # at a point evaluated without it: a pass of its own
+    assert loss.n_passes == 4
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_dense_model_takes_the_hessian_from_the_gradients_pass(fit_intercept):
     X, y2, _, sw, rng = _data(d=9)
