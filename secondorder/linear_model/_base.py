@@ -18,7 +18,7 @@ from .._array_api import all_true, asarray_like, astype, is_real_floating, take,
 from .._array_api import copy as copy_array
 from .._backend import get_namespace, is_cupy, kernels
 from .._validation import check_finite, check_nonnegative
-from ..curvature import HessianCallable, OperatorHessian
+from ..curvature import HessianCallable, NotUpdatedError, OperatorHessian
 
 __all__ = ["GLMLoss"]
 
@@ -349,8 +349,11 @@ class GLMLoss:
         return self._product(w, v, "exact", None)
 
     def _product(self, w, v, kind, rows):
-        state = self._point(w)[2]
-        v = self._vector(v, "v")
+        return self._product_at(self._point(w)[2], self._vector(v, "v"), kind, rows)
+
+    def _product_at(self, state, v, kind, rows):
+        """The curvature product with the checked vector ``v`` at the point
+        whose pass left ``state`` (one pass)."""
         V, vb = self._split(v)
         out, out_b, total = self._curvature_product(state, V, vb, kind, rows)
         self.n_passes += 1
@@ -534,10 +537,38 @@ class GLMLoss:
 
             return HessianCallable(hess, **model_options)
 
-        def hessp(w, v):
-            return self._product(w, v, kind, rows)
+        return _Products(self, kind, rows, **model_options)
 
-        return OperatorHessian(hessp, **model_options)
+
+class _Products(OperatorHessian):
+    """A loss's curvature products as a matrix-free model (conjugate
+    gradients): the state of the model's point (the per-sample weights of
+    its gradient's pass) is looked up once per point, and each product is
+    one pass of the loss's kernels.  What those return is the loss's own
+    fresh array: no copy of the point or the vector goes in, and no copy or
+    check of the product comes out, where a user's ``hessp`` needs both
+    (in conjugate gradients they cost a quarter of a small product).
+    ``hessp(x, v)`` stays the loss's product at any point."""
+
+    def __init__(self, loss, kind, rows, **model_options):
+        def hessp(w, v):
+            return loss._product(w, v, kind, rows)
+
+        super().__init__(hessp, **model_options)
+        self._loss, self._kind, self._rows = loss, kind, rows
+        self._state = None
+
+    def update(self, x, g=None, **data):
+        super().update(x, g, **data)
+        self._state = None  # the point's state, at its first product
+
+    def _matvec(self, v):
+        if self._x is None:
+            raise NotUpdatedError()
+        if self._state is None:
+            self._state = self._loss._point(self._x)[2]
+        self.nhev += 1
+        return self._loss._product_at(self._state, v, self._kind, self._rows)
 
 
 def _auto_solver_rule(loss):

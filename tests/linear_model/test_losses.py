@@ -62,6 +62,25 @@ def test_curvature_kinds_dense_equals_products(layout, kind):
         assert np.linalg.eigvalsh(D).min() > -1e-10  # every kind is PSD (+ alpha on the weights)
 
 
+@pytest.mark.parametrize("layout", ["C", "csr"])
+def test_product_model_follows_its_point(layout):
+    """The CG model's products (its point's state looked up once) equal the
+    loss's hessp at each point it is updated to, leave their input alone and
+    come back as new arrays."""
+    for loss, rng in _losses(layout, True):
+        model = loss.curvature("exact", solver="cg")
+        for _ in range(2):
+            w = 0.3 * rng.standard_normal(loss.n_params)
+            loss.value_and_grad(w + 1.0)  # another point evaluated in between
+            model.update(w, loss.grad(w))
+            v = rng.standard_normal(loss.n_params)
+            before = v.copy()
+            a, b = model.matvec(v), model.matvec(v)
+            assert_allclose(a, loss.hessp(w, v), rtol=1e-13)
+            assert np.array_equal(v, before) and a is not b and np.array_equal(a, b)
+        assert model.nhev == 4
+
+
 def test_curvature_kinds_against_definitions():
     X, _, y, sw, rng = _data(n=50, d=4, K=3)
     loss = SoftmaxLoss(X, y, alpha=0.0, fit_intercept=False, sample_weight=sw)
