@@ -172,3 +172,38 @@ def test_docstring_examples_run():
     for module in (losses, estimators):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("labels", [np.int64, np.uint8, bool])
+def test_plain_arrays_skip_validate_data_with_its_result(dtype, labels):
+    """A C-ordered float matrix and integer labels are taken as they are, as
+    scikit-learn's validate_data returns them, with the same attributes set;
+    anything else goes through validate_data and its messages."""
+    from sklearn.utils.validation import validate_data
+
+    X, y = _dataset("breast_cancer")
+    X, y = X.astype(dtype), y.astype(labels)
+    ours, reference = LogisticRegression(), LogisticRegression()
+    got = ours._validate_data(X, y)
+    expected = validate_data(reference, X, y, accept_sparse="csr", dtype=[np.float64, np.float32], order="C",
+                             ensure_all_finite=False)
+    assert got[0] is X and got[1] is y and expected[0] is X
+    assert_array_equal(expected[1], y)
+    assert vars(ours) == vars(reference)
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        ours._validate_data(X[:, 0], y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        ours._validate_data(X, y[:-1])
+    clf = LogisticRegression().fit(np.asfortranarray(X), y)  # F order: validate_data's copy
+    assert clf.n_features_in_ == X.shape[1]
+
+
+def test_refit_on_plain_arrays_forgets_feature_names():
+    pd = pytest.importorskip("pandas")
+    X, y = _dataset("breast_cancer")
+    clf = LogisticRegression().fit(pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]), y)
+    assert len(clf.feature_names_in_) == X.shape[1]
+    clf.fit(X, y)
+    assert not hasattr(clf, "feature_names_in_")
+    assert clf.n_features_in_ == X.shape[1]
