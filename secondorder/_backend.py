@@ -286,20 +286,24 @@ def use_kernels(name):
         _forced["kernels"] = previous
 
 
-def jit(func=None, *, parallel=False, error_model="python"):
+def jit(func=None, *, parallel=False, error_model="python", fastmath=True):
     """Compile ``func`` with numba: lazily, cached on disk, NaN-safe fastmath.
 
     No signature is given, so nothing is compiled at import; the first call
     compiles (or loads from ``NUMBA_CACHE_DIR``) the specialisation it needs.
     ``error_model="numpy"`` drops the test for division by zero that
     Python's semantics put before every division (IEEE results instead):
-    a loop that divides then vectorises.
+    a loop that divides then vectorises.  ``fastmath=False`` compiles
+    strict IEEE arithmetic: for control flow that tests values for inf
+    (with all of :data:`FASTMATH` together, LLVM has folded
+    ``math.isfinite`` of a sum that overflowed to True).
     """
     import numba
 
+    flags = set(FASTMATH) if fastmath else False
+
     def wrap(f):
-        return numba.njit(f, cache=True, fastmath=set(FASTMATH), parallel=parallel, nogil=True,
-                          error_model=error_model)
+        return numba.njit(f, cache=True, fastmath=flags, parallel=parallel, nogil=True, error_model=error_model)
 
     return wrap if func is None else wrap(func)
 

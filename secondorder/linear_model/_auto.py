@@ -86,7 +86,8 @@ from scipy.optimize import OptimizeResult
 from .._array_api import asarray_like, astype, norm, to_numpy
 from ..curvature import DiagonalHessian
 from ..optimize import minimize
-from ._lbfgs import lbfgs
+from ._lbfgs import SLOW as _SLOW
+from ._lbfgs import lbfgs, lbfgs_compiled
 from ._newton_cholesky import newton_cholesky
 
 __all__ = ["fit_auto"]
@@ -173,16 +174,13 @@ class _Monitor:
         self.start = loss.n_passes
 
     def __call__(self, x, gnorm):
+        from .._kernels.cpu.glm_lbfgs import predicts_slow
+
         self.x = x
         self.history.append(gnorm)
         k = len(self.history)
-        window = self.window
-        if k <= window:
-            return
-        rate = (gnorm / self.history[-1 - window]) ** (1.0 / window) if self.history[-1 - window] > 0 else 1.0
-        remaining = math.inf if not rate < 1.0 else math.log(self.tol / gnorm) / math.log(rate)
         passes_per_iteration = (self.loss.n_passes - self.start) / k
-        if remaining * passes_per_iteration > self.budget:
+        if predicts_slow(np.asarray(self.history), k, self.window, self.tol, passes_per_iteration, self.budget):
             raise _Slow
 
 
@@ -210,36 +208,39 @@ def fit_auto(loss, tol, max_iter, curvature, verbose=False):
         res.nit += nit
         res.solver = "newton-cholesky+trust-region"
         return res
-    like = w0
     diagonal = to_numpy(loss.hessian_diagonal(w0))  # its gradient pass is L-BFGS's first
     # a feature that is zero in every sample (and no penalty) has no curvature: any finite scale will do
     root = np.sqrt(np.maximum(diagonal, 1e-12 * max(float(diagonal.max()), np.finfo(float).tiny)))
+    # f carries the rounding noise of X's precision (the kernels take the parameters in it)
+    precision = np.float32 if loss.dtype == xp.float32 else np.float64
+    window = _DISTRIBUTED_WINDOW if loss.distributed else _WINDOW
+    compiled = loss._compiled_lbfgs(root)
+    if compiled is not None:  # small dense data: the whole run in one compiled call
+        u, nit, status = lbfgs_compiled(loss, compiled, w0, root, tol, max_iter, precision, window,
+                                        _newton_passes(loss))
+    else:
+        like = w0
 
-    def w_of(u):
-        return asarray_like(xp, u / root, like)
+        def w_of(u):
+            return asarray_like(xp, u / root, like)
 
-    def fun(u):
-        value, g, _ = loss._point(w_of(u))  # the cached gradient: read here, never handed out
-        g = to_numpy(g)
-        return value, g / root, norm(np, g)
+        def fun(u):
+            value, g, _ = loss._point(w_of(u))  # the cached gradient: read here, never handed out
+            g = to_numpy(g)
+            return value, g / root, norm(np, g)
 
-    monitor = _Monitor(loss, tol, _newton_passes(loss), _DISTRIBUTED_WINDOW if loss.distributed else _WINDOW)
-    slow = False
-    try:
-        # f carries the rounding noise of X's precision (the kernels take the parameters in it)
-        precision = np.float32 if loss.dtype == xp.float32 else np.float64
-        res = lbfgs(fun, np.zeros_like(root), tol, max_iter, callback=monitor, dtype=precision)
-        u, nit = res.x, res.nit
-    except _Slow:
-        slow = True
-    if not slow and res.success:
-        w = w_of(u)
+        monitor = _Monitor(loss, tol, _newton_passes(loss), window)
+        try:
+            res = lbfgs(fun, np.zeros_like(root), tol, max_iter, callback=monitor, dtype=precision)
+            u, nit, status = res.x, res.nit, res.status
+        except _Slow:
+            u, nit, status = monitor.x, len(monitor.history), _SLOW
+    w = asarray_like(xp, u / root, w0)
+    if status == 0:
         value, g = loss.value_and_grad(w)
         return OptimizeResult(x=w, fun=value, jac=g, nit=nit, success=True, solver="lbfgs",
                               message="Optimization terminated successfully.")
-    # Newton from L-BFGS's last iterate
-    w = w_of(monitor.x if slow else u)
-    nit = len(monitor.history)
+    # Newton from L-BFGS's last iterate: where it is slow, and where it stopped short of tol
     res = _newton(loss, w, _newton_curvature(loss, curvature), tol, max(0, max_iter - nit), verbose)
     res.nit += nit
     res.solver = "lbfgs+trust-region"

@@ -310,13 +310,23 @@ class GLMLoss:
             # (which minimize treats as a step to reject)
             value = math.inf
         if not all_true(xp, xp.isfinite(grad)):
-            self._check_finite_X()
-            raise ValueError(
-                "`w` is too large: the loss's gradient overflows float64 there. Start from smaller parameters "
-                "or scale the features."
-            )
-        self._cache = [(copy_array(xp, w), value, grad, state)] + self._cache[:1]
+            self._nonfinite_gradient()
+        self._remember(copy_array(xp, w), value, grad, state)
         return value, grad, state
+
+    def _remember(self, w, value, grad, state):
+        """Cache the point ``w`` (an array no one else changes) with its
+        value, gradient and the state of its pass, as the latest of two."""
+        self._cache = [(w, value, grad, state)] + self._cache[:1]
+
+    def _nonfinite_gradient(self):
+        """Raise the error of a pass whose gradient is not finite: NaN or
+        inf in an ``X`` not checked yet, else an overflow."""
+        self._check_finite_X()
+        raise ValueError(
+            "`w` is too large: the loss's gradient overflows float64 there. Start from smaller parameters "
+            "or scale the features."
+        )
 
     def _check_finite_X(self):
         """The finiteness test of ``X`` that ``check_input=False`` put off
@@ -432,6 +442,26 @@ class GLMLoss:
             return self._diagonal[1]
         self.n_passes += 1
         return self._diagonal_sums(state)
+
+    def _compiled_lbfgs(self, root):
+        """``(routine, data, pack, unpack)`` of :func:`~secondorder.
+        linear_model._lbfgs.lbfgs_compiled` in the variables ``root * w``,
+        where this loss's passes can run inside it (dense ``X`` on the numba
+        kernels, small enough to be passed over on one thread; see
+        :mod:`secondorder._kernels.cpu.glm_lbfgs`): ``pack`` copies a
+        pass's state into the routine's array, ``unpack`` gives it back;
+        else None."""
+        return None
+
+    def _serial_dense(self, width=1):
+        """Whether the passes run on the numba kernels over a dense
+        C-ordered ``X`` on the calling thread alone (``X.size * width``
+        entries a pass)."""
+        if self.distributed or not self.fused or self.sparse:
+            return False
+        from .._kernels.cpu.glm import _blocks
+
+        return _blocks(self.n_samples, self.X.size * width) == 1
 
     def _auto_solver(self):
         return _auto_solver_rule(self)

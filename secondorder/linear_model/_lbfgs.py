@@ -39,10 +39,14 @@ import math
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from .._array_api import norm, to_numpy
 from .._backend import kernels
 from ..optimize._common import STATUS, Resolution, gradient_decrease
 
-__all__ = ["lbfgs"]
+__all__ = ["lbfgs", "lbfgs_compiled"]
+
+# The status of a run stopped because its rate predicts more passes than the budget (lbfgs_compiled).
+SLOW = 3
 
 # The strong Wolfe conditions' constants (scipy's L-BFGS-B uses the same curvature constant, and 1e-3 for the
 # decrease), the trials a line search may take, and how far an extrapolation goes.
@@ -50,6 +54,8 @@ _ARMIJO = 1e-4
 _CURVATURE = 0.9
 _MAX_TRIALS = 30
 _EXTRAPOLATE = 4.0
+# The status of a compiled run that met a gradient that is not finite.
+_NONFINITE = 4
 
 
 class _Trial:
@@ -63,23 +69,12 @@ class _Trial:
 
 
 def _interpolate(lo, hi):
-    """The minimiser of the cubic through both ends' values and slopes
-    (Nocedal and Wright, eq. 3.59), or of the quadratic through ``lo``'s
-    value and slope and ``hi``'s value where the cubic has none (``hi``'s
-    value infinite, say), kept within the middle 80% of the bracket."""
-    h = hi.t - lo.t
-    t = math.nan
-    if math.isfinite(hi.f):
-        d1 = lo.slope + hi.slope - 3.0 * (lo.f - hi.f) / (lo.t - hi.t)
-        disc = d1 * d1 - lo.slope * hi.slope
-        if disc >= 0.0:
-            d2 = math.copysign(math.sqrt(disc), h)
-            t = hi.t - h * (hi.slope + d2 - d1) / (hi.slope - lo.slope + 2.0 * d2)
-    if not math.isfinite(t):
-        curve = hi.f - lo.f - lo.slope * h
-        t = lo.t - lo.slope * h * h / (2.0 * curve) if curve > 0.0 and math.isfinite(curve) else lo.t + 0.5 * h
-    a, b = sorted((lo.t + 0.1 * h, hi.t - 0.1 * h))
-    return min(b, max(a, t))
+    """The next trial step between the bracket's ends ``lo`` and ``hi``
+    (:func:`~secondorder._kernels.cpu.glm_lbfgs.interpolate`: cubic
+    interpolation, kept within the middle 80% of the bracket)."""
+    from .._kernels.cpu.glm_lbfgs import interpolate
+
+    return interpolate(lo.t, lo.f, lo.slope, hi.t, hi.f, hi.slope)
 
 
 def _line_search(fun, x, f, g, d, slope, t, resolution):
@@ -160,3 +155,30 @@ def lbfgs(fun, x, tol, max_iter, callback=None, memory=10, dtype=np.float64):
     message = STATUS[status] if status != 2 else "The line search found no decrease."
     return OptimizeResult(x=x, fun=f, jac=g, gnorm=gnorm, nit=nit, status=status, success=status == 0,
                           message=message)
+
+
+def lbfgs_compiled(loss, compiled, w0, root, tol, max_iter, dtype, window, budget, memory=10):
+    """:func:`lbfgs` in the variables ``u = root * w`` from ``w0``, run
+    whole by a compiled routine that makes the loss's passes itself
+    (``compiled``, the loss's ``_compiled_lbfgs``; see
+    :mod:`secondorder._kernels.cpu.glm_lbfgs`: the same iterates as
+    :func:`lbfgs`).  ``w0`` was just evaluated: its gradient's pass is the
+    run's first.  It stops, as the hand-over rule of
+    :mod:`secondorder.linear_model._auto` would, where the rate of the last
+    ``window`` iterations predicts more passes than ``budget``.  The last
+    iterate is the loss's cached point afterwards.  Returns ``(u, nit,
+    status)``, status as :func:`lbfgs`'s, or :data:`SLOW`."""
+    routine, data, pack, unpack = compiled
+    value, grad, state = loss._point(w0)
+    state = pack(state)  # a copy: the run writes over it
+    grad = to_numpy(grad)
+    constants = (_ARMIJO, _CURVATURE, _MAX_TRIALS, _EXTRAPOLATE, Resolution.NOISE, Resolution.TINY_DECREASE)
+    u, f, g, gnorm, state, nit, nfev, status, _ = routine(
+        data, np.zeros(root.shape[0]), value, grad / root, norm(np, grad), state, tol, max_iter, memory,
+        float(np.finfo(dtype).eps), constants, window, budget,
+    )
+    loss.n_passes += nfev
+    if status == _NONFINITE:
+        loss._nonfinite_gradient()
+    loss._remember(u / root, f, g * root, unpack(state))
+    return u, nit, status

@@ -126,6 +126,14 @@ class LogisticLoss(GLMLoss):
         g = astype(xp, xp.asarray(g), xp.float64)
         return loss, xp.reshape(g, (1, -1)), xp.reshape(xp.sum(r), (1,)), state
 
+    def _compiled_lbfgs(self, root):
+        if not self._serial_dense():
+            return None
+        from .._kernels.cpu.glm_lbfgs import lbfgs_logistic
+
+        data = (self.X, self.y, self.sample_weight, root, float(self.alpha), 1.0 / self._total, self.fit_intercept, 1)
+        return lbfgs_logistic, data, np.stack, tuple
+
     def _sample_labels(self, state, rng):
         """Labels drawn from the model's probabilities (state of a pass)."""
         xp = self.xp

@@ -92,6 +92,15 @@ class SoftmaxLoss(GLMLoss):
             loss, g, gb = self._k.softmax_grad(self.X, self.y, self.sample_weight, c, b, P)
         return loss, astype(xp, xp.asarray(g), xp.float64), astype(xp, xp.asarray(gb), xp.float64), P
 
+    def _compiled_lbfgs(self, root):
+        if not self._serial_dense(self.n_outputs):
+            return None
+        from .._kernels.cpu.glm_lbfgs import lbfgs_softmax
+
+        data = (self.X, self.y, self.sample_weight, root, float(self.alpha), 1.0 / self._total, self.fit_intercept,
+                self.n_outputs)
+        return lbfgs_softmax, data, np.copy, lambda P: P
+
     def _sample_labels(self, P, rng):
         """Labels drawn from the model's class probabilities ``P``."""
         xp = self.xp

@@ -71,6 +71,8 @@ class Resolution:
     resolves when its terms cancel (a few hundred ulps).  Such steps are
     judged by the gradients instead (:func:`gradient_decrease`)."""
 
+    # A difference of values below this many ulps of the larger is rounding.
+    NOISE = 16.0
     # A predicted decrease below this many ulps of |f| is judged by the gradient.
     TINY_DECREASE = 1000.0
 
@@ -78,7 +80,7 @@ class Resolution:
         self.eps = float(xp.finfo(dtype).eps)
 
     def noise(self, f, f_new):
-        return 16.0 * self.eps * max(abs(f), abs(f_new) if math.isfinite(f_new) else 0.0)
+        return self.NOISE * self.eps * max(abs(f), abs(f_new) if math.isfinite(f_new) else 0.0)
 
     def tiny(self, predicted, f):
         """Whether a predicted decrease is below what ``f`` resolves."""

@@ -194,3 +194,91 @@ def test_a_nan_is_never_convergence():
 
     res = lbfgs(fun, np.zeros(3), 1e-8, 10)
     assert not res.success and res.status == 2
+
+
+def _compiled_and_python_runs(loss, tol, max_iter, budget=np.inf, window=10):
+    """The compiled run and :func:`lbfgs` with the monitor of solver="auto",
+    both from zero in the variables scaled by the Hessian's diagonal."""
+    from secondorder.linear_model import _auto
+    from secondorder.linear_model._lbfgs import lbfgs_compiled
+
+    w0 = loss.initial_params().astype(np.float64)
+    root = np.sqrt(loss.hessian_diagonal(w0))
+    precision = np.float32 if loss.dtype == np.float32 else np.float64
+    passes = loss.n_passes
+    compiled = loss._compiled_lbfgs(root)
+    assert compiled is not None
+    u, nit, status = lbfgs_compiled(loss, compiled, w0, root, tol, max_iter, precision, window, budget)
+    compiled_passes = loss.n_passes - passes
+    cached = loss._cache[0]
+
+    def fun(v):
+        value, g, _ = loss._point(v / root)
+        return value, g / root, np.linalg.norm(g)
+
+    monitor = _auto._Monitor(loss, tol, budget, window)
+    start = loss.n_passes
+    try:
+        res = lbfgs(fun, np.zeros_like(root), tol, max_iter, callback=monitor, dtype=precision)
+        reference = (res.x, res.nit, res.status)
+    except _auto._Slow:
+        reference = (monitor.x, len(monitor.history), 3)
+    return (u, nit, status, compiled_passes, cached), reference + (loss.n_passes - start,)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("classes", [2, 4])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_compiled_run_takes_the_python_runs_iterates(dtype, classes, fit_intercept):
+    from secondorder.linear_model import SoftmaxLoss
+
+    rng = np.random.default_rng(classes)
+    X = (rng.standard_normal((400, 12)) * np.logspace(0, 2, 12)).astype(dtype)  # unscaled: a longer run
+    y = rng.integers(0, classes, 400)
+    sw = rng.random(400) + 0.5
+    make = LogisticLoss if classes == 2 else SoftmaxLoss
+    kwargs = {} if classes == 2 else {"n_classes": classes}
+    loss = make(X, y, alpha=1e-3, fit_intercept=fit_intercept, sample_weight=sw, **kwargs)
+    (u, nit, status, passes, cached), (u_ref, nit_ref, status_ref, passes_ref) = _compiled_and_python_runs(
+        loss, 1e-8 if dtype == np.float64 else 1e-4, 500)
+    assert (nit, status, passes) == (nit_ref, status_ref, passes_ref)
+    assert nit > 5
+    assert_allclose(u, u_ref, rtol=1e-12, atol=1e-14)
+    # the last iterate is the loss's cached point, with its value, gradient and state
+    fresh = make(X, y, alpha=1e-3, fit_intercept=fit_intercept, sample_weight=sw, **kwargs)
+    value, grad, state = fresh._point(cached[0])
+    assert cached[1] == pytest.approx(value, rel=1e-14)
+    assert_allclose(cached[2], grad, rtol=1e-12, atol=1e-16)
+    for a, b in zip(np.atleast_2d(cached[3]) if classes > 2 else cached[3], np.atleast_2d(state) if classes > 2 else state):
+        assert_allclose(a, b, rtol=1e-14)
+
+
+def test_compiled_run_hands_over_where_the_python_run_does():
+    # a correlated problem with weak regularisation: the rate predicts more passes than a small budget
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((600, 20)) @ (np.eye(20) + rng.standard_normal((20, 20)))
+    y = (X @ rng.standard_normal(20) + rng.standard_normal(600) > 0).astype(int)
+    loss = LogisticLoss(X, y, alpha=1e-7)
+    (u, nit, status, passes, _), (u_ref, nit_ref, status_ref, passes_ref) = _compiled_and_python_runs(
+        loss, 1e-10, 500, budget=20.0)
+    assert status == status_ref == 3
+    assert (nit, passes) == (nit_ref, passes_ref)
+    assert_allclose(u, u_ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_fits_that_run_compiled_name_nan_in_X(classes):
+    from secondorder.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 40))
+    y = rng.integers(0, classes, 300)
+    from secondorder.linear_model import SoftmaxLoss
+
+    loss = LogisticLoss(X, y) if classes == 2 else SoftmaxLoss(X, y)
+    assert loss._compiled_lbfgs(np.ones(loss.n_params)) is not None
+    clf = LogisticRegression().fit(X, y)
+    assert clf.solver_ == "lbfgs"
+    X[17, 3] = np.nan
+    with pytest.raises(ValueError, match="`X` must be finite but holds 1 NaN"):
+        LogisticRegression().fit(X, y)
