@@ -446,22 +446,35 @@ class GLMLoss:
     def _compiled_lbfgs(self, root):
         """``(routine, data, pack, unpack)`` of :func:`~secondorder.
         linear_model._lbfgs.lbfgs_compiled` in the variables ``root * w``,
-        where this loss's passes can run inside it (dense ``X`` on the numba
+        where this loss's passes can run inside it (``X`` on the numba
         kernels, small enough to be passed over on one thread; see
         :mod:`secondorder._kernels.cpu.glm_lbfgs`): ``pack`` copies a
         pass's state into the routine's array, ``unpack`` gives it back;
         else None."""
         return None
 
-    def _serial_dense(self, width=1):
-        """Whether the passes run on the numba kernels over a dense
-        C-ordered ``X`` on the calling thread alone (``X.size * width``
-        entries a pass)."""
-        if self.distributed or not self.fused or self.sparse:
+    def _serial(self, width=1):
+        """Whether the passes run on the numba kernels on the calling
+        thread alone (``width`` times the stored entries of ``X`` a pass)."""
+        if self.distributed or not self.fused:
             return False
         from .._kernels.cpu.glm import _blocks
 
-        return _blocks(self.n_samples, self.X.size * width) == 1
+        return _blocks(self.n_samples, (self.X.nnz if self.sparse else self.X.size) * width) == 1
+
+    def _compiled_data(self, root, width):
+        """The ``data`` tuple of the compiled L-BFGS run (see
+        :mod:`secondorder._kernels.cpu.glm_lbfgs`), or None where its passes
+        would not run on the calling thread."""
+        if not self._serial(width):
+            return None
+        X = self.X
+        if self.sparse:
+            from .._kernels.cpu.glm import _unsigned
+
+            X = (X.data, _unsigned(X.indices), _unsigned(X.indptr), self.n_features)
+        return (X, self.y, self.sample_weight, root, float(self.alpha), 1.0 / self._total, self.fit_intercept,
+                self.n_outputs)
 
     def _auto_solver(self):
         return _auto_solver_rule(self)

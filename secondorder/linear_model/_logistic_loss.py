@@ -127,12 +127,12 @@ class LogisticLoss(GLMLoss):
         return loss, xp.reshape(g, (1, -1)), xp.reshape(xp.sum(r), (1,)), state
 
     def _compiled_lbfgs(self, root):
-        if not self._serial_dense():
+        data = self._compiled_data(root, 1)
+        if data is None:
             return None
-        from .._kernels.cpu.glm_lbfgs import lbfgs_logistic
+        from .._kernels.cpu import glm_lbfgs
 
-        data = (self.X, self.y, self.sample_weight, root, float(self.alpha), 1.0 / self._total, self.fit_intercept, 1)
-        return lbfgs_logistic, data, np.stack, tuple
+        return glm_lbfgs.lbfgs_logistic_csr if self.sparse else glm_lbfgs.lbfgs_logistic, data, np.stack, tuple
 
     def _sample_labels(self, state, rng):
         """Labels drawn from the model's probabilities (state of a pass)."""

@@ -93,13 +93,12 @@ class SoftmaxLoss(GLMLoss):
         return loss, astype(xp, xp.asarray(g), xp.float64), astype(xp, xp.asarray(gb), xp.float64), P
 
     def _compiled_lbfgs(self, root):
-        if not self._serial_dense(self.n_outputs):
+        data = self._compiled_data(root, self.n_outputs)
+        if data is None:
             return None
-        from .._kernels.cpu.glm_lbfgs import lbfgs_softmax
+        from .._kernels.cpu import glm_lbfgs
 
-        data = (self.X, self.y, self.sample_weight, root, float(self.alpha), 1.0 / self._total, self.fit_intercept,
-                self.n_outputs)
-        return lbfgs_softmax, data, np.copy, lambda P: P
+        return glm_lbfgs.lbfgs_softmax_csr if self.sparse else glm_lbfgs.lbfgs_softmax, data, np.copy, _same
 
     def _sample_labels(self, P, rng):
         """Labels drawn from the model's class probabilities ``P``."""
@@ -177,3 +176,7 @@ class SoftmaxLoss(GLMLoss):
             order = self._device(order, self._like)
             H = take(xp, take(xp, H, order, axis=0), order, axis=1)
         return H, total
+
+
+def _same(P):
+    return P
