@@ -53,6 +53,8 @@ class LostPartitionError(RuntimeError):
 def is_dask_collection(obj):
     """Whether ``obj`` is a Dask collection (array, DataFrame, Series);
     False when Dask is not installed."""
+    if isinstance(obj, np.ndarray):  # the usual input, without Dask's own test
+        return False
     try:
         import dask
     except ImportError:
