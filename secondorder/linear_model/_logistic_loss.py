@@ -134,6 +134,15 @@ class LogisticLoss(GLMLoss):
 
         return glm_lbfgs.lbfgs_logistic_csr if self.sparse else glm_lbfgs.lbfgs_logistic, data, np.stack, tuple
 
+    def _compiled_steihaug(self, kind, rows):
+        if rows is not None or kind not in _H_KINDS or self.distributed or not self.fused:
+            return None
+        from .._kernels.cpu import glm_cg
+
+        routine = glm_cg.steihaug_logistic_csr if self.sparse else glm_cg.steihaug_logistic
+        data = (self._compiled_X(), float(self.alpha), 1.0 / self._total, self.fit_intercept, self._blocks(1))
+        return routine, data, _h_of
+
     def _sample_labels(self, state, rng):
         """Labels drawn from the model's probabilities (state of a pass)."""
         xp = self.xp
@@ -193,3 +202,8 @@ class LogisticLoss(GLMLoss):
             weights = self._take(weights, rows)
         buffer = self._scratch() if self.xp is np else None
         return weighted_gram(X, weights, self.fit_intercept, self.xp, buffer), total
+
+
+def _h_of(state):
+    """The Hessian's per-sample weights in a pass's state ``(r, h)``."""
+    return state[1]

@@ -100,6 +100,16 @@ class SoftmaxLoss(GLMLoss):
 
         return glm_lbfgs.lbfgs_softmax_csr if self.sparse else glm_lbfgs.lbfgs_softmax, data, np.copy, _same
 
+    def _compiled_steihaug(self, kind, rows):
+        if rows is not None or _MODES[kind] != 0 or self.distributed or not self.fused:
+            return None
+        from .._kernels.cpu import glm_cg
+
+        routine = glm_cg.steihaug_softmax_csr if self.sparse else glm_cg.steihaug_softmax
+        data = (self._compiled_X(), self.y, self.sample_weight, float(self.alpha), 1.0 / self._total,
+                self.fit_intercept, self.n_outputs, self._blocks(self.n_outputs))
+        return routine, data, _same
+
     def _sample_labels(self, P, rng):
         """Labels drawn from the model's class probabilities ``P``."""
         xp = self.xp

@@ -288,3 +288,18 @@ def test_fits_that_run_compiled_name_nan_in_X(classes):
     X[17, 3] = np.nan
     with pytest.raises(ValueError, match="`X` must be finite but holds 1 NaN"):
         LogisticRegression().fit(X, y)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_compiled_run_on_threaded_passes(classes):
+    # beyond 400,000 entries a pass runs on numba's threads, inside the compiled run too
+    from secondorder.linear_model import SoftmaxLoss
+
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((5000, 90))
+    y = rng.integers(0, classes, 5000)
+    loss = LogisticLoss(X, y, alpha=1e-3) if classes == 2 else SoftmaxLoss(X, y, alpha=1e-3)
+    assert loss._compiled_lbfgs(np.ones(loss.n_params))[1][-1] > 1 or loss._blocks(loss.n_outputs) == 1
+    (u, nit, status, passes, _), (u_ref, nit_ref, status_ref, passes_ref) = _compiled_and_python_runs(loss, 1e-8, 300)
+    assert (nit, status, passes) == (nit_ref, status_ref, passes_ref)
+    assert_allclose(u, u_ref, rtol=1e-12, atol=1e-14)

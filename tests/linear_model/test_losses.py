@@ -345,3 +345,36 @@ def test_the_logistic_kernels_exp_and_log1p_to_a_few_ulps():
     got = apply(e, np.empty_like(e), 1)
     assert got[0] == 0.0
     assert (np.abs(got - ref)[1:] / np.spacing(ref[1:])).max() <= 4
+
+
+@pytest.mark.parametrize("layout", ["C", "csr"])
+@pytest.mark.parametrize("preconditioned", [True, False])
+def test_compiled_steihaug_takes_the_python_steps(layout, preconditioned):
+    """The products model's trust step, compiled whole on small data, against
+    the Python Steihaug loop of OperatorHessian on the same model: the same
+    step, boundary or not, the same products, the same record for the next
+    forcing term."""
+    from secondorder.curvature import DiagonalHessian, OperatorHessian
+
+    for loss, rng in _losses(layout, True):
+        assert loss._compiled_steihaug("exact", None) is not None
+        pre = DiagonalHessian(loss.hessian_diagonal) if preconditioned else None
+        model = loss.curvature("exact", solver="cg", preconditioner=pre, rtol=1e-10)
+        w = 0.3 * rng.standard_normal(loss.n_params)
+        g = loss.grad(w)
+        model.update(w, g, gtol=1e-10)
+        if pre is not None:
+            pre.diagonal()  # its pass, before either loop counts
+        for radius in (1e3, 0.05):
+            before = (model.ncg, model.nhev, loss.n_passes)
+            z, hit = model.trust_step(g, radius)
+            compiled = (model.ncg - before[0], model.nhev - before[1], loss.n_passes - before[2], model._last)
+            before = (model.ncg, model.nhev, loss.n_passes)
+            z_ref, hit_ref = OperatorHessian.trust_step(model, g, radius)
+            python = (model.ncg - before[0], model.nhev - before[1], loss.n_passes - before[2], model._last)
+            assert hit == hit_ref and hit == (radius < 1)
+            assert compiled[:3] == python[:3]
+            assert_allclose(z, z_ref, rtol=1e-10, atol=1e-14)
+            if not hit:
+                assert compiled[0] > 2
+                assert_allclose(compiled[3], python[3], rtol=1e-8, atol=1e-15)

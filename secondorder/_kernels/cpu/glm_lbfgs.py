@@ -2,17 +2,17 @@
 
 The same iteration as :func:`secondorder.linear_model._lbfgs.lbfgs`, step
 for step (the tests hold the two to the same iterates), for the binary and
-multinomial losses on an ``X`` (dense, or CSR) small enough that a pass
-runs on the calling thread: the loop, the strong Wolfe line search and the passes over
-``X`` in one call.  On such data a pass takes 15-130 µs and the Python
-around each iteration (the loss's cache and checks, the line search's
-bookkeeping) 30-40 µs more: binary 1000 x 100, 22 iterations, took 1.9 ms
-a fit instead of 3.9.
+multinomial losses on an ``X`` (dense, or CSR) on the numba kernels: the
+loop, the strong Wolfe line search and the passes over ``X`` in one call.
+On small data a pass takes 15-130 µs and the Python around each iteration
+(the loss's cache and checks, the line search's bookkeeping) 30-40 µs
+more: binary 1000 x 100, 22 iterations, took 1.9 ms a fit instead of 3.9.
 
 The variables are scaled, ``w = u / root`` (``solver="auto"``'s scaling by
 the Hessian's diagonal at the start); the gradient norm judged against
 ``tol`` is the original objective's.  ``data`` is a tuple
-``(X, y, sw, root, alpha, inv_total, fit_intercept, K)``, with ``X`` a
+``(X, y, sw, root, alpha, inv_total, fit_intercept, K, nb)`` (``nb``: the
+pass's blocks of rows, 1 on the calling thread), with ``X`` a
 tuple ``(data, indices, indptr, n_features)`` of unsigned index arrays
 where it is CSR, and ``state`` the per-sample arrays a pass fills: ``[r; h]`` (shape ``(2, n)``) for the binary
 loss, ``P`` (``(n, K)``) for the multinomial one.
@@ -36,10 +36,11 @@ from .lbfgs import lbfgs_direction
 __all__ = ["interpolate", "lbfgs_logistic", "lbfgs_logistic_csr", "lbfgs_softmax", "lbfgs_softmax_csr",
            "predicts_slow"]
 
-_logistic_serial = _logistic_grad_dense.serial
-_logistic_csr_serial = _logistic_grad_csr.serial
-_softmax_serial = _softmax_grad_dense.serial
-_softmax_csr_serial = _softmax_grad_csr.serial
+# Each pass's two compilations (see glm._Pass): on the calling thread, and over numba's threads.
+_logistic_serial, _logistic_threaded = _logistic_grad_dense.serial, _logistic_grad_dense.threaded
+_logistic_csr_serial, _logistic_csr_threaded = _logistic_grad_csr.serial, _logistic_grad_csr.threaded
+_softmax_serial, _softmax_threaded = _softmax_grad_dense.serial, _softmax_grad_dense.threaded
+_softmax_csr_serial, _softmax_csr_threaded = _softmax_grad_csr.serial, _softmax_grad_csr.threaded
 
 # The strong Wolfe conditions' constants, the trials a line search may take and how far an extrapolation goes:
 # those of secondorder.linear_model._lbfgs, passed in by its caller.
@@ -101,14 +102,17 @@ def _finish(value, gcoef, gb, u, root, alpha, inv_total, m, fit_intercept, g_u):
 
 @jit(error_model="numpy")
 def _logistic_point(data, u, g_u, state):
-    X, y, sw, root, alpha, inv_total, fit_intercept, _ = data
+    X, y, sw, root, alpha, inv_total, fit_intercept, _, nb = data
     d = X.shape[1]
     coef = np.empty(d, dtype=X.dtype)
     for j in range(d):
         coef[j] = u[j] / root[j]
     b = u[d] / root[d] if fit_intercept else 0.0
     r, h = state[0], state[1]
-    value, g = _logistic_serial(X, y, sw, coef, b, r, h, np.zeros((1, 0, 0)), np.zeros((1, 0)), 1)
+    if nb == 1:
+        value, g = _logistic_serial(X, y, sw, coef, b, r, h, np.zeros((1, 0, 0)), np.zeros((1, 0)), 1)
+    else:
+        value, g = _logistic_threaded(X, y, sw, coef, b, r, h, np.zeros((nb, 0, 0)), np.zeros((nb, 0)), nb)
     gb = np.zeros(1)
     for i in range(r.shape[0]):
         gb[0] += r[i]
@@ -117,13 +121,16 @@ def _logistic_point(data, u, g_u, state):
 
 @jit(error_model="numpy")
 def _logistic_csr_point(data, u, g_u, state):
-    (values, indices, indptr, d), y, sw, root, alpha, inv_total, fit_intercept, _ = data
+    (values, indices, indptr, d), y, sw, root, alpha, inv_total, fit_intercept, _, nb = data
     coef = np.empty(d, dtype=values.dtype)
     for j in range(d):
         coef[j] = u[j] / root[j]
     b = u[d] / root[d] if fit_intercept else 0.0
     r, h = state[0], state[1]
-    value, g = _logistic_csr_serial(values, indices, indptr, d, y, sw, coef, b, r, h, np.zeros((1, 0)), 1)
+    if nb == 1:
+        value, g = _logistic_csr_serial(values, indices, indptr, d, y, sw, coef, b, r, h, np.zeros((1, 0)), 1)
+    else:
+        value, g = _logistic_csr_threaded(values, indices, indptr, d, y, sw, coef, b, r, h, np.zeros((nb, 0)), nb)
     gb = np.zeros(1)
     for i in range(r.shape[0]):
         gb[0] += r[i]
@@ -132,7 +139,7 @@ def _logistic_csr_point(data, u, g_u, state):
 
 @jit(error_model="numpy")
 def _softmax_csr_point(data, u, g_u, state):
-    (values, indices, indptr, d), y, sw, root, alpha, inv_total, fit_intercept, K = data
+    (values, indices, indptr, d), y, sw, root, alpha, inv_total, fit_intercept, K, nb = data
     coef_t = np.empty((d, K), dtype=values.dtype)  # feature-major, as the CSR pass takes it
     b = np.zeros(K)
     for k in range(K):
@@ -140,13 +147,16 @@ def _softmax_csr_point(data, u, g_u, state):
             coef_t[j, k] = u[k * d + j] / root[k * d + j]
         if fit_intercept:
             b[k] = u[K * d + k] / root[K * d + k]
-    value, g_t, gb = _softmax_csr_serial(values, indices, indptr, y, sw, coef_t, b, state, 1)
+    if nb == 1:
+        value, g_t, gb = _softmax_csr_serial(values, indices, indptr, y, sw, coef_t, b, state, 1)
+    else:
+        value, g_t, gb = _softmax_csr_threaded(values, indices, indptr, y, sw, coef_t, b, state, nb)
     return _finish(value, g_t.T.copy().ravel(), gb, u, root, alpha, inv_total, K * d, fit_intercept, g_u)
 
 
 @jit(error_model="numpy")
 def _softmax_point(data, u, g_u, state):
-    X, y, sw, root, alpha, inv_total, fit_intercept, K = data
+    X, y, sw, root, alpha, inv_total, fit_intercept, K, nb = data
     d = X.shape[1]
     coef = np.empty((K, d), dtype=X.dtype)
     b = np.zeros(K)
@@ -155,7 +165,10 @@ def _softmax_point(data, u, g_u, state):
             coef[k, j] = u[k * d + j] / root[k * d + j]
         if fit_intercept:
             b[k] = u[K * d + k] / root[K * d + k]
-    value, g, gb = _softmax_serial(X, y, sw, coef, b, state, 1)
+    if nb == 1:
+        value, g, gb = _softmax_serial(X, y, sw, coef, b, state, 1)
+    else:
+        value, g, gb = _softmax_threaded(X, y, sw, coef, b, state, nb)
     return _finish(value, g.ravel(), gb, u, root, alpha, inv_total, K * d, fit_intercept, g_u)
 
 
