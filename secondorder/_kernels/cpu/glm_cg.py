@@ -23,11 +23,12 @@ file (numba's cache does not follow calls into other files).
 """
 
 import math
-import types
 
 import numpy as np
 
 from ..._backend import jit
+from ...curvature._operator import _to_boundary
+from .glm_lbfgs import variant
 from .glm import _gram_matvec_csr, _gram_matvec_dense, _softmax_hessp_csr, _softmax_hessp_dense
 
 __all__ = ["steihaug_logistic", "steihaug_logistic_csr", "steihaug_softmax", "steihaug_softmax_csr", "to_boundary"]
@@ -41,68 +42,30 @@ _hessp_csr_serial, _hessp_csr_threaded = _softmax_hessp_csr.serial, _softmax_hes
 _INTERIOR, _BOUNDARY, _NONFINITE = 0, 1, 2
 
 
-@jit(fastmath=False)
-def to_boundary(zz, zp, pp, radius):
-    """The tau >= 0 with ||z + tau p|| = radius, from zz = ||z||^2, zp = <z, p>,
-    pp = ||p||^2 (in whichever norm the region uses), z inside the region."""
-    c = zz - radius * radius
-    disc = math.sqrt(max(zp * zp - pp * c, 0.0))
-    # the stable root of pp tau^2 + 2 zp tau + c = 0 with c <= 0
-    if zp >= 0.0:
-        return -c / (zp + disc) if (zp + disc) > 0.0 else 0.0
-    return (-zp + disc) / pp
+# the boundary step of the Python loop, compiled
+to_boundary = jit(_to_boundary, fastmath=False)
 
 
 @jit(error_model="numpy")
-def _logistic_product(data, h, v, out):
-    X, alpha, inv_total, fit_intercept, nb = data
-    d = X.shape[1]
-    V = np.empty(d, dtype=X.dtype)
-    for j in range(d):
-        V[j] = v[j]
-    vb = v[d] if fit_intercept else 0.0
-    if nb == 1:
-        acc, s = _gram_serial(X, h, V, vb, 1)
-    else:
-        acc, s = _gram_threaded(X, h, V, vb, nb)
-    for j in range(d):
-        out[j] = acc[j] * inv_total + alpha * v[j]
-    if fit_intercept:
-        out[d] = s * inv_total
-
-
-@jit(error_model="numpy")
-def _logistic_csr_product(data, h, v, out):
-    (values, indices, indptr, d), alpha, inv_total, fit_intercept, nb = data
-    V = np.empty(d, dtype=values.dtype)
-    for j in range(d):
-        V[j] = v[j]
-    vb = v[d] if fit_intercept else 0.0
-    if nb == 1:
-        acc, s = _gram_csr_serial(values, indices, indptr, d, h, V, vb, 1)
-    else:
-        acc, s = _gram_csr_threaded(values, indices, indptr, d, h, V, vb, nb)
-    for j in range(d):
-        out[j] = acc[j] * inv_total + alpha * v[j]
-    if fit_intercept:
-        out[d] = s * inv_total
-
-
-@jit(error_model="numpy")
-def _softmax_product(data, P, v, out):
-    X, y, sw, alpha, inv_total, fit_intercept, K, nb = data
-    d = X.shape[1]
-    V = np.empty((K, d), dtype=X.dtype)
+def _take(v, K, d, fit_intercept, dtype):
+    """``(V, vb)`` of the vector ``v``: ``V`` of shape ``(K, d)`` in ``X``'s
+    ``dtype``, ``vb`` the ``K`` intercepts' entries (zeros without)."""
+    V = np.empty((K, d), dtype=dtype)
     vb = np.zeros(K)
     for k in range(K):
         for j in range(d):
             V[k, j] = v[k * d + j]
         if fit_intercept:
             vb[k] = v[K * d + k]
-    if nb == 1:
-        acc, accb = _hessp_serial(X, y, sw, P, V, vb, 0, 1)
-    else:
-        acc, accb = _hessp_threaded(X, y, sw, P, V, vb, 0, nb)
+    return V, vb
+
+
+@jit(error_model="numpy")
+def _assemble(acc, accb, v, alpha, inv_total, fit_intercept, out):
+    """``out`` = the product from its sums: ``acc`` (``(K, d)``) over the
+    coefficients, plus the penalty's ``alpha v``, and ``accb`` over the
+    intercepts."""
+    K, d = acc.shape
     for k in range(K):
         for j in range(d):
             out[k * d + j] = acc[k, j] * inv_total + alpha * v[k * d + j]
@@ -111,24 +74,48 @@ def _softmax_product(data, P, v, out):
 
 
 @jit(error_model="numpy")
+def _logistic_product(data, h, v, out):
+    X, alpha, inv_total, fit_intercept, nb = data
+    V, vb = _take(v, 1, X.shape[1], fit_intercept, X.dtype)
+    if nb == 1:
+        acc, s = _gram_serial(X, h, V[0], vb[0], 1)
+    else:
+        acc, s = _gram_threaded(X, h, V[0], vb[0], nb)
+    _assemble(acc.reshape((1, -1)), np.full(1, s), v, alpha, inv_total, fit_intercept, out)
+
+
+@jit(error_model="numpy")
+def _logistic_csr_product(data, h, v, out):
+    (values, indices, indptr, d), alpha, inv_total, fit_intercept, nb = data
+    V, vb = _take(v, 1, d, fit_intercept, values.dtype)
+    if nb == 1:
+        acc, s = _gram_csr_serial(values, indices, indptr, d, h, V[0], vb[0], 1)
+    else:
+        acc, s = _gram_csr_threaded(values, indices, indptr, d, h, V[0], vb[0], nb)
+    _assemble(acc.reshape((1, -1)), np.full(1, s), v, alpha, inv_total, fit_intercept, out)
+
+
+@jit(error_model="numpy")
+def _softmax_product(data, P, v, out):
+    X, y, sw, alpha, inv_total, fit_intercept, K, nb = data
+    V, vb = _take(v, K, X.shape[1], fit_intercept, X.dtype)
+    if nb == 1:
+        acc, accb = _hessp_serial(X, y, sw, P, V, vb, 0, 1)
+    else:
+        acc, accb = _hessp_threaded(X, y, sw, P, V, vb, 0, nb)
+    _assemble(acc, accb, v, alpha, inv_total, fit_intercept, out)
+
+
+@jit(error_model="numpy")
 def _softmax_csr_product(data, P, v, out):
     (values, indices, indptr, d), y, sw, alpha, inv_total, fit_intercept, K, nb = data
-    VT = np.empty((d, K), dtype=values.dtype)  # feature-major, as the CSR pass takes it
-    vb = np.zeros(K)
-    for k in range(K):
-        for j in range(d):
-            VT[j, k] = v[k * d + j]
-        if fit_intercept:
-            vb[k] = v[K * d + k]
+    V, vb = _take(v, K, d, fit_intercept, values.dtype)
+    VT = np.ascontiguousarray(V.T)  # feature-major, as the CSR pass takes it
     if nb == 1:
         accT, accb = _hessp_csr_serial(values, indices, indptr, y, sw, P, VT, vb, 0, 1)
     else:
         accT, accb = _hessp_csr_threaded(values, indices, indptr, y, sw, P, VT, vb, 0, nb)
-    for k in range(K):
-        for j in range(d):
-            out[k * d + j] = accT[j, k] * inv_total + alpha * v[k * d + j]
-        if fit_intercept:
-            out[K * d + k] = accb[k] * inv_total
+    _assemble(np.ascontiguousarray(accT.T), accb, v, alpha, inv_total, fit_intercept, out)
 
 
 def _dot(a, b):
@@ -182,15 +169,7 @@ def _run(data, state, g, radius, tol, diagonal, maxiter):
     return z, status, k, math.sqrt(_dot(r, r))
 
 
-def _compiled(product, name):
-    """:func:`_run` compiled with ``product`` as its Hessian product (its
-    own entry in numba's on-disk cache)."""
-    func = types.FunctionType(_run.__code__, dict(_run.__globals__, _product=product), name)
-    func.__qualname__ = name
-    return jit(func, error_model="numpy", fastmath=False)
-
-
-steihaug_logistic = _compiled(_logistic_product, "steihaug_logistic")
-steihaug_logistic_csr = _compiled(_logistic_csr_product, "steihaug_logistic_csr")
-steihaug_softmax = _compiled(_softmax_product, "steihaug_softmax")
-steihaug_softmax_csr = _compiled(_softmax_csr_product, "steihaug_softmax_csr")
+steihaug_logistic = variant(_run, "steihaug_logistic", _product=_logistic_product)
+steihaug_logistic_csr = variant(_run, "steihaug_logistic_csr", _product=_logistic_csr_product)
+steihaug_softmax = variant(_run, "steihaug_softmax", _product=_softmax_product)
+steihaug_softmax_csr = variant(_run, "steihaug_softmax_csr", _product=_softmax_csr_product)

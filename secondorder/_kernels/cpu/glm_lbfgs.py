@@ -101,75 +101,76 @@ def _finish(value, gcoef, gb, u, root, alpha, inv_total, m, fit_intercept, g_u):
 
 
 @jit(error_model="numpy")
-def _logistic_point(data, u, g_u, state):
-    X, y, sw, root, alpha, inv_total, fit_intercept, _, nb = data
-    d = X.shape[1]
-    coef = np.empty(d, dtype=X.dtype)
-    for j in range(d):
-        coef[j] = u[j] / root[j]
-    b = u[d] / root[d] if fit_intercept else 0.0
-    r, h = state[0], state[1]
-    if nb == 1:
-        value, g = _logistic_serial(X, y, sw, coef, b, r, h, np.zeros((1, 0, 0)), np.zeros((1, 0)), 1)
-    else:
-        value, g = _logistic_threaded(X, y, sw, coef, b, r, h, np.zeros((nb, 0, 0)), np.zeros((nb, 0)), nb)
-    gb = np.zeros(1)
-    for i in range(r.shape[0]):
-        gb[0] += r[i]
-    return _finish(value, g, gb, u, root, alpha, inv_total, d, fit_intercept, g_u)
-
-
-@jit(error_model="numpy")
-def _logistic_csr_point(data, u, g_u, state):
-    (values, indices, indptr, d), y, sw, root, alpha, inv_total, fit_intercept, _, nb = data
-    coef = np.empty(d, dtype=values.dtype)
-    for j in range(d):
-        coef[j] = u[j] / root[j]
-    b = u[d] / root[d] if fit_intercept else 0.0
-    r, h = state[0], state[1]
-    if nb == 1:
-        value, g = _logistic_csr_serial(values, indices, indptr, d, y, sw, coef, b, r, h, np.zeros((1, 0)), 1)
-    else:
-        value, g = _logistic_csr_threaded(values, indices, indptr, d, y, sw, coef, b, r, h, np.zeros((nb, 0)), nb)
-    gb = np.zeros(1)
-    for i in range(r.shape[0]):
-        gb[0] += r[i]
-    return _finish(value, g, gb, u, root, alpha, inv_total, d, fit_intercept, g_u)
-
-
-@jit(error_model="numpy")
-def _softmax_csr_point(data, u, g_u, state):
-    (values, indices, indptr, d), y, sw, root, alpha, inv_total, fit_intercept, K, nb = data
-    coef_t = np.empty((d, K), dtype=values.dtype)  # feature-major, as the CSR pass takes it
-    b = np.zeros(K)
-    for k in range(K):
-        for j in range(d):
-            coef_t[j, k] = u[k * d + j] / root[k * d + j]
-        if fit_intercept:
-            b[k] = u[K * d + k] / root[K * d + k]
-    if nb == 1:
-        value, g_t, gb = _softmax_csr_serial(values, indices, indptr, y, sw, coef_t, b, state, 1)
-    else:
-        value, g_t, gb = _softmax_csr_threaded(values, indices, indptr, y, sw, coef_t, b, state, nb)
-    return _finish(value, g_t.T.copy().ravel(), gb, u, root, alpha, inv_total, K * d, fit_intercept, g_u)
-
-
-@jit(error_model="numpy")
-def _softmax_point(data, u, g_u, state):
-    X, y, sw, root, alpha, inv_total, fit_intercept, K, nb = data
-    d = X.shape[1]
-    coef = np.empty((K, d), dtype=X.dtype)
+def _split(u, root, K, d, fit_intercept, dtype):
+    """``(coef, b)`` of the scaled variables ``u``: ``coef`` of shape
+    ``(K, d)`` in ``X``'s ``dtype`` (the kernels take the parameters in it),
+    ``b`` the ``K`` intercepts (zeros without)."""
+    coef = np.empty((K, d), dtype=dtype)
     b = np.zeros(K)
     for k in range(K):
         for j in range(d):
             coef[k, j] = u[k * d + j] / root[k * d + j]
         if fit_intercept:
             b[k] = u[K * d + k] / root[K * d + k]
+    return coef, b
+
+
+@jit(error_model="numpy")
+def _row_sum(r):
+    gb = np.zeros(1)
+    for i in range(r.shape[0]):
+        gb[0] += r[i]
+    return gb
+
+
+@jit(error_model="numpy")
+def _logistic_point(data, u, g_u, state):
+    X, y, sw, root, alpha, inv_total, fit_intercept, _, nb = data
+    d = X.shape[1]
+    coef, b = _split(u, root, 1, d, fit_intercept, X.dtype)
+    r, h = state[0], state[1]
+    if nb == 1:
+        value, g = _logistic_serial(X, y, sw, coef[0], b[0], r, h, np.zeros((1, 0, 0)), np.zeros((1, 0)), 1)
+    else:
+        value, g = _logistic_threaded(X, y, sw, coef[0], b[0], r, h, np.zeros((nb, 0, 0)), np.zeros((nb, 0)), nb)
+    return _finish(value, g, _row_sum(r), u, root, alpha, inv_total, d, fit_intercept, g_u)
+
+
+@jit(error_model="numpy")
+def _logistic_csr_point(data, u, g_u, state):
+    (values, indices, indptr, d), y, sw, root, alpha, inv_total, fit_intercept, _, nb = data
+    coef, b = _split(u, root, 1, d, fit_intercept, values.dtype)
+    r, h = state[0], state[1]
+    if nb == 1:
+        value, g = _logistic_csr_serial(values, indices, indptr, d, y, sw, coef[0], b[0], r, h, np.zeros((1, 0)), 1)
+    else:
+        value, g = _logistic_csr_threaded(values, indices, indptr, d, y, sw, coef[0], b[0], r, h, np.zeros((nb, 0)),
+                                          nb)
+    return _finish(value, g, _row_sum(r), u, root, alpha, inv_total, d, fit_intercept, g_u)
+
+
+@jit(error_model="numpy")
+def _softmax_point(data, u, g_u, state):
+    X, y, sw, root, alpha, inv_total, fit_intercept, K, nb = data
+    d = X.shape[1]
+    coef, b = _split(u, root, K, d, fit_intercept, X.dtype)
     if nb == 1:
         value, g, gb = _softmax_serial(X, y, sw, coef, b, state, 1)
     else:
         value, g, gb = _softmax_threaded(X, y, sw, coef, b, state, nb)
     return _finish(value, g.ravel(), gb, u, root, alpha, inv_total, K * d, fit_intercept, g_u)
+
+
+@jit(error_model="numpy")
+def _softmax_csr_point(data, u, g_u, state):
+    (values, indices, indptr, d), y, sw, root, alpha, inv_total, fit_intercept, K, nb = data
+    coef, b = _split(u, root, K, d, fit_intercept, values.dtype)
+    coef_t = np.ascontiguousarray(coef.T)  # feature-major, as the CSR pass takes it
+    if nb == 1:
+        value, g_t, gb = _softmax_csr_serial(values, indices, indptr, y, sw, coef_t, b, state, 1)
+    else:
+        value, g_t, gb = _softmax_csr_threaded(values, indices, indptr, y, sw, coef_t, b, state, nb)
+    return _finish(value, g_t.T.copy().ravel(), gb, u, root, alpha, inv_total, K * d, fit_intercept, g_u)
 
 
 def _run(data, x, f, g, gnorm, state, tol, max_iter, memory, eps, constants, window, budget):
@@ -285,15 +286,17 @@ def predicts_slow(history, k, window, tol, passes_per_iteration, budget):
     return remaining * passes_per_iteration > budget
 
 
-def _compiled(point, name):
-    """:func:`_run` compiled with ``point`` as its pass (its own entry in
-    numba's on-disk cache)."""
-    func = types.FunctionType(_run.__code__, dict(_run.__globals__, _point=point), name)
-    func.__qualname__ = name
-    return jit(func, error_model="numpy", fastmath=False)
+def variant(func, name, **bindings):
+    """A copy of the plain function ``func`` named ``name``, with
+    ``bindings`` in place of its globals of those names, compiled with
+    strict IEEE arithmetic (its own entry in numba's on-disk cache): one
+    loop, compiled once per pass or product it makes."""
+    copy = types.FunctionType(func.__code__, dict(func.__globals__, **bindings), name)
+    copy.__qualname__ = name
+    return jit(copy, error_model="numpy", fastmath=False)
 
 
-lbfgs_logistic = _compiled(_logistic_point, "lbfgs_logistic")
-lbfgs_logistic_csr = _compiled(_logistic_csr_point, "lbfgs_logistic_csr")
-lbfgs_softmax = _compiled(_softmax_point, "lbfgs_softmax")
-lbfgs_softmax_csr = _compiled(_softmax_csr_point, "lbfgs_softmax_csr")
+lbfgs_logistic = variant(_run, "lbfgs_logistic", _point=_logistic_point)
+lbfgs_logistic_csr = variant(_run, "lbfgs_logistic_csr", _point=_logistic_csr_point)
+lbfgs_softmax = variant(_run, "lbfgs_softmax", _point=_softmax_point)
+lbfgs_softmax_csr = variant(_run, "lbfgs_softmax_csr", _point=_softmax_csr_point)
