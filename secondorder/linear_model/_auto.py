@@ -29,13 +29,14 @@ The rule
    well-conditioned problem.  It takes the iterations scipy's L-BFGS-B
    takes, without its 100 µs of bookkeeping an iteration, which on small
    data cost more than the pass (1000 x 30: 0.98 ms a fit instead of
-   1.57).  Where a pass runs on one thread (up to 400,000 stored entries,
-   times the classes), the whole run is one compiled call
+   1.57).  On the numba kernels the whole run is one compiled call
    (:mod:`secondorder._kernels.cpu.glm_lbfgs`, the same iterates): the 30-40
    µs of Python an iteration costs besides its pass go too (binary 1000 x
-   100, 22 iterations: 1.9 ms a fit instead of 3.9).  It stops when the
-   gradient norm of the original objective is at most ``tol``, the
-   estimators' test.
+   100, 22 iterations: 1.9 ms a fit instead of 3.9), and so do those of
+   the Newton steps' conjugate gradients below
+   (:mod:`secondorder._kernels.cpu.glm_cg`).  It stops when the gradient
+   norm of the original objective is at most ``tol``, the estimators'
+   test.
 3. **Newton where L-BFGS is slow.**  From its tenth iteration on, the rate
    of the last ten predicts how many more L-BFGS needs; when those would
    cost more passes over ``X`` than a Newton solve (about six steps, each a
@@ -220,7 +221,7 @@ def fit_auto(loss, tol, max_iter, curvature, verbose=False):
     precision = np.float32 if loss.dtype == xp.float32 else np.float64
     window = _DISTRIBUTED_WINDOW if loss.distributed else _WINDOW
     compiled = loss._compiled_lbfgs(root)
-    if compiled is not None:  # small dense data: the whole run in one compiled call
+    if compiled is not None:  # the numba kernels: the whole run in one compiled call
         u, nit, status = lbfgs_compiled(loss, compiled, w0, root, tol, max_iter, precision, window,
                                         _newton_passes(loss))
     else:
