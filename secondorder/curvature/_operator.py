@@ -221,15 +221,22 @@ class OperatorHessian(Curvature):
         """
         radius = check_positive(radius, "radius")
         g = self._vector(g, "g")
-        xp = self._xp
-        radius = float(radius)
-        gnorm = _checked_norm(xp, g, "g")
-        z = xp.zeros_like(g)
+        gnorm = _checked_norm(self._xp, g, "g")
         if gnorm == 0.0:
-            return z, False
+            return self._xp.zeros_like(g), False
         tol = self._tol(gnorm)
-        eta = tol / gnorm
         self._last = None
+        z, hits_boundary, rnorm = self._steihaug(g, float(radius), tol)
+        if not hits_boundary:
+            # an interior step: r = g + H z is the gradient the model predicts at x + z
+            self._last = (gnorm, rnorm, tol / gnorm)
+        return z, hits_boundary
+
+    def _steihaug(self, g, radius, tol):
+        """Steihaug's loop for :meth:`trust_step`: ``(z, hits_boundary,
+        ||r||)``, ``r = g + H z`` the final residual (of interior steps)."""
+        xp = self._xp
+        z = xp.zeros_like(g)
         r = copy(xp, g)
         y = self._precondition(r, first=True)
         p = -y
@@ -239,11 +246,11 @@ class OperatorHessian(Curvature):
             Bp, pBp = self._product(p, 0.0)
             self.ncg += 1
             if pBp <= 0.0:
-                return z + _to_boundary(zMz, zMp, pMp, radius) * p, True
+                return z + _to_boundary(zMz, zMp, pMp, radius) * p, True, None
             alpha = ry / pBp
             zMz_new = zMz + 2.0 * alpha * zMp + alpha * alpha * pMp
             if zMz_new >= radius * radius:
-                return z + _to_boundary(zMz, zMp, pMp, radius) * p, True
+                return z + _to_boundary(zMz, zMp, pMp, radius) * p, True, None
             z = z + alpha * p
             r = r + alpha * Bp
             if norm(xp, r) < tol:
@@ -255,9 +262,7 @@ class OperatorHessian(Curvature):
             pMp = ry_new + beta * beta * pMp
             p = -y + beta * p
             zMz, ry = zMz_new, ry_new
-        # an interior step: r = g + H z is the gradient the model predicts at x + z
-        self._last = (gnorm, norm(xp, r), eta)
-        return z, False
+        return z, False, norm(xp, r)
 
 
 # Eisenstat and Walker's safeguard: the forcing term does not fall faster than the last one to this power, while

@@ -14,12 +14,11 @@ import math
 import numpy as np
 import scipy.sparse
 
-from .._array_api import all_true, asarray_like, astype, is_real_floating, norm, take, to_numpy
+from .._array_api import all_true, asarray_like, astype, is_real_floating, take, to_numpy
 from .._array_api import copy as copy_array
 from .._backend import get_namespace, is_cupy, kernels
-from .._validation import check_finite, check_nonnegative, check_positive
+from .._validation import check_finite, check_nonnegative
 from ..curvature import DiagonalModel, HessianCallable, NonFiniteCurvatureError, NotUpdatedError, OperatorHessian
-from ..curvature._operator import _checked_norm
 
 __all__ = ["GLMLoss"]
 
@@ -454,16 +453,21 @@ class GLMLoss:
         else None."""
         return None
 
+    def _compiles(self):
+        """Whether the passes are numba's, in this process: the compiled
+        runs can make them."""
+        return not self.distributed and self.fused
+
     def _serial(self, width=1):
         """Whether the passes run on the numba kernels on the calling
         thread alone (``width`` times the stored entries of ``X`` a pass)."""
-        return not self.distributed and self.fused and self._blocks(width) == 1
+        return self._compiles() and self._blocks(width) == 1
 
     def _compiled_data(self, root, width):
         """The ``data`` tuple of the compiled L-BFGS run (see
         :mod:`secondorder._kernels.cpu.glm_lbfgs`), or None where the passes
         are not numba's (``width``: the classes a pass's entries meet)."""
-        if self.distributed or not self.fused:
+        if not self._compiles():
             return None
         return (self._compiled_X(), self.y, self.sample_weight, root, float(self.alpha), 1.0 / self._total,
                 self.fit_intercept, self.n_outputs, self._blocks(width))
@@ -631,36 +635,27 @@ class _Products(OperatorHessian):
         self.nhev += 1
         return self._loss._product_at(self._state, v, self._kind, self._rows)
 
-    def trust_step(self, g, radius):
-        """Steihaug-CG as :meth:`OperatorHessian.trust_step`, run whole by
-        one compiled call where the loss's products are numba's and the
+    def _steihaug(self, g, radius, tol):
+        """Steihaug's loop of :meth:`OperatorHessian.trust_step`, run whole
+        by one compiled call where the loss's products are numba's and the
         preconditioner, if any, is diagonal (the same steps, without 20-30
         µs of Python an iteration)."""
         compiled = None
         if self.preconditioner is None or isinstance(self.preconditioner, DiagonalModel):
             compiled = self._loss._compiled_steihaug(self._kind, self._rows)
-        if compiled is None or self._x is None or self._x.dtype != np.float64:
-            return super().trust_step(g, radius)
+        if compiled is None or g.dtype != np.float64:
+            return super()._steihaug(g, radius, tol)
         routine, data, weights = compiled
-        radius = check_positive(radius, "radius")
-        g = self._vector(g, "g")
-        gnorm = _checked_norm(np, g, "g")
-        if gnorm == 0.0:
-            return np.zeros_like(g), False
-        tol = self._tol(gnorm)
-        self._last = None
         if self._state is None:
             self._state = self._loss._point(self._x)[2]
-        z, status, k, rnorm = routine(data, weights(self._state), g, float(radius), tol, self._diagonal(g),
+        z, status, k, rnorm = routine(data, weights(self._state), g, radius, tol, self._diagonal(g),
                                       self._maxiter(g.shape[0]))
         self.ncg += k
         self.nhev += k
         self._loss.n_passes += k
         if status == 2:
             raise NonFiniteCurvatureError("the Hessian-vector product returned NaN or inf at the current point.")
-        if status == 0:  # an interior step: r = g + H z is the gradient the model predicts at x + z
-            self._last = (gnorm, rnorm, tol / gnorm)
-        return z, status == 1
+        return z, status == 1, rnorm
 
     def _diagonal(self, like):
         """The diagonal preconditioner's entries, or ones where there is

@@ -135,7 +135,7 @@ class LogisticLoss(GLMLoss):
         return glm_lbfgs.lbfgs_logistic_csr if self.sparse else glm_lbfgs.lbfgs_logistic, data, np.stack, tuple
 
     def _compiled_steihaug(self, kind, rows):
-        if rows is not None or kind not in _H_KINDS or self.distributed or not self.fused:
+        if rows is not None or kind not in _H_KINDS or not self._compiles():
             return None
         from .._kernels.cpu import glm_cg
 

@@ -101,7 +101,7 @@ class SoftmaxLoss(GLMLoss):
         return glm_lbfgs.lbfgs_softmax_csr if self.sparse else glm_lbfgs.lbfgs_softmax, data, np.copy, _same
 
     def _compiled_steihaug(self, kind, rows):
-        if rows is not None or _MODES[kind] != 0 or self.distributed or not self.fused:
+        if rows is not None or _MODES[kind] != 0 or not self._compiles():
             return None
         from .._kernels.cpu import glm_cg
 

@@ -118,6 +118,7 @@ def _softmax_csr_product(data, P, v, out):
     _assemble(np.ascontiguousarray(accT.T), accb, v, alpha, inv_total, fit_intercept, out)
 
 
+@jit(fastmath=False)
 def _dot(a, b):
     s = 0.0
     for k in range(a.shape[0]):
@@ -125,7 +126,8 @@ def _dot(a, b):
     return s
 
 
-_dot = jit(_dot, fastmath=False)
+# The Hessian product of each compiled copy of _run (see glm_lbfgs.variant).
+_product = None
 
 
 def _run(data, state, g, radius, tol, diagonal, maxiter):

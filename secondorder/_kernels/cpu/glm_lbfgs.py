@@ -42,10 +42,11 @@ _logistic_csr_serial, _logistic_csr_threaded = _logistic_grad_csr.serial, _logis
 _softmax_serial, _softmax_threaded = _softmax_grad_dense.serial, _softmax_grad_dense.threaded
 _softmax_csr_serial, _softmax_csr_threaded = _softmax_grad_csr.serial, _softmax_grad_csr.threaded
 
-# The strong Wolfe conditions' constants, the trials a line search may take and how far an extrapolation goes:
-# those of secondorder.linear_model._lbfgs, passed in by its caller.
-_STATUS_NONFINITE = 4
+# The statuses this run adds to lbfgs's (0-2), as secondorder.linear_model._lbfgs names them (SLOW, _NONFINITE).
 _STATUS_SLOW = 3
+_STATUS_NONFINITE = 4
+# The pass of each compiled copy of _run (see variant).
+_point = None
 
 
 @jit(error_model="numpy", fastmath=False)
